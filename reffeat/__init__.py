@@ -1,0 +1,36 @@
+"""reffeat — reference implementation of adversarial training as feature
+learning (Li & Li, arXiv 2410.08503, ICLR 2025) in numpy.
+
+Public API (equation labels of SPEC.md in brackets):
+
+    Config                                   all parameters, validated
+    make_features(cfg) -> (U, V)             [F1–F3]
+    sample(cfg, n, rng) -> (X, y)            [D1–D4]
+    smoothed_relu, smoothed_relu_grad        [N1, N2]
+    init_weights, forward, loss, grad_w, grad_x, predict   [N3, N4, L1–L3, G1–G3]
+    attack, feature_attack_correct           [T2, E2b]
+    problem, train                           [T1, T3]
+    coefficients, coefficient_summary, c4_decomposition    [C1–C4]
+    accuracy, robust_correct, alignment, feature_responses, evaluate   [E1–E4]
+"""
+
+from .activation import smoothed_relu, smoothed_relu_grad
+from .attacks import attack, feature_attack_correct, feature_perturbations, project
+from .config import Config
+from .distribution import pure_inputs, sample
+from .features import make_features
+from .metrics import (accuracy, alignment, c4_decomposition, coefficient_summary, coefficients,
+                      evaluate, feature_responses, robust_correct)
+from .model import forward, grad_w, grad_x, init_weights, loss, per_sample_loss, predict
+from .train import Problem, TrainResult, problem, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config", "make_features", "sample", "pure_inputs", "smoothed_relu", "smoothed_relu_grad",
+    "init_weights", "forward", "loss", "per_sample_loss", "grad_w", "grad_x", "predict",
+    "attack", "project", "feature_attack_correct", "feature_perturbations",
+    "problem", "train", "Problem", "TrainResult",
+    "coefficients", "coefficient_summary", "c4_decomposition",
+    "accuracy", "robust_correct", "alignment", "feature_responses", "evaluate",
+]

@@ -1,0 +1,65 @@
+"""N1–N2: the smoothed ReLU of Allen-Zhu & Li and its derivative.
+
+    N1  σ(z) = 0                       z <= 0
+             = z^q / (q ρ^{q−1})       0 < z <= ρ
+             = z − (1 − 1/q) ρ         z > ρ
+    N2  σ'(z) = 0 (z <= 0), (z/ρ)^{q−1} (0 < z <= ρ), 1 (z > ρ)
+
+σ is continuous for every q >= 1 and C¹ for q > 1; q = 1 is the plain ReLU.
+
+>>> import numpy as np
+>>> smoothed_relu(np.array([-1.0, 0.5, 2.0]), q=2, rho=1.0)
+array([0.   , 0.125, 1.5  ])
+>>> smoothed_relu_grad(np.array([-1.0, 0.5, 2.0]), q=2, rho=1.0)
+array([0. , 0.5, 1. ])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def smoothed_relu(z, q: float, rho: float):
+    """N1: σ(z) elementwise. z any shape (float) -> same shape."""
+    z = np.asarray(z, dtype=float)
+    zc = np.clip(z, 0.0, rho)                      # the polynomial piece sees [0, ρ]
+    poly = zc**q / (q * rho ** (q - 1.0))
+    return np.where(z > rho, z - (1.0 - 1.0 / q) * rho, poly)
+
+
+def smoothed_relu_grad(z, q: float, rho: float):
+    """N2: σ'(z) elementwise. z any shape -> same shape."""
+    z = np.asarray(z, dtype=float)
+    zc = np.clip(z, 0.0, rho)
+    poly = (zc / rho) ** (q - 1.0)
+    # 0**0 = 1 for q = 1: the ReLU's derivative is 0 at z <= 0 by N2, so mask it.
+    return np.where(z > rho, 1.0, np.where(z > 0.0, poly, 0.0))
+
+
+def smoothed_relu_and_grad(z, q: float, rho: float, overwrite: bool = False):
+    """N1 and N2 together, sharing the clipped argument (the hot path).
+
+    With zc = clip(z, 0, ρ) and g = (zc/ρ)^{q−1}:  σ'(z) = g for q > 1 (g is 0
+    below 0 and 1 above ρ automatically), and σ(z) = zc·g/q + [z − ρ]_+ , which
+    equals N1 on all three pieces (above ρ: ρ/q + z − ρ = z − (1 − 1/q)ρ).
+    ``overwrite=True`` lets the function reuse z's memory for σ(z): large
+    fresh arrays cost more (page faults) than the arithmetic itself.
+    """
+    z = np.asarray(z, dtype=float)
+    zc = np.maximum(z, 0.0, out=np.empty_like(z))   # out= is much faster in numpy 2.4
+    np.minimum(zc, rho, out=zc)                    # zc = clip(z, 0, ρ) (np.clip is slower)
+    if q == 1.0:
+        g = (z > 0.0).astype(float)                # ReLU: 0**0 would give 1 below 0
+    else:
+        g = np.multiply(zc, 1.0 / rho)
+        if q == 3.0:                               # the default: avoid pow
+            np.multiply(g, g, out=g)
+        elif q != 2.0:
+            np.power(g, q - 1.0, out=g)
+    s = z if overwrite else np.empty_like(z)
+    np.subtract(z, rho, out=s)
+    np.maximum(s, 0.0, out=s)                      # [z − ρ]_+
+    np.multiply(zc, g, out=zc)
+    np.multiply(zc, 1.0 / q, out=zc)
+    s += zc
+    return s, g

@@ -1,0 +1,184 @@
+"""T2 (gradient-ascent adversarial examples) and the E2b feature-aligned attack.
+
+    T2  X^{(0)} = X  (or uniform in the ball, option)
+        X^{(s+1)} = Π_{B(X,ε)}( X^{(s)} + γ · D(∇_X ℓ(W; X^{(s)}, y)) ),  s < K
+        D(g) = sign(g)          for ℓ∞   ("linf")
+             = g / ‖g‖₂         for ℓ2   ("l2", norm of the whole input)
+             = g_p / ‖g_p‖₂     per patch ("l2-patch", ball = product of patch balls)
+        ascent="plain" uses D(g) = g (the un-normalised step; a pitfall of SPEC §9).
+        K=1, γ=ε is FGSM (ℓ∞) / FGM (ℓ2).
+    E2b ℓ∞: δ_p = ε·sign(v_j − v_y) on every patch for every target j ≠ y, and
+        δ_p = −ε·sign(v_y); for ℓ2 the same directions scaled to the ℓ2 ball.
+
+Targeted attacks (``targets``) descend the loss of the target class instead.
+``clip=(lo, hi)`` keeps adversarial inputs in a box (images: [0, 1]).
+
+>>> import numpy as np
+>>> d = project(np.array([[[0.5, -0.1]]]), eps=0.2, norm="linf")
+>>> d
+array([[[ 0.2, -0.1]]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import grad_x_and_loss, per_sample_loss, predict
+
+_NORMS = ("linf", "l2", "l2-patch")
+_ASCENTS = ("sign", "plain")
+
+
+def _check(eps, norm, steps, step_size, ascent):
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of {', '.join(_NORMS)} (got {norm!r})")
+    if not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0 (got {eps!r})")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
+    if step_size is not None and (not np.isfinite(step_size) or step_size <= 0):
+        raise ValueError(f"step_size must be a finite number > 0 (got {step_size!r})")
+    if ascent not in _ASCENTS:
+        raise ValueError(f"ascent must be one of {', '.join(_ASCENTS)} (got {ascent!r})")
+
+
+def _l2(a: np.ndarray, norm: str) -> np.ndarray:
+    """ℓ2 norms with broadcastable shape: per sample (n,1,1) or per patch (n,P,1)."""
+    if norm == "l2":
+        return np.sqrt((a * a).sum(axis=(1, 2), keepdims=True))
+    return np.sqrt((a * a).sum(axis=2, keepdims=True))
+
+
+def direction(g: np.ndarray, norm: str, ascent: str = "sign") -> np.ndarray:
+    """T2: the step direction D(g) for a gradient g (n, P, d)."""
+    if ascent == "plain":
+        return g
+    if norm == "linf":
+        return np.sign(g)
+    nrm = _l2(g, norm)
+    return np.divide(g, nrm, out=np.zeros_like(g), where=nrm > 0)
+
+
+def project(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """T2: Π onto the ε-ball of the threat, applied to the perturbation δ (n, P, d)."""
+    if norm == "linf":
+        return np.clip(delta, -eps, eps)
+    nrm = _l2(delta, norm)
+    scale = np.where(nrm > eps, eps / np.maximum(nrm, 1e-300), 1.0)
+    return delta * scale
+
+
+def random_start(shape, eps: float, norm: str, rng: np.random.Generator) -> np.ndarray:
+    """A perturbation uniform in the ε-ball (ℓ∞ box, ℓ2 ball of the input or of each patch)."""
+    if norm == "linf":
+        return rng.uniform(-eps, eps, size=shape)
+    g = rng.standard_normal(shape)
+    g /= np.maximum(_l2(g, norm), 1e-300)
+    n, P, d = shape
+    if norm == "l2":
+        r = rng.random((n, 1, 1)) ** (1.0 / (P * d))
+    else:
+        r = rng.random((n, P, 1)) ** (1.0 / d)
+    return eps * r * g
+
+
+def _apply(X, delta, clip):
+    Xa = X + delta
+    if clip is not None:
+        np.clip(Xa, clip[0], clip[1], out=Xa)
+    return Xa
+
+
+def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets):
+    """One T2 run from perturbation `start` (n,P,d). Returns X^{(K)}."""
+    sign = 1.0
+    yy = y
+    if targets is not None:                 # targeted: descend ℓ(W; X, t)
+        sign, yy = -1.0, targets
+    Xa = _apply(X, start, clip)
+    for _ in range(steps):
+        _, g = grad_x_and_loss(W, Xa, yy, q, rho)
+        delta = project(Xa - X + sign * gamma * direction(g, norm, ascent), eps, norm)
+        Xa = _apply(X, delta, clip)
+    return Xa
+
+
+def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", steps: int = 1,
+           step_size: float | None = None, random_start: bool = False,
+           rng: np.random.Generator | None = None, restarts: int = 0, ascent: str = "sign",
+           clip=None, targets=None) -> np.ndarray:
+    """T2: adversarial inputs X_adv (n, P, d) in B(X, ε) by K steps of gradient ascent.
+
+    ``step_size`` γ defaults to ε. With ``restarts`` R > 0 the attack is run
+    1 + R times (restarts from random starts); per sample the run that
+    misclassifies (reaches the target, if targeted) — else the one with the
+    highest loss — is kept.
+    """
+    _check(eps, norm, steps, step_size, ascent)
+    if not isinstance(restarts, (int, np.integer)) or restarts < 0:
+        raise ValueError(f"restarts must be an integer >= 0 (got {restarts!r})")
+    gamma = eps if step_size is None else step_size
+    if (random_start or restarts > 0) and rng is None:
+        raise ValueError("rng must be a numpy Generator when random_start or restarts is used")
+    if eps == 0:
+        return _apply(X, np.zeros_like(X), clip)
+    best = None
+    for run in range(restarts + 1):
+        rs = random_start if run == 0 else True
+        start = _random_start(X.shape, eps, norm, rng) if rs else np.zeros_like(X)
+        Xa = _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets)
+        if restarts == 0:
+            return Xa
+        pred = predict(W, Xa, q, rho)
+        if targets is None:
+            success = pred != y
+            score = per_sample_loss(W, Xa, y, q, rho)
+        else:
+            success = pred == targets
+            score = -per_sample_loss(W, Xa, targets, q, rho)
+        if best is None:
+            best, best_ok, best_score = Xa, success, score
+            continue
+        take = (success & ~best_ok) | ((success == best_ok) & (score > best_score))
+        best = np.where(take[:, None, None], Xa, best)
+        best_ok = best_ok | success
+        best_score = np.where(take, score, best_score)
+    return best
+
+
+_random_start = random_start
+
+
+def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm: str = "linf"):
+    """E2b: the k feature-aligned perturbations, each (n, P, d).
+
+    Candidate t (t = 0..k−1) uses the direction c = v_t − v_y for t ≠ y and
+    c = −v_y for t = y, on every patch; ℓ∞: δ_p = ε·sign(c); ℓ2: δ_p = ε c/‖c‖/√P
+    (whole input of norm ε); l2-patch: δ_p = ε c/‖c‖.
+    """
+    k, d = V.shape
+    n = len(y)
+    out = []
+    for t in range(k):
+        c = V[t][None, :] - V[y]                      # (n, d)
+        own = y == t
+        c[own] = -V[y[own]]
+        if norm == "linf":
+            dp = eps * np.sign(c)
+        else:
+            nrm = np.linalg.norm(c, axis=1, keepdims=True)
+            dp = eps * c / np.maximum(nrm, 1e-300)
+            if norm == "l2":
+                dp /= np.sqrt(P)
+        out.append(np.broadcast_to(dp[:, None, :], (n, P, d)).copy())
+    return out
+
+
+def feature_attack_correct(W, X, y, V, *, q: float, rho: float, eps: float,
+                           norm: str = "linf", clip=None) -> np.ndarray:
+    """E2b: boolean (n,) — True where the point is classified correctly under
+    every feature-aligned perturbation."""
+    ok = np.ones(len(y), dtype=bool)
+    for delta in feature_perturbations(V, y, X.shape[1], eps, norm):
+        ok &= predict(W, _apply(X, delta, clip), q, rho) == y
+    return ok

@@ -1,0 +1,77 @@
+"""Output helpers shared by every command: atomic writes (temp file, then
+os.replace) and the provenance recorded with each result (package versions).
+
+No SPEC equation lives here; results of any label (C1–C4, E1–E4, R4) pass through.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None      # JSON has no NaN/inf: null
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=1) + "\n").encode())
+
+
+def atomic_savez(path: str, **arrays) -> None:
+    """np.savez through a temp file (the name must end in .npz)."""
+    import io as _io
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def package_versions() -> dict:
+    out = {"python": sys.version.split()[0]}
+    for name in ("numpy", "scipy", "numba", "matplotlib"):
+        try:
+            mod = __import__(name)
+            out[name] = getattr(mod, "__version__", "?")
+        except Exception:  # pragma: no cover - optional at import time
+            out[name] = None
+    try:
+        from . import __version__
+        out["reffeat"] = __version__
+    except Exception:  # pragma: no cover
+        pass
+    return out

@@ -1,0 +1,187 @@
+"""C1–C4 (feature coefficients and their one-step decomposition) and E1–E4
+(evaluation).
+
+    C1  Γ_{j,r} = ⟨w_{j,r}, u_j⟩, Φ_{j,r} = ⟨w_{j,r}, v_j⟩; cross terms ⟨w_{j,r}, u_j'⟩, ⟨w_{j,r}, v_j'⟩.
+    C2  Γ_j = max_r Γ_{j,r}, Φ_j = max_r Φ_{j,r}, Σ_r [Γ_{j,r}]_+, Σ_r [Φ_{j,r}]_+; means over j.
+    C3  one step W ← W − η∇L changes them by
+        ΔΓ_{j,r} = (η/n) Σ_i (1[y_i=j] − logit_j(X_i)) Σ_p σ'(⟨w_{j,r}, x_{i,p}⟩)⟨x_{i,p}, u_j⟩
+        (v_j for ΔΦ), X_i the points the step was taken at.
+    C4  C3 split exactly into own-class / other-class samples × R / N / noise patches.
+    E1  clean accuracy;  E2 robust accuracy (PGD ∧ feature-aligned attack);
+    E3  alignment a_p of a perturbation with −v_y on non-robust patches;
+    E4  responses F(W; ·) to pure robust / pure non-robust inputs.
+
+This module comes after ``attacks`` in the data flow (E2 needs T2) and before
+``train`` (training logs C2 and C4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .attacks import attack, feature_attack_correct
+from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
+from .model import dloss_dF, forward, forward_and_slopes, predict
+
+OWN, OTHER = 0, 1
+PATCH_TYPES = (ROBUST, NONROBUST, NOISE)
+PART_NAMES = [f"{who}_{pt}" for who in ("own", "other") for pt in ("R", "N", "noise")]
+
+
+# ---------------------------------------------------------------- C1, C2
+def coefficients(W: np.ndarray, U: np.ndarray, V: np.ndarray) -> dict:
+    """C1: Γ (k,m), Φ (k,m) and the cross terms ⟨w_{j,r}, u_j'⟩, ⟨w_{j,r}, v_j'⟩ (k,m,k)."""
+    cross_u = W @ U.T                                   # (k, m, k)
+    cross_v = W @ V.T
+    k = W.shape[0]
+    j = np.arange(k)
+    return {
+        "Gamma": cross_u[j, :, j],                       # (k, m): ⟨w_{j,r}, u_j⟩
+        "Phi": cross_v[j, :, j],
+        "cross_u": cross_u,
+        "cross_v": cross_v,
+    }
+
+
+def coefficient_summary(W: np.ndarray, U: np.ndarray, V: np.ndarray) -> dict:
+    """C2: per-class max_r and Σ_r [·]_+ of Γ and Φ, and their means over j.
+
+    Returns floats ``gamma`` = mean_j max_r Γ_{j,r}, ``phi`` (same for Φ),
+    ``gamma_pos`` = mean_j Σ_r [Γ_{j,r}]_+, ``phi_pos``, and the per-class lists.
+    """
+    c = coefficients(W, U, V)
+    G, Ph = c["Gamma"], c["Phi"]
+    gj, pj = G.max(axis=1), Ph.max(axis=1)
+    return {
+        "gamma": float(gj.mean()),
+        "phi": float(pj.mean()),
+        "gamma_pos": float(np.maximum(G, 0).sum(axis=1).mean()),
+        "phi_pos": float(np.maximum(Ph, 0).sum(axis=1).mean()),
+        "gamma_j": gj.tolist(),
+        "phi_j": pj.tolist(),
+    }
+
+
+# ---------------------------------------------------------------- C3, C4
+def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: float):
+    """C4: parts of the one-step change of Γ_{j,r} and Φ_{j,r} (C3).
+
+    ``step`` is the learning-rate factor of this point set (η for ST/AT;
+    η(1−λ) and ηλ for the two halves of λ-mixed AT).
+    Returns (dGamma, dPhi), each (2, 3, k, m): [own/other, R/N/noise, j, r];
+    summing over the first two axes gives the exact C3 change.
+    """
+    n, P, d = X.shape
+    k, m, _ = W.shape
+    F, Sp = forward_and_slopes(W, X, q, rho)                    # (n,k), σ' (n,P,k,m)
+    C, _ = dloss_dF(F, y)                                       # logit − 1[j=y]
+    push = -(step / n) * C                                      # (n,k): (η/n)(1[y=j] − logit_j)
+    onehot = np.stack([patch_types == t for t in PATCH_TYPES], axis=-1).astype(float)  # (n,P,3)
+    proj = np.concatenate([X @ U.T, X @ V.T], axis=2)           # (n,P,2k): ⟨x_{i,p}, u_j⟩, ⟨x_{i,p}, v_j⟩
+    # M[i,j,p,(f,t)] = ⟨x_{i,p}, f_j⟩ 1[type(p)=t] for f in {u, v}
+    M = proj.reshape(n, P, 2, k).transpose(0, 3, 1, 2)[..., :, None] * onehot[:, None, :, None, :]
+    M = M.reshape(n, k, P, 6)
+    per_i = np.matmul(Sp.transpose(0, 2, 3, 1), M)              # (n,k,m,6): Σ_p σ'·⟨x,f_j⟩·1[t]
+    contrib = push[:, :, None, None] * per_i
+    own = np.zeros((n, k), dtype=bool)
+    own[np.arange(n), y] = True
+    own_part = np.einsum("ijrc,ij->jrc", contrib, own.astype(float))
+    other_part = contrib.sum(axis=0) - own_part
+    out = []
+    for f in range(2):
+        parts = np.zeros((2, 3, k, m))
+        parts[OWN] = own_part[:, :, 3 * f : 3 * f + 3].transpose(2, 0, 1)
+        parts[OTHER] = other_part[:, :, 3 * f : 3 * f + 3].transpose(2, 0, 1)
+        out.append(parts)
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------- E1–E4
+def accuracy(W, X, y, q: float, rho: float) -> float:
+    """E1: fraction of points with argmax_j F_j = y."""
+    return float((predict(W, X, q, rho) == y).mean())
+
+
+def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None) -> dict:
+    """E2: per-point booleans (n,) for the PGD attack (a), the feature-aligned
+    attack (b) and their conjunction ``robust`` (a point counts only if it
+    survives all). Also returns the PGD adversarial inputs as ``X_pgd``."""
+    Xp = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=cfg.eval_K,
+                step_size=cfg.eval_step_size, random_start=True, rng=rng,
+                restarts=cfg.eval_restarts, clip=clip)
+    pgd = predict(W, Xp, cfg.q, cfg.rho) == y
+    feat = feature_attack_correct(W, X, y, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
+                                  norm=cfg.norm, clip=clip)
+    return {"pgd": pgd, "feature": feat, "robust": pgd & feat, "X_pgd": Xp}
+
+
+def one_step_perturbation(W, X, y, cfg) -> np.ndarray:
+    """The perturbation of T2 with K=1, γ=ε from the clean point (the theory's object)."""
+    return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=1) - X
+
+
+def alignment(delta, y, V, eps: float, norm: str, patch_types=None, which=NONROBUST) -> float:
+    """E3: mean over the chosen patches (default: non-robust) of
+    a_p = ⟨δ_p, −v_y⟩ / (ε‖v_y‖₁) for ℓ∞ and ⟨δ_p, −v_y⟩ / ‖δ_p‖₂ for ℓ2.
+
+    With ``patch_types`` None all patches count. NaN if no patch qualifies
+    (or, for ℓ2, every selected δ_p is zero).
+    """
+    vy = V[y]                                                  # (n,d)
+    dot = -np.einsum("ipd,id->ip", delta, vy)
+    if norm == "linf":
+        a = dot / (eps * np.abs(vy).sum(axis=1))[:, None] if eps > 0 else np.full(dot.shape, np.nan)
+    else:
+        nrm = np.linalg.norm(delta, axis=2)
+        a = np.where(nrm > 0, dot / np.where(nrm > 0, nrm, 1.0), np.nan)
+    mask = np.ones(dot.shape, bool) if patch_types is None else (patch_types == which)
+    vals = a[mask]
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if vals.size else float("nan")
+
+
+def feature_responses(W, cfg, features) -> dict:
+    """E4: F(W; ·) on pure robust and pure non-robust inputs of each class.
+
+    Returns ``F_robust`` and ``F_nonrobust`` (k, k) — row j is the input of
+    class j — their diagonal means ``robust`` / ``nonrobust``, and the accuracy
+    of the network on the k pure inputs of each kind.
+    """
+    XR, XN = pure_inputs(cfg, features)
+    FR, FN = forward(W, XR, cfg.q, cfg.rho), forward(W, XN, cfg.q, cfg.rho)
+    j = np.arange(cfg.k)
+    return {
+        "robust": float(FR[j, j].mean()),
+        "nonrobust": float(FN[j, j].mean()),
+        "robust_input_acc": float((FR.argmax(1) == j).mean()),
+        "nonrobust_input_acc": float((FN.argmax(1) == j).mean()),
+        "F_robust": FR.tolist(),
+        "F_nonrobust": FN.tolist(),
+    }
+
+
+def evaluate(W, cfg, test, features, rng: np.random.Generator) -> dict:
+    """E1–E4 of one trained W on a test set ``test`` = (X, y, patch_types)."""
+    X, y, types = test
+    U, V = features
+    rc = robust_correct(W, X, y, V, cfg, rng)
+    d1 = one_step_perturbation(W, X, y, cfg)
+    dp = rc["X_pgd"] - X
+    summ = coefficient_summary(W, U, V)
+    out = {
+        "clean_acc": accuracy(W, X, y, cfg.q, cfg.rho),
+        "robust_acc": float(rc["robust"].mean()),
+        "robust_acc_pgd": float(rc["pgd"].mean()),
+        "robust_acc_feature_attack": float(rc["feature"].mean()),
+        "gamma": summ["gamma"],
+        "phi": summ["phi"],
+        "gamma_pos": summ["gamma_pos"],
+        "phi_pos": summ["phi_pos"],
+        "gamma_j": summ["gamma_j"],
+        "phi_j": summ["phi_j"],
+        "alignment": alignment(d1, y, V, cfg.eps, cfg.norm, types, NONROBUST),
+        "alignment_pgd": alignment(dp, y, V, cfg.eps, cfg.norm, types, NONROBUST),
+        "alignment_robust_patches": alignment(d1, y, V, cfg.eps, cfg.norm, types, ROBUST),
+        "responses": feature_responses(W, cfg, features),
+    }
+    return out

@@ -1,0 +1,188 @@
+"""T1 (standard training) and T3 (adversarial training), full-batch gradient
+descent, with the C2 coefficients logged and the C4 decomposition of every step.
+
+    T1  W^{t+1} = W^t − η ∇L_S(W^t)                      on clean data (ST)
+    T3  W^{t+1} = W^t − η ∇_W (1/n) Σ_i ℓ(W^t; X_i^adv, y_i),  X^adv from T2 at W^t,
+        held fixed (no gradient through the attack); option λ:
+        loss (1−λ)·clean + λ·adversarial (default λ = 1).
+
+``problem(cfg)`` draws everything a run needs from ``cfg.seed`` through
+independent streams (features, train set, test set, W^{(0)}, attack noise,
+evaluation noise), so ST and AT of one seed share data and initial weights.
+Training stops cleanly on NaN/inf (keeping the last finite W and the history
+so far) and on Ctrl-C (KeyboardInterrupt), recording why in ``stopped``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .attacks import attack, feature_attack_correct
+from .distribution import sample
+from .features import make_features
+from .metrics import accuracy, c4_decomposition, coefficient_summary
+from .model import grad_w, init_weights, loss, predict
+
+MODES = ("st", "at")
+_STREAMS = ("features", "train", "test", "init", "attack", "eval")
+
+
+@dataclass
+class Problem:
+    """Everything shared by the ST and AT runs of one seed."""
+    cfg: object
+    features: tuple          # (U, V), each (k, d)
+    train: tuple             # (X, y, patch_types)
+    test: tuple              # (X, y, patch_types)
+    W0: np.ndarray           # (k, m, d)
+    rngs: dict               # name -> Generator, one independent stream each
+
+
+def rng_streams(seed: int) -> dict:
+    """Independent numpy Generators derived from one seed (SeedSequence.spawn)."""
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(c) for name, c in zip(_STREAMS, children)}
+
+
+def problem(cfg) -> Problem:
+    """Draw features (F), train/test sets (D) and W^{(0)} (N4) from cfg.seed."""
+    rngs = rng_streams(cfg.seed)
+    feats = make_features(cfg, rngs["features"])
+    tr = sample(cfg, cfg.n_train, rngs["train"], feats, return_patch_types=True)
+    te = sample(cfg, cfg.n_test, rngs["test"], feats, return_patch_types=True)
+    W0 = init_weights(cfg.k, cfg.m, cfg.d, cfg.sigma0, rngs["init"])
+    return Problem(cfg, feats, tr, te, W0, rngs)
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced (kept even when it stopped early).
+
+    history: per logged step — step, loss (objective at the step's points),
+      clean_loss (train), train_acc, clean_acc (test), robust_acc (test, cheap
+      in-training check: survives FGSM and the E2b feature attack), gamma, phi,
+      gamma_pos, phi_pos (C2).
+    c4_gamma, c4_phi: (steps, 2, 3, k, m) — C4 parts of every step.
+    """
+    mode: str
+    W0: np.ndarray
+    W: np.ndarray
+    history: dict
+    c4_gamma: np.ndarray
+    c4_phi: np.ndarray
+    steps_done: int
+    stopped: str | None = None
+    wall_time: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _log_keys():
+    return ["step", "loss", "clean_loss", "train_acc", "clean_acc", "robust_acc",
+            "gamma", "phi", "gamma_pos", "phi_pos"]
+
+
+def adversarial_examples(W, X, y, cfg, rng) -> np.ndarray:
+    """T2 with the training threat of cfg (norm, ε, K, γ, random start, ascent)."""
+    return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=cfg.K,
+                  step_size=cfg.step_size, random_start=cfg.random_start, rng=rng,
+                  ascent=cfg.ascent)
+
+
+def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
+          track_c4: bool = True) -> TrainResult:
+    """T1 (mode "st") or T3 (mode "at") for cfg.T steps of full-batch GD.
+
+    ``prob`` (from ``problem(cfg)``) supplies data, W^{(0)} and random streams;
+    built from cfg.seed when omitted. ``progress``: a file (e.g. sys.stderr)
+    for one line per logged step, or None.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    t0 = time.perf_counter()
+    prob = problem(cfg) if prob is None else prob
+    U, V = prob.features
+    X, y, types = prob.train
+    Xte, yte, _ = prob.test
+    W = (prob.W0 if W0 is None else W0).copy()
+    # attack noise: a fresh stream per mode so ST and AT do not share state
+    atk_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, MODES.index(mode), 7]))
+    q, rho, eta = cfg.q, cfg.rho, cfg.eta
+    hist = {key: [] for key in _log_keys()}
+    c4g, c4p = [], []
+    stopped = None
+
+    def points(W):
+        """The (inputs, weight) pairs of this step's objective (T1 / T3 with λ)."""
+        if mode == "st":
+            return [(X, 1.0)]
+        Xa = adversarial_examples(W, X, y, cfg, atk_rng)
+        return [(Xa, cfg.lam)] if cfg.lam == 1.0 else [(X, 1.0 - cfg.lam), (Xa, cfg.lam)]
+
+    def objective(W, pts):
+        G = np.zeros_like(W)
+        obj = 0.0
+        for Xs, wgt in pts:
+            L, Gs = grad_w(W, Xs, y, q, rho)
+            G += wgt * Gs
+            obj += wgt * L
+        return obj, G
+
+    def log(t, W, obj):
+        summ = coefficient_summary(W, U, V)
+        clean_loss = obj if mode == "st" else loss(W, X, y, q, rho)
+        Xf = attack(W, Xte, yte, q=q, rho=rho, eps=cfg.eps, norm=cfg.norm, steps=1)
+        rob = (predict(W, Xf, q, rho) == yte) & feature_attack_correct(
+            W, Xte, yte, V, q=q, rho=rho, eps=cfg.eps, norm=cfg.norm)
+        row = {"step": t, "loss": obj, "clean_loss": clean_loss,
+               "train_acc": accuracy(W, X, y, q, rho),
+               "clean_acc": accuracy(W, Xte, yte, q, rho), "robust_acc": float(rob.mean()),
+               "gamma": summ["gamma"], "phi": summ["phi"],
+               "gamma_pos": summ["gamma_pos"], "phi_pos": summ["phi_pos"]}
+        for key in hist:
+            hist[key].append(int(row[key]) if key == "step" else float(row[key]))
+        if progress is not None:
+            print(f"[{mode}] step {t:5d}  loss {obj:.4f}  acc {row['clean_acc']:.3f}  "
+                  f"rob {row['robust_acc']:.3f}  Γ {row['gamma']:.4f}  Φ {row['phi']:.4f}",
+                  file=progress, flush=True)
+
+    t = 0
+    try:
+        for t in range(cfg.T):
+            pts = points(W)
+            obj, G = objective(W, pts)
+            if t % cfg.log_every == 0:
+                log(t, W, obj)
+            if not (np.isfinite(obj) and np.all(np.isfinite(G))):
+                stopped = f"non-finite loss or gradient at step {t} (loss={obj}); kept W of step {t}"
+                break
+            if track_c4:
+                parts = [c4_decomposition(W, Xs, y, types, U, V, q, rho, eta * wgt) for Xs, wgt in pts]
+                c4g.append(sum(p[0] for p in parts))
+                c4p.append(sum(p[1] for p in parts))
+            W_new = W - eta * G
+            if not np.all(np.isfinite(W_new)):
+                stopped = f"non-finite weights after step {t}; kept W of step {t}"
+                break
+            W = W_new
+        else:
+            t = cfg.T
+    except KeyboardInterrupt:
+        stopped = f"interrupted by user at step {t}"
+    # final log at the returned W (unless that step is already logged)
+    if stopped is None or not stopped.startswith("non-finite"):
+        if not hist["step"] or hist["step"][-1] != t:
+            log(t, W, objective(W, points(W))[0])
+    if stopped and progress is not None:
+        print(f"[{mode}] stopped: {stopped}", file=progress, flush=True)
+    c4g, c4p = c4g[:t], c4p[:t]          # a step interrupted mid-way is not counted
+    k, m = cfg.k, cfg.m
+    empty = np.zeros((0, 2, 3, k, m))
+    return TrainResult(
+        mode=mode, W0=prob.W0.copy() if W0 is None else np.array(W0), W=W, history=hist,
+        c4_gamma=np.array(c4g) if c4g else empty, c4_phi=np.array(c4p) if c4p else empty,
+        steps_done=t, stopped=stopped, wall_time=time.perf_counter() - t0,
+    )
