@@ -76,23 +76,20 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
     F, Sp = forward_and_slopes(W, X, q, rho)                    # (n,k), σ' (n,P,k,m)
     C, _ = dloss_dF(F, y)                                       # logit − 1[j=y]
     push = -(step / n) * C                                      # (n,k): (η/n)(1[y=j] − logit_j)
-    onehot = np.stack([patch_types == t for t in PATCH_TYPES], axis=-1).astype(float)  # (n,P,3)
-    proj = np.concatenate([X @ U.T, X @ V.T], axis=2)           # (n,P,2k): ⟨x_{i,p}, u_j⟩, ⟨x_{i,p}, v_j⟩
-    # M[i,j,p,(f,t)] = ⟨x_{i,p}, f_j⟩ 1[type(p)=t] for f in {u, v}
-    M = proj.reshape(n, P, 2, k).transpose(0, 3, 1, 2)[..., :, None] * onehot[:, None, :, None, :]
-    M = M.reshape(n, k, P, 6)
-    per_i = np.matmul(Sp.transpose(0, 2, 3, 1), M)              # (n,k,m,6): Σ_p σ'·⟨x,f_j⟩·1[t]
-    contrib = push[:, :, None, None] * per_i
-    own = np.zeros((n, k), dtype=bool)
-    own[np.arange(n), y] = True
-    own_part = np.einsum("ijrc,ij->jrc", contrib, own.astype(float))
-    other_part = contrib.sum(axis=0) - own_part
-    out = []
-    for f in range(2):
-        parts = np.zeros((2, 3, k, m))
-        parts[OWN] = own_part[:, :, 3 * f : 3 * f + 3].transpose(2, 0, 1)
-        parts[OTHER] = other_part[:, :, 3 * f : 3 * f + 3].transpose(2, 0, 1)
-        out.append(parts)
+    own = np.zeros((n, k))
+    own[np.arange(n), y] = 1.0
+    onehot = np.stack([patch_types == t for t in PATCH_TYPES], axis=-1)   # (n,P,3)
+    out = [np.zeros((2, 3, k, m)), np.zeros((2, 3, k, m))]
+    for j in range(k):
+        # B[i,p,r] = (η/n)(1[y_i=j] − logit_j) σ'(⟨w_{j,r}, x_{i,p}⟩)
+        B = (Sp[:, :, j, :] * push[:, None, j, None]).reshape(n * P, m)
+        # M[i,p,(f, who, t)] = ⟨x_{i,p}, f_j⟩ · 1[own/other] · 1[type(p) = t]
+        proj = np.stack([X @ U[j], X @ V[j]], axis=-1)           # (n,P,2)
+        who = np.stack([own[:, j], 1.0 - own[:, j]], axis=-1)    # (n,2)
+        M = proj[:, :, :, None, None] * who[:, None, None, :, None] * onehot[:, :, None, None, :]
+        parts = (B.T @ M.reshape(n * P, 12)).reshape(m, 2, 2, 3)  # Σ_{i,p}
+        out[0][:, :, j, :] = parts[:, 0].transpose(1, 2, 0)
+        out[1][:, :, j, :] = parts[:, 1].transpose(1, 2, 0)
     return out[0], out[1]
 
 

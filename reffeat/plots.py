@@ -65,7 +65,8 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
             for i, part in enumerate(PART_NAMES):
                 ax.plot(np.arange(1, len(cum) + 1), cum[:, i], label=part,
                         ls="-" if part.startswith("own") else "--")
-            ax.plot(np.arange(1, len(cum) + 1), cum.sum(axis=1), "k", lw=2, label="sum (actual change)")
+            ax.plot(np.arange(1, len(cum) + 1), cum.sum(axis=1), color="0.6", lw=5, alpha=0.5,
+                    label="sum (actual change)", zorder=0)
             ax.set_xlabel("step t"); ax.set_title(f"C4: cumulative change of mean_j Σ_r {label}_{{j,r}}")
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7)
