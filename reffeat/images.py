@@ -1,0 +1,354 @@
+"""R2 (patches) and R3 (mini-batch ST / AT on real images, with checkpoints).
+
+    R2  an H×W×C image is cut into non-overlapping p×p patches, row-major over
+        the (H/p)×(W/p) grid; each patch is flattened in (row, column, channel)
+        order: P = (H/p)(W/p), d = p²C. The network N3 is used unchanged.
+    R3  mini-batch SGD: the full-batch rules T1 (ST) and T3 (AT) applied to one
+        shuffled batch B at a time,
+            W ← W − η ∇_W (1/|B|) Σ_{i∈B} [(1−λ) ℓ(W; X_i, y_i) + λ ℓ(W; X_i^adv, y_i)]
+        with X^adv from T2 at the current W (one-step FGSM/FGM by default — the
+        paper's algorithm — or PGD-K), clipped to the pixel box [0, 1]; ST is λ=0.
+
+Uses N3 (forward), G2 (grad_w), T2 (attack), L3 (loss). Patch space and image
+space are related by a permutation of coordinates, so ℓ∞ and ℓ2 balls (and the
+[0, 1] box) are the same in both.
+
+Every epoch a checkpoint (W, epoch, RNG state, history, per-epoch W snapshots)
+is written atomically; ``resume=True`` continues from it. Ctrl-C stops after
+the current batch and returns what was done (``stopped="interrupted"``).
+
+>>> import numpy as np
+>>> imgs = np.arange(2 * 4 * 4 * 1, dtype=float).reshape(2, 4, 4, 1)
+>>> X = patchify(imgs, 2)
+>>> X.shape
+(2, 4, 4)
+>>> bool(np.array_equal(unpatchify(X, 4, 4, 1, 2), imgs))
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .attacks import attack
+from .model import grad_w, init_weights, predict
+
+NORMS = ("linf", "l2")
+MODES = ("st", "at")
+OPTIMIZERS = ("sgd", "adam")
+
+
+# ----------------------------------------------------------------- R2 patches
+
+def _check_patch(H: int, W: int, p) -> None:
+    if not isinstance(p, (int, np.integer)) or p < 1:
+        raise ValueError(f"patch size p must be a positive integer (got {p!r})")
+    if H % p or W % p:
+        raise ValueError(f"patch size p must divide the image height and width "
+                         f"(p={p}, H={H}, W={W}; allowed: common divisors of {H} and {W})")
+
+
+def patchify(images: np.ndarray, p: int) -> np.ndarray:
+    """R2: images (N, H, W, C) -> patches (N, P, d), P = (H/p)(W/p), d = p²C."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C) (got shape {images.shape})")
+    N, H, W, C = images.shape
+    _check_patch(H, W, p)
+    gh, gw = H // p, W // p
+    x = images.reshape(N, gh, p, gw, p, C).transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(x.reshape(N, gh * gw, p * p * C))
+
+
+def unpatchify(X: np.ndarray, H: int, W: int, C: int, p: int) -> np.ndarray:
+    """R2 inverse: patches (N, P, d) -> images (N, H, W, C) (for visualisation)."""
+    X = np.asarray(X)
+    _check_patch(H, W, p)
+    gh, gw = H // p, W // p
+    if X.ndim != 3 or X.shape[1] != gh * gw or X.shape[2] != p * p * C:
+        raise ValueError(f"patches must have shape (N, {gh * gw}, {p * p * C}) for "
+                         f"H={H}, W={W}, C={C}, p={p} (got {X.shape})")
+    N = X.shape[0]
+    x = X.reshape(N, gh, gw, p, p, C).transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(x.reshape(N, H, W, C))
+
+
+def filters_as_images(Wt: np.ndarray, p: int, C: int) -> np.ndarray:
+    """R5: filters w_{j,r} (k, m, d) as p×p×C image patches (k, m, p, p, C)."""
+    k, m, d = Wt.shape
+    if d != p * p * C:
+        raise ValueError(f"filter dimension d={d} is not p²C = {p * p * C}")
+    return Wt.reshape(k, m, p, p, C)
+
+
+# ------------------------------------------------------------ R3 training
+
+@dataclass(frozen=True)
+class ImageTrainConfig:
+    """Parameters of R3 mini-batch training (validated on construction).
+
+    mode "st" | "at"; epochs; batch_size; lr η; optimizer "sgd" (the R3 rule,
+    with optional heavy-ball ``momentum``) or "adam" (per-coordinate step sizes,
+    β = (0.9, 0.999)); m filters per class; sigma0 (N4);
+    q, rho (N1); threat: norm "linf" | "l2", eps, attack_steps K (1 = FGSM/FGM),
+    attack_step_size γ (None: ε for K=1, 2.5ε/K for PGD), random_start (PGD
+    starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss mix); clip box (lo, hi); seed.
+    """
+    mode: str = "st"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    m: int = 50
+    sigma0: float = 0.1
+    q: float = 2.0
+    rho: float = 1.0
+    norm: str = "linf"
+    eps: float = 0.1
+    attack_steps: int = 1
+    attack_step_size: float | None = None
+    random_start: bool = True
+    lam: float = 1.0
+    clip: tuple = (0.0, 1.0)
+    seed: int = 0
+
+    def __post_init__(self):
+        def need(cond, name, rng):
+            if not cond:
+                raise ValueError(f"{name} must be {rng} (got {getattr(self, name)!r})")
+        need(self.mode in MODES, "mode", f"one of {', '.join(MODES)}")
+        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        need(math.isfinite(self.lr) and self.lr > 0, "lr", "a number > 0")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        need(0.0 <= self.momentum < 1.0, "momentum", "in [0, 1)")
+        need(isinstance(self.m, int) and self.m >= 1, "m", "an integer >= 1")
+        need(math.isfinite(self.sigma0) and self.sigma0 >= 0, "sigma0", "a number >= 0")
+        need(math.isfinite(self.q) and self.q >= 1, "q", "a number >= 1")
+        need(math.isfinite(self.rho) and self.rho > 0, "rho", "a number > 0")
+        need(self.norm in NORMS, "norm", f"one of {', '.join(NORMS)}")
+        need(math.isfinite(self.eps) and self.eps >= 0, "eps", "a number >= 0")
+        need(isinstance(self.attack_steps, int) and self.attack_steps >= 1, "attack_steps", "an integer >= 1")
+        need(self.attack_step_size is None or (math.isfinite(self.attack_step_size) and self.attack_step_size > 0),
+             "attack_step_size", "None or a number > 0")
+        need(0.0 <= self.lam <= 1.0, "lam", "in [0, 1]")
+        need(self.clip is None or (len(self.clip) == 2 and self.clip[0] < self.clip[1]),
+             "clip", "None or (lo, hi) with lo < hi")
+        need(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
+
+    @property
+    def step_size(self) -> float:
+        if self.attack_step_size is not None:
+            return self.attack_step_size
+        return self.eps if self.attack_steps == 1 else 2.5 * self.eps / self.attack_steps
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["clip"] = list(self.clip) if self.clip is not None else None
+        return d
+
+
+@dataclass
+class ImageTrainResult:
+    """W (k, m, d); snapshots: W after each epoch (epochs, k, m, d), with W0 first;
+    history: per-epoch lists (epoch, loss — the objective averaged over the
+    epoch's batches, train_acc — clean accuracy on a fixed subset of ≤ 1000
+    training points after the epoch, seconds); stopped: None |
+    "interrupted" | "nan"."""
+    config: ImageTrainConfig
+    W: np.ndarray
+    snapshots: np.ndarray
+    history: dict
+    epochs_done: int
+    stopped: str | None = None
+    wall_time: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _rngs(seed: int):
+    init, shuffle, att = np.random.SeedSequence(seed).spawn(3)
+    return (np.random.default_rng(init), np.random.default_rng(shuffle),
+            np.random.default_rng(att))
+
+
+def adversarial_batch(W, X, y, cfg: ImageTrainConfig, rng) -> np.ndarray:
+    """T2 at the current W for one batch, with the pixel box."""
+    return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
+                  steps=cfg.attack_steps, step_size=cfg.step_size,
+                  random_start=cfg.random_start and cfg.attack_steps > 1,
+                  rng=rng, clip=tuple(cfg.clip) if cfg.clip is not None else None)
+
+
+class _Optimizer:
+    """The update rule: SGD W ← W − η(G + μ·velocity) (plain R3 rule at μ=0) or Adam."""
+
+    def __init__(self, cfg: ImageTrainConfig, shape):
+        self.cfg = cfg
+        self.t = 0
+        self.M = np.zeros(shape)
+        self.V = np.zeros(shape) if cfg.optimizer == "adam" else np.zeros(0)
+
+    def step(self, W, G):
+        c = self.cfg
+        self.t += 1
+        if c.optimizer == "sgd":
+            if c.momentum == 0:
+                return W - c.lr * G
+            self.M = c.momentum * self.M + G
+            return W - c.lr * self.M
+        b1, b2 = 0.9, 0.999
+        self.M = b1 * self.M + (1 - b1) * G
+        self.V = b2 * self.V + (1 - b2) * G * G
+        mh = self.M / (1 - b1 ** self.t)
+        vh = self.V / (1 - b2 ** self.t)
+        return W - c.lr * mh / (np.sqrt(vh) + 1e-8)
+
+    def set_state(self, state, arrays):
+        self.t = int(state["t"])
+        self.M, self.V = arrays
+
+
+def data_fingerprint(X, y, k) -> str:
+    """SHA-256 of the training data (so a checkpoint is never resumed on other data)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    h.update(str((X.shape, int(k))).encode())
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, W, snapshots, history, epoch, rng_states, cfg, wall, opt,
+                     fingerprint) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    meta = {"epoch": epoch, "history": history, "rng_states": rng_states,
+            "config": cfg.to_dict(), "wall_time": wall, "opt_state": {"t": opt.t},
+            "data_sha256": fingerprint}
+    with open(tmp, "wb") as f:
+        np.savez(f, W=W, snapshots=np.asarray(snapshots), opt_M=opt.M, opt_V=opt.V,
+                 meta=np.array(json.dumps(meta)))
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint written by ``train_images``: W, snapshots, epoch, history, ... ."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        meta["W"] = z["W"].copy()
+        meta["snapshots"] = z["snapshots"].copy()
+        meta["opt_arrays"] = (z["opt_M"].copy(), z["opt_V"].copy())
+    return meta
+
+
+def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
+                 W0: np.ndarray | None = None, checkpoint=None, resume: bool = False,
+                 progress=None, label: str = "") -> ImageTrainResult:
+    """R3: mini-batch SGD for ST (cfg.mode="st") or AT ("at") on patches X (n, P, d).
+
+    W0 defaults to N4 with ``cfg.sigma0`` drawn from the seed's init stream, so
+    ST and AT runs of one seed start from the same weights. ``progress`` is a
+    stream for the per-epoch line (stderr by default; False for none).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 3:
+        raise ValueError(f"X must be patches of shape (n, P, d) (got {X.shape})")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},) (got {y.shape})")
+    if not isinstance(k, (int, np.integer)) or k < 2 or (y.size and (y.min() < 0 or y.max() >= k)):
+        raise ValueError(f"k must be an integer >= 2 with labels in [0, k) (got k={k})")
+    stream = sys.stderr if progress is None else progress
+    n, P, d = X.shape
+    r_init, r_shuf, r_att = _rngs(cfg.seed)
+    W = init_weights(k, cfg.m, d, cfg.sigma0, r_init) if W0 is None else np.array(W0, dtype=np.float64)
+    if W.shape != (k, cfg.m, d):
+        raise ValueError(f"W0 must have shape {(k, cfg.m, d)} (got {W.shape})")
+    opt = _Optimizer(cfg, W.shape)
+    # clean training accuracy is measured on a fixed subset (a full pass costs a forward per batch)
+    monitor = np.random.default_rng(cfg.seed).permutation(n)[:min(n, 1000)]
+    snapshots = [W.copy()]
+    history = {"epoch": [], "loss": [], "train_acc": [], "seconds": []}
+    start_epoch, wall0 = 0, 0.0
+    fingerprint = data_fingerprint(X, y, k)
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        ck = load_checkpoint(checkpoint)
+        if ck.get("data_sha256") != fingerprint:
+            raise ValueError(f"checkpoint {checkpoint} was trained on other data "
+                             f"(fingerprint differs); remove it or drop --resume")
+        mine = {k_: v for k_, v in cfg.to_dict().items() if k_ != "epochs"}
+        theirs = {k_: v for k_, v in ck["config"].items() if k_ != "epochs"}
+        if mine != theirs:  # only the number of epochs may change (extend a run)
+            diff = sorted(k_ for k_ in mine if mine[k_] != theirs.get(k_))
+            raise ValueError(f"checkpoint {checkpoint} was written with a different config "
+                             f"({', '.join(diff)}); remove it or drop --resume")
+        W, snapshots = ck["W"], list(ck["snapshots"])
+        opt.set_state(ck["opt_state"], ck["opt_arrays"])
+        history, start_epoch, wall0 = ck["history"], ck["epoch"], ck["wall_time"]
+        r_shuf.bit_generator.state = ck["rng_states"]["shuffle"]
+        r_att.bit_generator.state = ck["rng_states"]["attack"]
+        if stream:
+            print(f"[{label}] resumed from {checkpoint} at epoch {start_epoch}", file=stream)
+    t_start = time.perf_counter()
+    stopped = None
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            order = r_shuf.permutation(n)
+            tot_loss = 0.0
+            for b in range(0, n, cfg.batch_size):
+                idx = order[b:b + cfg.batch_size]
+                Xb, yb = X[idx], y[idx]
+                if cfg.mode == "at" and cfg.lam > 0 and cfg.eps > 0:
+                    Xa = adversarial_batch(W, Xb, yb, cfg, r_att)
+                    La, G = grad_w(W, Xa, yb, cfg.q, cfg.rho)
+                    if cfg.lam < 1:
+                        Lc, Gc = grad_w(W, Xb, yb, cfg.q, cfg.rho)
+                        La, G = (1 - cfg.lam) * Lc + cfg.lam * La, (1 - cfg.lam) * Gc + cfg.lam * G
+                else:
+                    La, G = grad_w(W, Xb, yb, cfg.q, cfg.rho)
+                if not np.isfinite(La) or not np.all(np.isfinite(G)):
+                    stopped = "nan"
+                    break
+                tot_loss += La * len(idx)
+                W = opt.step(W, G)
+            if stopped:
+                epoch -= 1
+                W = snapshots[-1]  # the last completed epoch
+                break
+            acc = float((predict(W, X[monitor], cfg.q, cfg.rho) == y[monitor]).mean())
+            secs = time.perf_counter() - t0
+            history["epoch"].append(epoch)
+            history["loss"].append(tot_loss / n)
+            history["train_acc"].append(acc)
+            history["seconds"].append(secs)
+            snapshots.append(W.copy())
+            if stream:
+                what = "adversarial" if cfg.mode == "at" else "clean"
+                print(f"[{label or cfg.mode}] epoch {epoch}/{cfg.epochs}  {what} loss {tot_loss / n:.4f}  "
+                      f"clean train acc {acc:.3f}  {secs:.1f}s",
+                      file=stream, flush=True)
+            if checkpoint is not None:
+                states = {"shuffle": r_shuf.bit_generator.state, "attack": r_att.bit_generator.state}
+                _save_checkpoint(checkpoint, W, snapshots, history, epoch, states, cfg,
+                                 wall0 + time.perf_counter() - t_start, opt, fingerprint)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        epoch = len(history["epoch"]) and history["epoch"][-1]
+        W = snapshots[-1]  # the last completed epoch
+        if stream:
+            print(f"[{label or cfg.mode}] interrupted; keeping {epoch} completed epoch(s)",
+                  file=stream, flush=True)
+    return ImageTrainResult(cfg, W, np.asarray(snapshots), history, epoch, stopped,
+                            wall0 + time.perf_counter() - t_start)

@@ -1,0 +1,219 @@
+"""R4: three lenses on robust vs non-robust feature learning on real images.
+
+(a) Accuracy under attack across ε: T2 PGD with random start and restarts
+    (the E2a protocol) in the pixel box [0, 1], for a list of radii.
+(b) Ilyas et al. (2019) datasets.
+    D_R  — "robust" dataset from the AT model by representation matching: for
+           each target image x_t (label y_t), start from an independent image
+           x_s of another class and minimise
+               ½‖φ(x) − φ(x_t)‖² / ‖φ(x_t)‖²   over x ∈ [0, 1]^D
+           by normalised projected gradient descent, with φ one of
+             "hidden":  σ(⟨w_{j,r}, x_p⟩) for every (p, j, r)   (N1; the hidden layer)
+             "logits":  F_j = Σ_r Σ_p σ(⟨w_{j,r}, x_p⟩)          (N3; per-class activations)
+             "pre":     ⟨w_{j,r}, x_p⟩                           (patch-level pre-activations)
+           and label the result y_t. Default "logits": the per-class activations
+           are this network's bottleneck. The hidden layer is overcomplete
+           (k·m units per d-dim patch, 500 vs 49 on MNIST), so matching it
+           rebuilds the target image itself (seen on MNIST: D_R ≈ the targets,
+           median relative residual 0.11), which says nothing about features.
+    D_NR — "non-robust" dataset from the ST model: targeted PGD (T2 with the
+           loss of a random target class t ≠ y descended) within ε, relabelled t.
+    Reported: ST and AT accuracy on D_R and D_NR, and clean/robust test
+    accuracy of fresh models trained (ST, R3) on D_R and on D_NR.
+(c) Frequency: accuracy on low-pass and high-pass filtered test images. The
+    mask is a disc of radius r (in integer frequency units, DC at 0) in the
+    2-D DFT of each channel: low-pass keeps |f| ≤ r, high-pass keeps |f| > r.
+    Filtered images are not clipped (high-pass images are zero-mean).
+(d) Curves of (a)–(c) over epochs from the per-epoch weight snapshots.
+
+Uses N1–N3 (activation, forward), G3-style back-propagation for φ, T2 (attack).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activation import smoothed_relu_and_grad
+from .attacks import attack
+from .model import preactivations, predict
+
+REPS = ("hidden", "logits", "pre")
+BATCH = 500
+
+
+def _batches(n: int, size: int = BATCH):
+    for b in range(0, n, size):
+        yield slice(b, min(b + size, n))
+
+
+def predict_batched(W, X, q, rho) -> np.ndarray:
+    out = np.empty(X.shape[0], dtype=np.int64)
+    for s in _batches(X.shape[0]):
+        out[s] = predict(W, X[s], q, rho)
+    return out
+
+
+def accuracy(W, X, y, q, rho) -> float:
+    """E1 on given data: fraction with argmax_j F_j = y."""
+    return float((predict_batched(W, X, q, rho) == y).mean()) if len(y) else float("nan")
+
+
+def robust_accuracy(W, X, y, eps: float, *, q, rho, norm="linf", steps=10, step_size=None,
+                    restarts=1, rng=None, clip=(0.0, 1.0)) -> float:
+    """(a) accuracy under PGD-K (random start, ``restarts`` extra runs), γ = ε/4 by default."""
+    if eps == 0:
+        return accuracy(W, X, y, q, rho)
+    gamma = eps / 4 if step_size is None else step_size
+    rng = np.random.default_rng(0) if rng is None else rng
+    correct = 0
+    for s in _batches(X.shape[0]):
+        Xa = attack(W, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
+                    step_size=gamma, random_start=True, rng=rng, restarts=restarts, clip=clip)
+        correct += int((predict(W, Xa, q, rho) == y[s]).sum())
+    return correct / len(y)
+
+
+def accuracy_vs_eps(W, X, y, eps_list, **kw) -> list[float]:
+    """(a) robust accuracy for each ε (ε = 0 is clean accuracy)."""
+    return [robust_accuracy(W, X, y, float(e), **kw) for e in eps_list]
+
+
+# ----------------------------------------------------------------- (b) D_R
+
+def representation(W, X, q, rho, kind: str = "hidden") -> np.ndarray:
+    """φ(X) of (b): (n, P, k, m) for "hidden"/"pre", (n, k) for "logits"."""
+    Z = preactivations(W, X)
+    if kind == "pre":
+        return Z
+    S, _ = smoothed_relu_and_grad(Z, q, rho, overwrite=True)
+    return S if kind == "hidden" else S.sum(axis=(1, 3))
+
+
+def _rep_loss_grad(W, X, target_rep, q, rho, kind):
+    """(per-sample ½‖φ(x) − φ_t‖², ∇_x of it (n, P, d))."""
+    k, m, d = W.shape
+    n, P, _ = X.shape
+    Z = preactivations(W, X)
+    if kind == "pre":
+        A = Z - target_rep
+        loss = 0.5 * (A * A).sum(axis=(1, 2, 3))
+    else:
+        S, Sp = smoothed_relu_and_grad(Z, q, rho, overwrite=True)
+        if kind == "hidden":
+            R = S - target_rep
+            loss = 0.5 * (R * R).sum(axis=(1, 2, 3))
+            A = R * Sp
+        else:
+            R = S.sum(axis=(1, 3)) - target_rep
+            loss = 0.5 * (R * R).sum(axis=1)
+            A = Sp * R[:, None, :, None]
+    G = (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)
+    return loss, G
+
+
+def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=200,
+                         step_size=1.0, clip=(0.0, 1.0)):
+    """(b) x minimising ½‖φ(x) − φ(x_t)‖² from x_s, by normalised projected GD.
+
+    Step t moves by γ_t = step_size·(1 − t/steps) (linearly decaying) along
+    −g/‖g‖₂ (per sample), then clips to the box; the best iterate is kept.
+    Returns (X (n, P, d), relative residual ‖φ(x) − φ(x_t)‖/‖φ(x_t)‖ (n,)).
+    """
+    if kind not in REPS:
+        raise ValueError(f"kind must be one of {', '.join(REPS)} (got {kind!r})")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
+    out = np.empty_like(X_target, dtype=np.float64)
+    rel = np.empty(X_target.shape[0])
+    for s in _batches(X_target.shape[0]):
+        tgt = representation(W, X_target[s], q, rho, kind)
+        norm_t = np.sqrt((tgt.reshape(len(tgt), -1) ** 2).sum(axis=1)) + 1e-12
+        X = np.array(X_start[s], dtype=np.float64)
+        best, best_loss = X.copy(), np.full(len(tgt), np.inf)
+        for t in range(steps + 1):
+            loss, G = _rep_loss_grad(W, X, tgt, q, rho, kind)
+            better = loss < best_loss
+            best[better], best_loss[better] = X[better], loss[better]
+            if t == steps:
+                break
+            gn = np.sqrt((G * G).sum(axis=(1, 2), keepdims=True))
+            X = X - step_size * (1 - t / steps) * np.divide(G, gn, out=np.zeros_like(G), where=gn > 0)
+            if clip is not None:
+                np.clip(X, clip[0], clip[1], out=X)
+        out[s] = best
+        rel[s] = np.sqrt(2 * best_loss) / norm_t
+    return out, rel
+
+
+def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
+                         step_size=1.0, clip=(0.0, 1.0), X_pool=None, y_pool=None):
+    """(b) D_R from the AT model: (X_R (n, P, d), y (n,), info dict).
+
+    Targets are (X, y); start images are drawn from (X_pool, y_pool) (default:
+    the same set) among those of another class.
+    """
+    if X_pool is None:
+        X_pool, y_pool = X, y
+    if len(np.unique(y_pool)) < 2:
+        raise ValueError("building D_R needs start images of at least two classes")
+    idx = np.empty(len(y), dtype=np.int64)
+    for i in range(len(y)):
+        while True:
+            j = int(rng.integers(len(y_pool)))
+            if y_pool[j] != y[i]:
+                idx[i] = j
+                break
+    XR, rel = match_representation(W_at, X, X_pool[idx], q=q, rho=rho, kind=kind,
+                                   steps=steps, step_size=step_size, clip=clip)
+    info = {"kind": kind, "steps": steps, "step_size": step_size,
+            "rel_residual_median": float(np.median(rel)),
+            "rel_residual_mean": float(np.mean(rel)),
+            "start_label_agreement": float((y_pool[idx] == y).mean())}
+    return XR, np.asarray(y).copy(), info
+
+
+# ---------------------------------------------------------------- (b) D_NR
+
+def build_nonrobust_dataset(W_st, X, y, k: int, rng, *, q, rho, eps, norm="linf", steps=20,
+                            step_size=None, clip=(0.0, 1.0)):
+    """(b) D_NR from the ST model: targeted PGD toward a random t ≠ y; label t.
+
+    Returns (X_NR, t, info) with info["target_success"] the fraction the ST
+    model classifies as t.
+    """
+    t = (y + rng.integers(1, k, size=len(y))) % k        # uniform over the k−1 others
+    gamma = 2.5 * eps / steps if step_size is None else step_size
+    out = np.empty_like(X, dtype=np.float64)
+    for s in _batches(X.shape[0]):
+        out[s] = attack(W_st, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
+                        step_size=gamma, random_start=False, clip=clip, targets=t[s])
+    success = float((predict_batched(W_st, out, q, rho) == t).mean())
+    return out, t, {"eps": eps, "norm": norm, "steps": steps, "step_size": gamma,
+                    "target_success": success}
+
+
+# ------------------------------------------------------------------- (c)
+
+def fourier_filter(images: np.ndarray, radius: float, kind: str = "low") -> np.ndarray:
+    """(c) low- or high-pass filter of images (N, H, W, C) with a disc of ``radius``."""
+    if kind not in ("low", "high"):
+        raise ValueError(f"kind must be 'low' or 'high' (got {kind!r})")
+    if not np.isfinite(radius) or radius < 0:
+        raise ValueError(f"radius must be a number >= 0 (got {radius!r})")
+    N, H, W, C = images.shape
+    fy = np.fft.fftfreq(H) * H
+    fx = np.fft.fftfreq(W) * W
+    dist = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    mask = dist <= radius if kind == "low" else dist > radius
+    spec = np.fft.fft2(images, axes=(1, 2))
+    return np.real(np.fft.ifft2(spec * mask[None, :, :, None], axes=(1, 2)))
+
+
+def filtered_accuracy(W, images, y, radii, *, p, q, rho, patchify) -> dict:
+    """(c) {"low": [...], "high": [...]} accuracies over ``radii``."""
+    out = {"radii": [float(r) for r in radii], "low": [], "high": []}
+    for r in radii:
+        for kind in ("low", "high"):
+            Xf = patchify(fourier_filter(images, r, kind), p)
+            out[kind].append(accuracy(W, Xf, y, q, rho))
+    return out
