@@ -7,6 +7,11 @@
 
 σ is continuous for every q >= 1 and C¹ for q > 1; q = 1 is the plain ReLU.
 
+These numpy functions are the reference.  The numba backend (``kernels.py``:
+``_sigma_pass``, ``_slope_times``) evaluates the same pieces in the same order as
+``smoothed_relu_and_grad`` (σ = [z − ρ]_+ + zc·g/q, g = (zc/ρ)^{q−1}), fused
+with the reductions of N3, so both agree to rounding.
+
 >>> import numpy as np
 >>> smoothed_relu(np.array([-1.0, 0.5, 2.0]), q=2, rho=1.0)
 array([0.   , 0.125, 1.5  ])

@@ -90,12 +90,21 @@ def _apply(X, delta, clip):
 
 
 def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets):
-    """One T2 run from perturbation `start` (n,P,d). Returns X^{(K)}."""
+    """One T2 run from perturbation `start` (n,P,d). Returns X^{(K)}.
+
+    With the numba backend (``model.get_backend()``) the loop runs in
+    ``kernels.ascent_run``; the numpy loop below is its reference.
+    """
+    from .model import _fast
     sign = 1.0
     yy = y
     if targets is not None:                 # targeted: descend ℓ(W; X, t)
         sign, yy = -1.0, targets
     Xa = _apply(X, start, clip)
+    kern = _fast(None)
+    if kern is not None and norm in ("linf", "l2", "l2-patch") and ascent in ("sign", "plain"):
+        # fused chunked GEMM → σ'/G1 → GEMM (G3) → step (numba); same arithmetic as below
+        return kern.ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     for _ in range(steps):
         _, g = grad_x_and_loss(W, Xa, yy, q, rho)
         delta = project(Xa - X + sign * gamma * direction(g, norm, ascent), eps, norm)

@@ -12,10 +12,19 @@ hand-derived gradients (no autodiff anywhere).
 
 Shapes: W (k, m, d), X (n, P, d), y (n,) ints in [0, k), F (n, k).
 
-This file is the plain-numpy *reference*: every pre-activation
+The numpy bodies below are the *reference*: every pre-activation
 ⟨w_{j,r}, x_{i,p}⟩ comes from one BLAS product (n·P, d) × (d, k·m), and G2/G3
 are the two products of the same "back-propagated" array
 A[i,p,j,r] = (logit_j − 1[j=y_i]) σ'(z_{i,p,j,r}) with X and with W.
+
+Backends. Every public function takes ``backend=None|"numba"|"reference"``.
+``"numba"`` (the default) runs the fused chunked kernels of ``kernels.py``
+(BLAS products + numba σ/softmax/G1 passes, nothing of size (n,P,k,m) kept);
+``"reference"`` runs the numpy code in this file.  ``None`` means the global
+choice: the environment variable ``REFFEAT_BACKEND=numba|reference`` read at
+import, changed at run time by ``set_backend(name)`` (which returns the
+previous name) and read by ``get_backend()``.  The two agree to ≤ 1e-10
+relative in float64 (tests/test_kernels.py).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -30,9 +39,47 @@ A[i,p,j,r] = (logit_j − 1[j=y_i]) σ'(z_{i,p,j,r}) with X and with W.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .activation import smoothed_relu_and_grad
+
+BACKENDS = ("numba", "reference")
+
+
+def _check_backend(name):
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {name!r})")
+    return name
+
+
+_env_backend = os.environ.get("REFFEAT_BACKEND", "").strip().lower() or "numba"
+if _env_backend not in BACKENDS:
+    raise ValueError(f"environment variable REFFEAT_BACKEND must be one of {', '.join(BACKENDS)} "
+                     f"(got {_env_backend!r})")
+_backend = _env_backend
+
+
+def set_backend(name: str) -> str:
+    """Choose the implementation used when ``backend=None``: "numba" or "reference".
+    Returns the previous choice (so ``old = set_backend("reference"); ...; set_backend(old)``)."""
+    global _backend
+    old, _backend = _backend, _check_backend(name)
+    return old
+
+
+def get_backend() -> str:
+    """The implementation used when ``backend=None`` ("numba" or "reference")."""
+    return _backend
+
+
+def _fast(backend):
+    """The kernels module if the numba path is selected, else None (imported lazily)."""
+    if (_backend if backend is None else _check_backend(backend)) == "reference":
+        return None
+    from . import kernels
+    return kernels
 
 
 def init_weights(k: int, m: int, d: int, sigma0: float, rng: np.random.Generator) -> np.ndarray:
@@ -40,24 +87,30 @@ def init_weights(k: int, m: int, d: int, sigma0: float, rng: np.random.Generator
     return sigma0 * rng.standard_normal((k, m, d))
 
 
-def preactivations(W: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """z_{i,p,j,r} = ⟨w_{j,r}, x_{i,p}⟩.  W (k,m,d), X (n,P,d) -> Z (n,P,k,m)."""
+def preactivations(W: np.ndarray, X: np.ndarray, *, backend=None) -> np.ndarray:
+    """z_{i,p,j,r} = ⟨w_{j,r}, x_{i,p}⟩.  W (k,m,d), X (n,P,d) -> Z (n,P,k,m).
+
+    One BLAS product on both backends (``backend`` is accepted for symmetry)."""
     k, m, d = W.shape
     n, P, _ = X.shape
     return (X.reshape(n * P, d) @ W.reshape(k * m, d).T).reshape(n, P, k, m)
 
 
-def forward_and_slopes(W, X, q, rho, need_grad=True):
+def forward_and_slopes(W, X, q, rho, need_grad=True, *, backend=None):
     """N3 and N2 in one pass: F (n,k) and σ'(z) (n,P,k,m) (None if not need_grad)."""
+    if (kern := _fast(backend)) is not None:
+        return kern.forward_and_slopes(W, X, q, rho, need_grad)
     Z = preactivations(W, X)
     S, Sp = smoothed_relu_and_grad(Z, q, rho, overwrite=True)
     F = S.sum(axis=(1, 3))                                   # N3
     return F, (Sp if need_grad else None)
 
 
-def forward(W: np.ndarray, X: np.ndarray, q: float, rho: float) -> np.ndarray:
+def forward(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend=None) -> np.ndarray:
     """N3: network outputs F (n, k)."""
-    return forward_and_slopes(W, X, q, rho, need_grad=False)[0]
+    if (kern := _fast(backend)) is not None:
+        return kern.forward(W, X, q, rho)
+    return forward_and_slopes(W, X, q, rho, need_grad=False, backend="reference")[0]
 
 
 def log_softmax(F: np.ndarray) -> np.ndarray:
@@ -66,20 +119,20 @@ def log_softmax(F: np.ndarray) -> np.ndarray:
     return F - Fmax - np.log(np.exp(F - Fmax).sum(axis=1, keepdims=True))
 
 
-def per_sample_loss(W, X, y, q: float, rho: float) -> np.ndarray:
+def per_sample_loss(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
     """L2: ℓ(W; X_i, y_i) for every i -> (n,)."""
-    F = forward(W, X, q, rho)
+    F = forward(W, X, q, rho, backend=backend)
     return -log_softmax(F)[np.arange(len(y)), y]
 
 
-def loss(W, X, y, q: float, rho: float) -> float:
+def loss(W, X, y, q: float, rho: float, *, backend=None) -> float:
     """L3: empirical risk L_S(W) (a float)."""
-    return float(per_sample_loss(W, X, y, q, rho).mean())
+    return float(per_sample_loss(W, X, y, q, rho, backend=backend).mean())
 
 
-def predict(W, X, q: float, rho: float) -> np.ndarray:
+def predict(W, X, q: float, rho: float, *, backend=None) -> np.ndarray:
     """argmax_j F_j(W; X) -> (n,) int."""
-    return forward(W, X, q, rho).argmax(axis=1)
+    return forward(W, X, q, rho, backend=backend).argmax(axis=1)
 
 
 def dloss_dF(F: np.ndarray, y: np.ndarray):
@@ -91,41 +144,49 @@ def dloss_dF(F: np.ndarray, y: np.ndarray):
     return C, -logp[rows, y]
 
 
-def backprop(W, X, y, q: float, rho: float):
+def backprop(W, X, y, q: float, rho: float, *, backend=None):
     """Shared forward/backward pass for G2 and G3.
 
     Returns (losses (n,), A (n,P,k,m)) with
     A[i,p,j,r] = (logit_j(X_i) − 1[j=y_i]) σ'(⟨w_{j,r}, x_{i,p}⟩)   (G1 × N2).
     """
-    F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True)
+    if (kern := _fast(backend)) is not None:
+        return kern.backprop(W, X, y, q, rho)
+    F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True, backend="reference")
     C, losses = dloss_dF(F, y)
     Sp *= C[:, None, :, None]
     return losses, Sp
 
 
-def grad_w(W, X, y, q: float, rho: float):
+def grad_w(W, X, y, q: float, rho: float, *, backend=None):
     """G2: (L_S(W), ∇_W L_S) with the gradient shaped like W (k, m, d)."""
+    if (kern := _fast(backend)) is not None:
+        return kern.grad_w(W, X, y, q, rho)
     k, m, d = W.shape
     n, P, _ = X.shape
-    losses, A = backprop(W, X, y, q, rho)
+    losses, A = backprop(W, X, y, q, rho, backend="reference")
     G = A.reshape(n * P, k * m).T @ X.reshape(n * P, d)
     return float(losses.mean()), (G / n).reshape(k, m, d)
 
 
-def grad_x(W, X, y, q: float, rho: float) -> np.ndarray:
+def grad_x(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
     """G3: per-sample input gradient ∇_X ℓ(W; X_i, y_i), shape of X (n, P, d).
 
     Not divided by n: row i is the gradient of sample i's own loss.
     """
+    if (kern := _fast(backend)) is not None:
+        return kern.grad_x_and_loss(W, X, y, q, rho)[1]
     k, m, d = W.shape
     n, P, _ = X.shape
-    _, A = backprop(W, X, y, q, rho)
+    _, A = backprop(W, X, y, q, rho, backend="reference")
     return (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)
 
 
-def grad_x_and_loss(W, X, y, q: float, rho: float):
+def grad_x_and_loss(W, X, y, q: float, rho: float, *, backend=None):
     """G3 and L2 in one pass: (per-sample losses (n,), ∇_X ℓ (n,P,d))."""
+    if (kern := _fast(backend)) is not None:
+        return kern.grad_x_and_loss(W, X, y, q, rho)
     k, m, d = W.shape
     n, P, _ = X.shape
-    losses, A = backprop(W, X, y, q, rho)
+    losses, A = backprop(W, X, y, q, rho, backend="reference")
     return losses, (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)

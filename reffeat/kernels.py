@@ -1,0 +1,574 @@
+"""Fast paths of N1–N3, L1–L3, G1–G3, the T2 ascent and C4: BLAS products
+around fused numba loops.  The plain-numpy code in ``model.py`` /
+``activation.py`` / ``attacks.py`` / ``metrics.py`` is the reference; every
+function here returns what its reference twin returns (tests/test_kernels.py:
+≤ 1e-10 relative in float64 on random shapes incl. n = P = m = d = 1, partial
+chunks, all three threat norms, targeted, clipped, and 1 vs 2 threads ≤ 1e-12).
+
+Per kernel, what runs it and why (timings on this 2-core AMD EPYC, numpy 2.4 /
+OpenBLAS 0.3.3x, numba 0.68, machine shared with other jobs, load 4–8, so only
+ratios measured in one run mean anything):
+
+* pre-activations z = X Wᵀ, (n·P, d)×(d, k·m); G2 = Aᵀ X; G3 = A W — GEMMs:
+  **BLAS** (``np.dot(a, b, out)`` inside numba, i.e. scipy's OpenBLAS, one
+  thread per chunk).  OpenBLAS gives 25–40 GFLOP/s per core on these shapes
+  even for d = 36, k·m = 64; a numba loop without register blocking cannot.
+* σ, σ' (N1, N2), F = Σ_p Σ_r σ (N3), log-softmax, loss (L1, L2) and
+  A = (logit_j − 1[j=y]) σ'(z) (G1 × N2): **numba** ``_activate``, two passes
+  over a sample's block (accumulate σ per column, then overwrite z by A):
+  0.7 ns/element for F, 1.5 ns for F + A on one core; the numpy reference
+  spends more on these ~12 elementwise passes and 3 extra (n, P, k, m) arrays
+  than on its GEMM (profile of ``python -m reffeat.run``: σ/σ' 35 s vs GEMM 24 s).
+  Each q case (1, 2, 3, other) has its own loop so each vectorises; storing σ'
+  in the σ loop instead of a second pass was 3.4× slower (aliasing).
+* T2 step X ← X + Π(X^s − X + γ D(g)) (+ box clip), all norms: **numba**
+  ``_step``, fused with the products above in ``_ascent``: all K steps of a
+  chunk run before the next chunk (its inputs stay in cache), no (n, P, d)
+  gradient array is kept.
+* C4 parts (``c4_parts``, twin of ``metrics.c4_decomposition``): **numba**
+  ``_c4``, σ' and the ⟨x, u_j⟩, ⟨x, v_j⟩ projections per patch, accumulated by
+  (own/other, patch type, j, r); ~4× faster than the reference's numpy path.
+
+Threads — one pool only.  Each driver is ONE ``prange`` region over a fixed
+number of work slots (``SLOTS``); a slot takes chunks s, s+S, … of whole
+samples (≈ ``CHUNK_BYTES`` of pre-activations, L2-sized, buffer reused) and
+runs GEMM → _activate → GEMM itself.  The first version called numpy's
+threaded BLAS per chunk between numba parallel loops: two thread pools spinning
+against each other on 2 cores made the default ST step 630 ms instead of 24 ms
+single-threaded (under load ~7).  So scipy's OpenBLAS (the one numba's np.dot
+calls) is set to one thread at import (``SCIPY_BLAS`` says what was done; numpy's
+own BLAS is untouched), and ``OMP_WAIT_POLICY`` defaults to PASSIVE (spinning
+workers cost 1.5–2.5× under load; one wake-up per call costs microseconds).
+numba uses NUMBA_NUM_THREADS, or OMP_NUM_THREADS if only that is set.
+
+Determinism: chunk size and slot count depend only on the shapes, every sum
+inside a slot is in a fixed order, slot partials of G2/C4 are added in slot
+order — the result does not depend on the thread count.
+
+Memory: nothing of size (n, P, k, m) is materialised except where the API
+returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
+allocated by the drivers (the kernels allocate nothing), so ``tracemalloc`` sees
+the whole footprint: an AT step needs X^adv, S chunk buffers and S G2 partials.
+
+dtype: float64 by default.  float32 W and X (both) select float32 kernels
+(compiled on first use): the AT step is 1.7× (CIFAR size) – 1.9× (MNIST size)
+faster, losses agree with float64 to ~1e-7 relative — worth it for real images.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import numba
+from numba import njit, prange
+
+# numba's OpenMP pool: sleep instead of spinning between parallel regions.  On a
+# 2-core machine that is shared (or runs OpenBLAS's pool too) spinning threads
+# steal the cores the working ones need (measured 2–3× slower steps under load);
+# one wake-up per kernel call costs microseconds.  An explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "NUMBA_NUM_THREADS" not in os.environ and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+    numba.set_num_threads(max(1, min(int(os.environ["OMP_NUM_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
+
+
+def _scipy_blas_single_thread() -> str:
+    """Make the BLAS that numba's ``np.dot`` calls (scipy's bundled OpenBLAS) single-threaded.
+
+    The kernels call it from inside numba's own parallel region, one chunk per
+    thread; letting OpenBLAS start its own thread pool on top would put two
+    spinning pools on the same cores (measured: 10–100× slower on this 2-core
+    machine).  Only the thread count of scipy's BLAS changes (numpy's BLAS,
+    a separate library, is untouched).  Returns what was done, for the report.
+    """
+    import ctypes
+    import glob
+    import scipy
+    libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+    for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(1)
+                return f"{os.path.basename(path)}: {name}(1)"
+    return "scipy OpenBLAS not found (BLAS threads unchanged)"
+
+
+SCIPY_BLAS = _scipy_blas_single_thread()
+
+#: target size of one chunk's pre-activation block (bytes); whole samples per chunk.
+#: 1 MiB (= L2) measured best or equal among 128 KiB … 2 MiB for all three bench sizes.
+CHUNK_BYTES = 1 << 20
+#: number of parallel work slots (each with its own chunk buffer and G2 partial):
+#: the machine's core count (2 here), never the thread setting, so the result does
+#: not depend on NUMBA_NUM_THREADS / OMP_NUM_THREADS.  2 slots measured as fast as
+#: 4 on this machine, with half the buffers (CIFAR-size AT step: 2.4× instead of
+#: 3.8× the input + weights).
+SLOTS = max(2, min(os.cpu_count() or 2, 16))
+
+_MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2
+_NORM_CODES = {"linf": 0, "l2": 1, "l2-patch": 2}
+
+
+# ---------------------------------------------------------------- numba kernels
+@njit(cache=True, inline="always")
+def _clip0rho(z, rho):
+    """clip(z, 0, ρ) with NaN propagated (as np.maximum/np.minimum do)."""
+    zp = 0.0 if z <= 0.0 else z
+    return rho if zp > rho else zp
+
+
+@njit(cache=True, inline="always")
+def _pos(t):
+    """[t]_+ with NaN propagated."""
+    return 0.0 if t <= 0.0 else t
+
+
+@njit(cache=True, inline="always")
+def _sigma_pass(row, a, out, qcase, qm1, inv_q, rho, inv_rho, store):
+    """a += σ(row) (N1); if store: out ← σ'(row) (N2).  One loop per q case so
+    that each vectorises (σ = [z − ρ]_+ + zc·g/q, g = (zc/ρ)^{q−1}, zc = clip(z, 0, ρ):
+    the reference's operation order)."""
+    km = row.shape[0]
+    if qcase == 3:
+        for c in range(km):
+            z = row[c]
+            zc = _clip0rho(z, rho)
+            u = zc * inv_rho
+            g = u * u
+            a[c] += _pos(z - rho) + zc * g * inv_q
+            if store:
+                out[c] = g
+    elif qcase == 2:
+        for c in range(km):
+            z = row[c]
+            zc = _clip0rho(z, rho)
+            g = zc * inv_rho
+            a[c] += _pos(z - rho) + zc * g * inv_q
+            if store:
+                out[c] = g
+    elif qcase == 1:
+        for c in range(km):
+            z = row[c]
+            zc = _clip0rho(z, rho)
+            g = 1.0 if z > 0.0 else 0.0
+            a[c] += _pos(z - rho) + zc * g * inv_q
+            if store:
+                out[c] = g
+    else:
+        for c in range(km):
+            z = row[c]
+            zc = _clip0rho(z, rho)
+            g = (zc * inv_rho) ** qm1
+            a[c] += _pos(z - rho) + zc * g * inv_q
+            if store:
+                out[c] = g
+
+
+@njit(cache=True, inline="always")
+def _slope_times(row, coef, qcase, qm1, rho, inv_rho):
+    """row ← σ'(row) · coef (elementwise; G1 × N2)."""
+    km = row.shape[0]
+    if qcase == 3:
+        for c in range(km):
+            u = _clip0rho(row[c], rho) * inv_rho
+            row[c] = (u * u) * coef[c]
+    elif qcase == 2:
+        for c in range(km):
+            row[c] = (_clip0rho(row[c], rho) * inv_rho) * coef[c]
+    elif qcase == 1:
+        for c in range(km):
+            row[c] = (1.0 if row[c] > 0.0 else 0.0) * coef[c]
+    else:
+        for c in range(km):
+            row[c] = ((_clip0rho(row[c], rho) * inv_rho) ** qm1) * coef[c]
+
+
+@njit(cache=True)
+def _activate(Z, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode, F, losses, a):
+    """N1–N3, L1, L2, G1 on a block of b whole samples, in place (serial).
+
+    Z (b·P, k·m) pre-activations (row i·P + p, column j·m + r).
+    mode 0: F only; 1: F and Z ← σ'(Z); 2: F, losses, Z ← A = (logit_j − 1[j=y_i]) σ'(Z).
+    F (b, k) and losses (b,) are written; a (k·m,) is workspace.  Every sum is
+    per sample in a fixed order.
+    """
+    b = F.shape[0]
+    for i in range(b):
+        a[:] = 0.0
+        for p in range(P):
+            _sigma_pass(Z[i * P + p], a, a, qcase, qm1, inv_q, rho, inv_rho, False)
+        for j in range(k):
+            s = 0.0
+            for r in range(m):
+                s += a[j * m + r]
+            F[i, j] = s                                          # N3
+        if mode == 1:
+            # σ' in a second in-place pass (storing it in the σ loop, next to the
+            # accumulation into a, stops LLVM from vectorising: 5× slower)
+            a[:] = 1.0
+            for p in range(P):
+                _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)
+        if mode != 2:
+            continue
+        fmax = F[i, 0]
+        for j in range(1, k):
+            if F[i, j] > fmax:
+                fmax = F[i, j]
+        se = 0.0
+        for j in range(k):
+            se += np.exp(F[i, j] - fmax)
+        lse = np.log(se)
+        yi = y[i]
+        for j in range(k):                                       # L1, L2, G1
+            lp = F[i, j] - fmax - lse
+            cj = np.exp(lp)
+            if j == yi:
+                losses[i] = -lp
+                cj -= 1.0
+            for r in range(m):
+                a[j * m + r] = cj                                # coefficient per column
+        for p in range(P):
+            _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)
+
+
+@njit(cache=True)
+def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
+    """T2 step on a block of whole samples, in place (serial):
+    Xa ← X + Π_{B(0,ε)}((Xa − X) + coef·D(g)), then clip to [lo, hi] if clip.
+
+    Xa, X, g (b·P, d); norm 0 ℓ∞ (D = sign), 1 ℓ2 of the sample, 2 ℓ2 per patch;
+    plain: D(g) = g.  coef = ±γ (minus for targeted attacks).
+    """
+    b = Xa.shape[0] // P
+    d = Xa.shape[1]
+    if norm == 0:
+        for p in range(b * P):
+            for e in range(d):
+                ge = g[p, e]
+                if not plain:
+                    ge = np.sign(ge)
+                t = (Xa[p, e] - X[p, e]) + coef * ge
+                if t < -eps:
+                    t = -eps
+                elif t > eps:
+                    t = eps
+                v = X[p, e] + t
+                if clip:
+                    if v < lo:
+                        v = lo
+                    elif v > hi:
+                        v = hi
+                Xa[p, e] = v
+        return
+    # ℓ2 of the whole sample (groups of P rows) or of each patch (groups of 1 row)
+    rows = P if norm == 1 else 1
+    for a0 in range(0, b * P, rows):
+        nrm = 1.0
+        if not plain:
+            s = 0.0
+            for p in range(a0, a0 + rows):
+                for e in range(d):
+                    s += g[p, e] * g[p, e]
+            nrm = np.sqrt(s)
+        s = 0.0
+        for p in range(a0, a0 + rows):
+            for e in range(d):
+                ge = g[p, e]
+                if not plain:
+                    ge = ge / nrm if nrm > 0 else 0.0
+                t = (Xa[p, e] - X[p, e]) + coef * ge
+                Xa[p, e] = t                                     # holds the step until scaled
+                s += t * t
+        nrm_t = np.sqrt(s)
+        scale = eps / max(nrm_t, 1e-300) if nrm_t > eps else 1.0
+        for p in range(a0, a0 + rows):
+            for e in range(d):
+                v = X[p, e] + Xa[p, e] * scale
+                if clip:
+                    if v < lo:
+                        v = lo
+                    elif v > hi:
+                        v = hi
+                Xa[p, e] = v
+
+
+@njit(parallel=True, cache=True)
+def _fused(Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, want,
+           F, losses, Zbuf, acc, G, tmp, gx):
+    """Chunked GEMM → _activate → GEMM over the whole batch, one parallel region.
+
+    want 0: F only (N3);  1: also G[s] += Aᵀ X per slot (G2);  2: also gx = A W (G3);
+    3: gx (n·P, k·m) ← σ'(z) (N2);  4: gx (n·P, k·m) ← A (G1 × N2) — the last two
+    return a full array, so the chunk is computed in place in gx, not in Zbuf.
+    Slot s (prange; slots are fixed, not threads) handles chunks s, s+S, s+2S, …
+    of b samples each with its own buffers Zbuf[s], acc[s], tmp[s], so results do
+    not depend on the thread count.
+    """
+    n = F.shape[0]
+    S = Zbuf.shape[0]
+    nch = (n + b - 1) // b
+    Wt = W2.T
+    mode = 0 if want == 0 else 1 if want == 3 else 2
+    for s in prange(S):
+        for c in range(s, nch, S):
+            i0 = c * b
+            i1 = min(n, i0 + b)
+            r0, r1 = i0 * P, i1 * P
+            Zc = gx[r0:r1] if want >= 3 else Zbuf[s, : r1 - r0]
+            np.dot(Xf[r0:r1], Wt, Zc)                                    # pre-activations
+            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                      F[i0:i1], losses[i0:i1], acc[s])
+            if want == 1:
+                np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
+                G[s] += tmp[s]
+            elif want == 2:
+                np.dot(Zc, W2, gx[r0:r1])                                # G3
+
+
+@njit(parallel=True, cache=True)
+def _ascent(Xaf, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, steps,
+            coef, eps, norm, plain, lo, hi, clip, F, losses, Zbuf, acc, gbuf):
+    """T2: all K steps of one chunk (GEMM → _activate → GEMM (G3) → _step) before
+    the next chunk, so the chunk stays in cache; Xaf (n·P, d) updated in place."""
+    n = F.shape[0]
+    S = Zbuf.shape[0]
+    nch = (n + b - 1) // b
+    Wt = W2.T
+    for s in prange(S):
+        for c in range(s, nch, S):
+            i0 = c * b
+            i1 = min(n, i0 + b)
+            r0, r1 = i0 * P, i1 * P
+            Zc = Zbuf[s, : r1 - r0]
+            gc = gbuf[s, : r1 - r0]
+            for _ in range(steps):
+                np.dot(Xaf[r0:r1], Wt, Zc)
+                _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
+                          F[i0:i1], losses[i0:i1], acc[s])
+                np.dot(Zc, W2, gc)
+                _step(Xaf[r0:r1], Xf[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
+
+
+@njit(parallel=True, cache=True)
+def _c4(Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, scale,
+        F, losses, Zbuf, acc, out):
+    """C3/C4 parts, one parallel region: per chunk GEMM → _activate (σ') → for every
+    sample i, patch p (type t) and filter (j, r):
+    out[s, own/other, f, t, j, r] += −scale·(logit_j − 1[j=y_i]) σ'(z_{i,p,j,r}) ⟨x_{i,p}, f_j⟩
+    with f ∈ {u, v} (rows of UV: u_1..u_k, v_1..v_k) and t the index of types[i, p]
+    in codes (R, N, noise; other codes are skipped); per-slot partials (slot order
+    fixed, summed by the caller)."""
+    n = F.shape[0]
+    S = Zbuf.shape[0]
+    nch = (n + b - 1) // b
+    Wt = W2.T
+    for s in prange(S):
+        o = out[s]
+        a = acc[s]
+        for c in range(s, nch, S):
+            i0 = c * b
+            i1 = min(n, i0 + b)
+            r0, r1 = i0 * P, i1 * P
+            Zc = Zbuf[s, : r1 - r0]
+            np.dot(Xf[r0:r1], Wt, Zc)
+            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 1,
+                      F[i0:i1], losses[i0:i1], a)                       # Zc ← σ'(z)
+            for i in range(i0, i1):
+                fmax = F[i, 0]
+                for j in range(1, k):
+                    if F[i, j] > fmax:
+                        fmax = F[i, j]
+                se = 0.0
+                for j in range(k):
+                    se += np.exp(F[i, j] - fmax)
+                lse = np.log(se)
+                for j in range(k):                              # push_j = −scale·(logit_j − 1[j=y])
+                    cj = np.exp(F[i, j] - fmax - lse)
+                    if j == y[i]:
+                        cj -= 1.0
+                    a[j] = -scale * cj
+                d = Xf.shape[1]
+                for p in range(P):
+                    t = -1
+                    for tt in range(codes.shape[0]):
+                        if types[i, p] == codes[tt]:
+                            t = tt
+                    if t < 0:
+                        continue
+                    row = Zc[(i - i0) * P + p]
+                    x = Xf[i * P + p]
+                    for j in range(k):
+                        who = 0 if j == y[i] else 1
+                        xu = 0.0
+                        xv = 0.0
+                        for e in range(d):
+                            xu += x[e] * UV[j, e]
+                            xv += x[e] * UV[k + j, e]
+                        pu = a[j] * xu
+                        pv = a[j] * xv
+                        for r in range(m):
+                            sp = row[j * m + r]
+                            o[who, 0, t, j, r] += sp * pu
+                            o[who, 1, t, j, r] += sp * pv
+
+
+# ---------------------------------------------------------------- drivers
+def _qargs(q: float, rho: float):
+    q = float(q)
+    rho = float(rho)
+    qcase = 3 if q == 3.0 else 2 if q == 2.0 else 1 if q == 1.0 else 0
+    return qcase, q - 1.0, 1.0 / q, rho, 1.0 / rho
+
+
+def _dtype(W, X):
+    if W.dtype == np.float32 and X.dtype == np.float32:
+        return np.float32
+    return np.float64
+
+
+def _prep(W, X):
+    """Contiguous 2-D views: Xf (n·P, d), W2 (k·m, d) in the working dtype."""
+    dt = _dtype(W, X)
+    X = np.ascontiguousarray(X, dtype=dt)
+    W = np.ascontiguousarray(W, dtype=dt)
+    if X.ndim != 3 or W.ndim != 3 or X.shape[2] != W.shape[2]:
+        raise ValueError(f"shapes must be W (k, m, d) and X (n, P, d) with the same d "
+                         f"(got W {W.shape}, X {X.shape})")
+    k, m, d = W.shape
+    n, P, _ = X.shape
+    return X, X.reshape(n * P, d), W.reshape(k * m, d), (n, P, d, k, m), dt
+
+
+def _labels(y, n, k):
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) (got {y.shape})")
+    if n and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"labels y must lie in [0, {k}) (got range [{y.min()}, {y.max()}])")
+    return y
+
+
+def chunk_samples(P: int, km: int, d: int, itemsize: int = 8) -> int:
+    """Samples per chunk: the chunk's pre-activation block is ≈ CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (P * max(km, d) * itemsize))
+
+
+def _layout(n, P, d, km, dt):
+    """(samples per chunk b, number of slots S) — fixed by the sizes, never by the threads."""
+    if n == 0:
+        return 1, 1
+    b = max(1, min(n, chunk_samples(P, km, d, np.dtype(dt).itemsize)))
+    nch = -(-n // b)
+    S = max(1, min(SLOTS, nch))
+    nch = -(-nch // S) * S                      # a multiple of S chunks: balanced slots
+    b = -(-n // nch)
+    return b, S
+
+
+def _fused_call(W, X, y, q, rho, want):
+    X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
+    km = k * m
+    b, S = _layout(n, P, d, km, dt)
+    yy = _labels(y, n, k) if y is not None else np.zeros(n, dtype=np.int64)
+    F = np.empty((n, k), dtype=dt)
+    losses = np.zeros(n, dtype=dt)
+    # want 3/4 return the full array: chunks land in it, the slot buffers are dummies
+    Zbuf = np.empty((S, b * P, km) if want < 3 else (S, 1, 1), dtype=dt)
+    acc = np.empty((S, km), dtype=dt)
+    G = np.zeros((S, km, d) if want == 1 else (1, 1, 1), dtype=dt)
+    tmp = np.empty((S, km, d) if want == 1 else (1, 1, 1), dtype=dt)
+    shape = {2: (n * P, d), 3: (n * P, km), 4: (n * P, km)}.get(want, (1, 1))
+    gx = np.empty(shape, dtype=dt)
+    _fused(Xf, W2, yy, P, k, m, *_qargs(q, rho), b, want, F, losses, Zbuf, acc, G, tmp, gx)
+    if want == 2:
+        return F, losses, G, gx.reshape(n, P, d)
+    if want >= 3:
+        return F, losses, G, gx.reshape(n, P, k, m)
+    return F, losses, G, None
+
+
+def forward(W, X, q, rho):
+    """N3: F (n, k)."""
+    return _fused_call(W, X, None, q, rho, 0)[0]
+
+
+def forward_and_slopes(W, X, q, rho, need_grad=True):
+    """N3 and N2: F (n, k) and σ'(z) (n, P, k, m) (None if not need_grad)."""
+    if not need_grad:
+        return forward(W, X, q, rho), None
+    F, _, _, Sp = _fused_call(W, X, None, q, rho, 3)
+    return F, Sp
+
+
+def backprop(W, X, y, q, rho):
+    """G1 × N2: (losses (n,), A (n, P, k, m))."""
+    _, losses, _, A = _fused_call(W, X, y, q, rho, 4)
+    return losses, A
+
+
+def grad_w(W, X, y, q, rho):
+    """G2: (L_S(W), ∇_W L_S (k, m, d)); the slot partials are summed in slot order."""
+    k, m, d = W.shape
+    n = X.shape[0]
+    _, losses, G, _ = _fused_call(W, X, y, q, rho, 1)
+    Gs = G[0]
+    for s in range(1, G.shape[0]):
+        Gs += G[s]
+    return float(losses.mean()), (Gs / n).reshape(k, m, d)
+
+
+def grad_x_and_loss(W, X, y, q, rho):
+    """G3 and L2: (losses (n,), ∇_X ℓ (n, P, d)), not divided by n."""
+    _, losses, _, gx = _fused_call(W, X, y, q, rho, 2)
+    return losses, gx
+
+
+def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign):
+    """T2: K steps of gradient ascent from Xa (n, P, d), returning X^{(K)}.
+
+    ``Xa`` is the start point already in the box (X + start, clipped); it is
+    updated in place (and returned) when it is a C-contiguous array of the working
+    dtype, as the fresh array made by ``attacks._apply`` is — no extra copy.
+    ``sign`` is +1 (ascend ℓ(·, y)) or −1 (targeted: descend ℓ(·, t), y = t).
+    """
+    X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
+    km = k * m
+    Xa = np.ascontiguousarray(Xa, dtype=dt)
+    if Xa.shape != X.shape:
+        raise ValueError(f"start point must have the shape of X {X.shape} (got {Xa.shape})")
+    b, S = _layout(n, P, d, km, dt)
+    lo, hi, do_clip = (0.0, 0.0, False) if clip is None else (float(clip[0]), float(clip[1]), True)
+    _ascent(Xa.reshape(n * P, d), Xf, W2, _labels(y, n, k), P, k, m, *_qargs(q, rho), b,
+            int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
+            ascent == "plain", lo, hi, do_clip, np.empty((n, k), dtype=dt),
+            np.empty(n, dtype=dt), np.empty((S, b * P, km), dtype=dt),
+            np.empty((S, km), dtype=dt), np.empty((S, b * P, d), dtype=dt))
+    return Xa
+
+
+def c4_parts(W, X, y, patch_types, U, V, q, rho, step):
+    """C4 (fast twin of ``metrics.c4_decomposition``, same arguments and result):
+    (dGamma, dPhi), each (2, 3, k, m) = [own/other, R/N/noise, j, r], the parts of
+    the one-step change ΔΓ_{j,r}, ΔΦ_{j,r} of C3 for a step η = ``step`` at X."""
+    from .distribution import NOISE, NONROBUST, ROBUST
+    X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
+    km = k * m
+    b, S = _layout(n, P, d, km, dt)
+    types = np.ascontiguousarray(patch_types, dtype=np.int64)
+    if types.shape != (n, P):
+        raise ValueError(f"patch_types must have shape ({n}, {P}) (got {types.shape})")
+    codes = np.array([ROBUST, NONROBUST, NOISE], dtype=np.int64)
+    UV = np.ascontiguousarray(np.concatenate([U, V]), dtype=dt)      # (2k, d)
+    out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
+    _c4(Xf, W2, _labels(y, n, k), types, codes, UV, P, k, m, *_qargs(q, rho), b,
+        float(step) / n, np.empty((n, k), dtype=dt), np.zeros(n, dtype=dt),
+        np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt), out)
+    tot = out[0]
+    for s in range(1, S):
+        tot += out[s]
+    return np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1])

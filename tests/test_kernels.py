@@ -1,0 +1,238 @@
+"""kernels.py (numba backend) against the numpy reference: N3, L1–L3, G1–G3, T2.
+
+Every fast path must equal its reference twin to ≤ 1e-10 relative in float64 on
+random shapes (including n = P = m = d = 1 and sizes that leave a partial last
+chunk), and must not depend on the number of threads.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from reffeat import attacks, kernels, model
+
+TOL = 1e-10
+Q = [1.0, 2.0, 3.0, 4.0, 2.5]
+
+
+def _problem(seed, n, P, d, k, m, scale=1.0):
+    rng = np.random.default_rng(seed)
+    W = scale * rng.standard_normal((k, m, d)) / np.sqrt(d)
+    X = rng.standard_normal((n, P, d))
+    y = rng.integers(0, k, n)
+    return rng, W, X, y
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) if b.size else 0.0
+
+
+def _both(fn):
+    return fn("numba"), fn("reference")
+
+
+def _check_all(W, X, y, q, rho):
+    """Every public model function, both backends, ≤ TOL relative."""
+    checks = {
+        "forward": lambda b: model.forward(W, X, q, rho, backend=b),
+        "per_sample_loss": lambda b: model.per_sample_loss(W, X, y, q, rho, backend=b),
+        "loss": lambda b: model.loss(W, X, y, q, rho, backend=b),
+        "grad_w.loss": lambda b: model.grad_w(W, X, y, q, rho, backend=b)[0],
+        "grad_w": lambda b: model.grad_w(W, X, y, q, rho, backend=b)[1],
+        "grad_x": lambda b: model.grad_x(W, X, y, q, rho, backend=b),
+        "grad_x_and_loss.losses": lambda b: model.grad_x_and_loss(W, X, y, q, rho, backend=b)[0],
+        "grad_x_and_loss.grad": lambda b: model.grad_x_and_loss(W, X, y, q, rho, backend=b)[1],
+        "forward_and_slopes.F": lambda b: model.forward_and_slopes(W, X, q, rho, backend=b)[0],
+        "forward_and_slopes.slopes": lambda b: model.forward_and_slopes(W, X, q, rho, backend=b)[1],
+        "backprop.losses": lambda b: model.backprop(W, X, y, q, rho, backend=b)[0],
+        "backprop.A": lambda b: model.backprop(W, X, y, q, rho, backend=b)[1],
+    }
+    for name, fn in checks.items():
+        fast, ref = _both(fn)
+        assert np.shape(fast) == np.shape(ref), f"{name}: shape {np.shape(fast)} vs {np.shape(ref)}"
+        err = _rel(fast, ref)
+        assert err <= TOL, f"{name}: numba vs reference rel err {err:.2e} (shape X {X.shape}, W {W.shape}, q={q})"
+    pf, pr = _both(lambda b: model.predict(W, X, q, rho, backend=b))
+    F = model.forward(W, X, q, rho, backend="reference")
+    top2 = np.sort(F, axis=1)[:, -2:] if F.shape[1] > 1 else None
+    clear = np.ones(len(pf), bool) if top2 is None else (top2[:, 1] - top2[:, 0]) > 1e-9 * (1 + np.abs(F).max())
+    assert np.array_equal(pf[clear], pr[clear]), "predict differs between backends"
+
+
+shapes = st.tuples(st.integers(1, 9), st.integers(1, 7), st.integers(1, 6),
+                   st.integers(1, 5), st.integers(1, 5))
+
+
+@given(shape=shapes, q=st.sampled_from(Q), rho=st.floats(0.2, 2.0), seed=st.integers(0, 10**6),
+       scale=st.sampled_from([0.3, 1.0, 3.0]))
+def test_model_functions_match_reference(shape, q, rho, seed, scale):
+    n, P, d, k, m = shape
+    _, W, X, y = _problem(seed, n, P, d, k, m, scale)
+    _check_all(W, X, y, q, rho)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (1, 1, 1, 2, 1), (1, 5, 3, 3, 1), (4, 1, 2, 2, 3),
+                                   (3, 2, 1, 4, 2), (200, 64, 36, 4, 16), (37, 16, 49, 10, 50)])
+@pytest.mark.parametrize("q", [1.0, 3.0, 2.5])
+def test_edge_and_real_sizes(shape, q):
+    _, W, X, y = _problem(sum(shape), *shape)
+    _check_all(W, X, y, q, 0.8)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30])
+def test_chunking_does_not_change_results(monkeypatch, chunk_bytes):
+    """One sample per chunk (many slots), a partial last chunk, and one chunk."""
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", chunk_bytes)
+    _, W, X, y = _problem(3, 23, 5, 4, 3, 6)
+    _check_all(W, X, y, 3.0, 1.0)
+    _check_attacks(W, X, y, 3.0, 1.0, 0.3)
+
+
+def _check_attacks(W, X, y, q, rho, eps):
+    k = W.shape[0]
+    cases = [
+        dict(norm="linf", steps=1),
+        dict(norm="linf", steps=4, step_size=eps / 4),
+        dict(norm="linf", steps=3, step_size=eps / 2, clip=(-0.5, 0.7)),
+        dict(norm="linf", steps=2, ascent="plain"),
+        dict(norm="l2", steps=3, step_size=eps / 2),
+        dict(norm="l2", steps=2, clip=(-1.0, 1.0), ascent="plain"),
+        dict(norm="l2-patch", steps=3, step_size=eps / 3),
+        dict(norm="linf", steps=3, step_size=eps / 3, targets=(y + 1) % k),
+        dict(norm="l2-patch", steps=2, targets=(y + 1) % k, clip=(-2.0, 2.0)),
+        dict(norm="linf", steps=3, step_size=eps / 3, random_start=True, restarts=1),
+        dict(norm="l2", steps=2, random_start=True),
+    ]
+    for kw in cases:
+        out = {}
+        for b in ("numba", "reference"):
+            old = model.set_backend(b)
+            try:
+                out[b] = attacks.attack(W, X, y, q=q, rho=rho, eps=eps, rng=np.random.default_rng(5), **kw)
+            finally:
+                model.set_backend(old)
+        err = _rel(out["numba"] - X, out["reference"] - X)
+        assert err <= TOL, f"attack {kw}: numba vs reference rel err {err:.2e}"
+
+
+@given(shape=shapes, q=st.sampled_from([2.0, 3.0, 2.5]), seed=st.integers(0, 10**6),
+       eps=st.sampled_from([0.05, 0.3]))
+def test_attacks_match_reference(shape, q, seed, eps):
+    n, P, d, k, m = shape
+    _, W, X, y = _problem(seed, n, P, d, max(k, 2), m)
+    y = y % W.shape[0]
+    _check_attacks(W, X, y, q, 1.0, eps)
+
+
+def test_attack_default_synthetic_problem():
+    """The SPEC's data (exact zeros, ±1/√d_N entries: many sign ties) at a trained-like scale."""
+    from reffeat import Config
+    from reffeat.train import problem
+    prob = problem(Config(n_train=60, n_test=10))
+    X, y, _ = prob.train
+    W = prob.W0 * 40
+    _check_all(W, X, y, 3.0, 1.0)
+    _check_attacks(W, X, y, 3.0, 1.0, 0.2)
+
+
+def test_float32_path_close_to_float64():
+    _, W, X, y = _problem(11, 40, 16, 49, 10, 50)
+    W32, X32 = W.astype(np.float32), X.astype(np.float32)
+    L32, G32 = model.grad_w(W32, X32, y, 3.0, 1.0, backend="numba")
+    L64, G64 = model.grad_w(W32.astype(float), X32.astype(float), y, 3.0, 1.0, backend="reference")
+    assert G32.dtype == np.float32
+    assert abs(L32 - L64) <= 1e-5 * max(1.0, abs(L64)), f"float32 loss {L32} vs {L64}"
+    assert _rel(G32, G64) <= 1e-4, f"float32 G2 rel err {_rel(G32, G64):.2e}"
+    l32, g32 = model.grad_x_and_loss(W32, X32, y, 3.0, 1.0, backend="numba")
+    l64, g64 = model.grad_x_and_loss(W32.astype(float), X32.astype(float), y, 3.0, 1.0, backend="reference")
+    assert _rel(g32, g64) <= 1e-4, f"float32 G3 rel err {_rel(g32, g64):.2e}"
+
+
+def test_non_finite_inputs_propagate():
+    _, W, X, y = _problem(2, 3, 4, 5, 3, 2)
+    X[1, 2, 3] = np.nan
+    Ff, Fr = _both(lambda b: model.forward(W, X, 3.0, 1.0, backend=b))
+    assert np.array_equal(np.isnan(Ff), np.isnan(Fr)) and np.isnan(Ff[1]).all()
+    L, G = model.grad_w(W, X, y, 3.0, 1.0, backend="numba")
+    assert not np.isfinite(L), "a NaN input must give a non-finite loss (training stops on it)"
+
+
+def test_backend_switch_and_validation(monkeypatch):
+    assert model.get_backend() in model.BACKENDS
+    old = model.set_backend("reference")
+    try:
+        assert model.get_backend() == "reference"
+        assert model._fast(None) is None and model._fast("numba") is kernels
+    finally:
+        model.set_backend(old)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        model.set_backend("cuda")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        model.forward(np.ones((2, 1, 1)), np.ones((1, 1, 1)), 3.0, 1.0, backend="fast")
+    _, W, X, y = _problem(0, 3, 2, 2, 2, 2)
+    with pytest.raises(ValueError, match=r"labels y must lie in \[0, 2\)"):
+        model.grad_w(W, X, np.array([0, 2, 1]), 3.0, 1.0, backend="numba")
+
+
+def test_env_var_selects_backend():
+    code = "import reffeat.model as m; print(m.get_backend())"
+    env = dict(os.environ, REFFEAT_BACKEND="reference", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "reference"
+
+
+_THREADS_SCRIPT = """
+import json, numpy as np, numba
+from reffeat import attacks, model
+rng = np.random.default_rng(0)
+W = rng.standard_normal((10, 50, 49)) / 7; X = rng.random((61, 16, 49)); y = rng.integers(0, 10, 61)
+L, G = model.grad_w(W, X, y, 3.0, 1.0)
+l, gx = model.grad_x_and_loss(W, X, y, 3.0, 1.0)
+Xa = attacks.attack(W, X, y, q=3.0, rho=1.0, eps=0.1, steps=5, step_size=0.03, clip=(0, 1))
+print(json.dumps({"threads": numba.get_num_threads(), "L": L, "G": G.ravel().tolist(),
+                  "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist()}))
+"""
+
+
+def test_results_do_not_depend_on_thread_count():
+    outs = {}
+    for t in (1, 2):
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
+                   PYTHONPATH=os.pathsep.join(sys.path))
+        env.pop("REFFEAT_BACKEND", None)
+        res = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True,
+                             text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs[t] = json.loads(res.stdout)
+        assert outs[t]["threads"] == t
+    for key in ("L", "G", "gx", "Xa"):
+        err = _rel(outs[2][key], outs[1][key])
+        assert err <= 1e-12, f"{key}: 1 vs 2 threads differ by rel {err:.2e}"
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_c4_parts_match_metrics_reference(scale):
+    """kernels.c4_parts is the fast twin of metrics.c4_decomposition (C4), all three patch types."""
+    from reffeat import Config
+    from reffeat.metrics import c4_decomposition
+    from reffeat.train import problem
+    cfg = Config(n_train=37, n_test=5, P=12, n_nonrobust=7, sigma_xi=0.1)
+    prob = problem(cfg)
+    X, y, types = prob.train
+    U, V = prob.features
+    W = prob.W0 * scale
+    old = model.set_backend("reference")
+    try:
+        ref = c4_decomposition(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
+    finally:
+        model.set_backend(old)
+    fast = kernels.c4_parts(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
+    for name, a, b in zip(("dGamma", "dPhi"), fast, ref):
+        assert a.shape == b.shape == (2, 3, cfg.k, cfg.m)
+        err = _rel(a, b)
+        assert err <= TOL, f"C4 {name}: kernel vs reference rel err {err:.2e} (W scale {scale})"
