@@ -21,7 +21,8 @@ from .distribution import pure_inputs, sample
 from .features import make_features
 from .metrics import (accuracy, alignment, c4_decomposition, coefficient_summary, coefficients,
                       evaluate, feature_responses, robust_correct)
-from .model import forward, grad_w, grad_x, init_weights, loss, per_sample_loss, predict
+from .model import (forward, get_backend, grad_w, grad_x, init_weights, loss, per_sample_loss, predict,
+                    set_backend)
 from .train import Problem, TrainResult, problem, train
 
 __version__ = "0.1.0"
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Config", "make_features", "sample", "pure_inputs", "smoothed_relu", "smoothed_relu_grad",
     "init_weights", "forward", "loss", "per_sample_loss", "grad_w", "grad_x", "predict",
-    "attack", "project", "feature_attack_correct", "feature_perturbations",
+    "set_backend", "get_backend", "attack", "project", "feature_attack_correct", "feature_perturbations",
     "problem", "train", "Problem", "TrainResult",
     "coefficients", "coefficient_summary", "c4_decomposition",
     "accuracy", "robust_correct", "alignment", "feature_responses", "evaluate",

@@ -21,7 +21,7 @@ import numpy as np
 
 from .attacks import attack, feature_attack_correct
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
-from .model import dloss_dF, forward, forward_and_slopes, predict
+from .model import dloss_dF, forward, forward_and_slopes, get_backend, predict
 
 OWN, OTHER = 0, 1
 PATCH_TYPES = (ROBUST, NONROBUST, NOISE)
@@ -70,7 +70,12 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
     η(1−λ) and ηλ for the two halves of λ-mixed AT).
     Returns (dGamma, dPhi), each (2, 3, k, m): [own/other, R/N/noise, j, r];
     summing over the first two axes gives the exact C3 change.
+    The numba backend computes the same parts with ``kernels.c4_parts``
+    (tests/test_kernels.py holds the two equal); the code below is the reference.
     """
+    if get_backend() == "numba":
+        from .kernels import c4_parts
+        return c4_parts(W, X, y, patch_types, U, V, q, rho, step)
     n, P, d = X.shape
     k, m, _ = W.shape
     F, Sp = forward_and_slopes(W, X, q, rho)                    # (n,k), σ' (n,P,k,m)
