@@ -159,7 +159,7 @@ _random_start = random_start
 
 
 def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm: str = "linf"):
-    """E2b: the k feature-aligned perturbations, each (n, P, d).
+    """E2b: the k feature-aligned perturbations, each (n, P, d) (read-only broadcast views).
 
     Candidate t (t = 0..k−1) uses the direction c = v_t − v_y for t ≠ y and
     c = −v_y for t = y, on every patch; ℓ∞: δ_p = ε·sign(c); ℓ2: δ_p = ε c/‖c‖/√P
@@ -179,7 +179,7 @@ def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm
             dp = eps * c / np.maximum(nrm, 1e-300)
             if norm == "l2":
                 dp /= np.sqrt(P)
-        out.append(np.broadcast_to(dp[:, None, :], (n, P, d)).copy())
+        out.append(np.broadcast_to(dp[:, None, :], (n, P, d)))      # read-only view: same δ on every patch
     return out
 
 
