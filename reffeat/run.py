@@ -118,6 +118,8 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
         ev["steps_done"] = res.steps_done
         ev["stopped"] = res.stopped
         ev["train_wall_time_s"] = res.wall_time
+        ev["max_loss"] = res.extra["max_loss"]
+        ev["max_loss_step"] = res.extra["max_loss_step"]
         summary[mode] = ev
         summary["wall_time_s"] = time.perf_counter() - t0
         atomic_write_json(os.path.join(out_dir, "summary.json"), summary)   # keep what is done so far
@@ -162,6 +164,11 @@ def format_table(summary: dict) -> str:
     if cl:
         lines.append("claims: " + "  ".join(f"{k} {'holds' if v else 'FAILS'}" for k, v in cl.items()))
     for m in modes:
+        h = summary[m]["history"]
+        if h["loss"] and summary[m].get("max_loss", 0) > 2 * h["loss"][0]:
+            lines.append(f"{m.upper()}: the training loss spiked to {summary[m]['max_loss']:.4g} at step "
+                         f"{summary[m]['max_loss_step']} (initial {h['loss'][0]:.4g}): gradient descent was "
+                         "unstable at this eta; try a smaller eta and a longer T, e.g. --set eta=0.1 --set T=1500")
         if summary[m].get("stopped"):
             lines.append(f"{m.upper()} stopped early: {summary[m]['stopped']}")
     return "\n".join(lines)

@@ -66,6 +66,8 @@ class TrainResult:
       clean_loss (train), train_acc, clean_acc (test), robust_acc (test, cheap
       in-training check: survives FGSM and the E2b feature attack), gamma, phi,
       gamma_pos, phi_pos (C2).
+    extra: max_loss / max_loss_step — the largest per-step objective (spikes
+      between logged steps show here; AT at large η is unstable).
     c4_gamma, c4_phi: (steps, 2, 3, k, m) — C4 parts of every step.
     """
     mode: str
@@ -150,10 +152,13 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
                   file=progress, flush=True)
 
     t = 0
+    peak = [-np.inf, -1]                    # largest per-step objective and its step
     try:
         for t in range(cfg.T):
             pts = points(W)
             obj, G = objective(W, pts)
+            if obj > peak[0]:
+                peak[:] = [obj, t]
             if t % cfg.log_every == 0:
                 log(t, W, obj)
             if not (np.isfinite(obj) and np.all(np.isfinite(G))):
@@ -185,4 +190,5 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
         mode=mode, W0=prob.W0.copy() if W0 is None else np.array(W0), W=W, history=hist,
         c4_gamma=np.array(c4g) if c4g else empty, c4_phi=np.array(c4p) if c4p else empty,
         steps_done=t, stopped=stopped, wall_time=time.perf_counter() - t0,
+        extra={"max_loss": float(peak[0]), "max_loss_step": int(peak[1])},
     )
