@@ -17,7 +17,7 @@ Public API (equation labels of SPEC.md in brackets):
 from .activation import smoothed_relu, smoothed_relu_grad
 from .attacks import attack, feature_attack_correct, feature_perturbations, project
 from .config import Config
-from .distribution import pure_inputs, sample
+from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs, sample
 from .features import make_features
 from .metrics import (accuracy, alignment, c4_decomposition, coefficient_summary, coefficients,
                       evaluate, feature_responses, robust_correct)
@@ -28,7 +28,7 @@ from .train import Problem, TrainResult, problem, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "make_features", "sample", "pure_inputs", "smoothed_relu", "smoothed_relu_grad",
+    "Config", "make_features", "sample", "pure_inputs", "ROBUST", "NONROBUST", "NOISE", "smoothed_relu", "smoothed_relu_grad",
     "init_weights", "forward", "loss", "per_sample_loss", "grad_w", "grad_x", "predict",
     "set_backend", "get_backend", "attack", "project", "feature_attack_correct", "feature_perturbations",
     "problem", "train", "Problem", "TrainResult",

@@ -1,0 +1,386 @@
+"""Shared machinery of the verify suite: regimes, the per-seed ST+AT "pair"
+run that the claim checks P1–P4, M1, M2 read, a trajectory trainer that
+snapshots W during training, per-seed statistics and a 2-worker map.
+
+Everything here uses only the public API of ``reffeat`` (Config, problem,
+train, evaluate, coefficients, c4 arrays of TrainResult, attack, alignment,
+feature_perturbations, predict, ...).
+
+Every sweep point is a pure function of its Config (which carries the seed):
+results do not depend on the worker that ran it or on the order of points.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reffeat.distribution import NONROBUST, ROBUST
+from reffeat import (Config, Problem, alignment, attack, coefficient_summary, coefficients, evaluate,
+                     feature_perturbations, predict, problem, train)
+
+# ---------------------------------------------------------------- regimes
+#: Named regimes. ``defaults`` is SPEC §7 exactly; ``stable`` keeps ηT = 75
+#: but takes 5× smaller steps (the AT instability at η=0.5 is an overshoot,
+#: see REPORT.md); ``quick`` is the regime the CI --quick mode checks: the
+#: stable regime on a smaller training set (with σ_ξ = 0 every sample of a
+#: class is the same input up to a permutation of patches, so n_train only
+#: sets the class proportions) and a smaller test set.
+REGIMES = {
+    "defaults": {},
+    "stable": {"eta": 0.1, "T": 750},
+    "quick": {"eta": 0.1, "T": 750, "n_train": 40, "n_test": 100, "eval_restarts": 1},
+}
+
+
+def regime_config(name: str, **overrides) -> Config:
+    """Config of a named regime (see REGIMES) with optional extra overrides."""
+    if name not in REGIMES:
+        raise ValueError(f"regime must be one of {', '.join(REGIMES)} (got {name!r})")
+    return Config(**{**REGIMES[name], **overrides})
+
+
+def describe_regime(cfg: Config) -> str:
+    """Short text of the fields that differ from the SPEC defaults."""
+    base = Config()
+    diff = [f"{k}={v}" for k, v in cfg.to_dict().items() if k != "seed" and getattr(base, k) != v]
+    return ", ".join(diff) if diff else "SPEC defaults"
+
+
+# ---------------------------------------------------------------- statistics
+@dataclass
+class SeedStats:
+    """Per-seed values of one quantity and their summary."""
+    values: list
+    mean: float
+    std: float
+    lo: float
+    hi: float
+
+    def fmt(self, digits: int = 3) -> str:
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
+
+
+def seed_stats(values) -> SeedStats:
+    """Mean, sample standard deviation and range over seeds (NaN-aware)."""
+    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+    ok = v[np.isfinite(v)]
+    if ok.size == 0:
+        return SeedStats(list(v), math.nan, math.nan, math.nan, math.nan)
+    std = float(ok.std(ddof=1)) if ok.size > 1 else 0.0
+    return SeedStats(list(v), float(ok.mean()), std, float(ok.min()), float(ok.max()))
+
+
+@dataclass
+class ClaimResult:
+    """Verdict of one claim over seeds.
+
+    ``holds`` — per-seed booleans; ``quantities`` — name -> per-seed values;
+    ``notes`` — lines of evidence for the report; the claim *passes* when it
+    holds on a strict majority of seeds.
+    """
+    name: str
+    statement: str
+    regime: str
+    seeds: list
+    holds: list
+    quantities: dict
+    criteria: str
+    notes: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        return float(np.mean(self.holds)) if self.holds else math.nan
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.holds) and sum(bool(h) for h in self.holds) * 2 > len(self.holds)
+
+    def stats(self) -> dict:
+        return {k: seed_stats(v) for k, v in self.quantities.items()}
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "statement": self.statement, "regime": self.regime,
+                "seeds": list(self.seeds), "holds": [bool(h) for h in self.holds],
+                "fraction": self.fraction, "passed": self.passed, "criteria": self.criteria,
+                "quantities": {k: [None if not np.isfinite(x) else float(x) for x in
+                                   np.asarray(v, dtype=float)] for k, v in self.quantities.items()},
+                "notes": list(self.notes), "extra": self.extra}
+
+    def text(self) -> str:
+        """Plain-text summary (per-seed numbers, mean, spread, fraction, verdict)."""
+        lines = [f"{self.name}: {self.statement}", f"  regime: {self.regime}",
+                 f"  criteria: {self.criteria}", f"  seeds: {list(self.seeds)}"]
+        for k, s in self.stats().items():
+            vals = " ".join("nan" if not np.isfinite(x) else f"{x:.3g}" for x in s.values)
+            lines.append(f"  {k:28s} {s.fmt()}   per seed: {vals}")
+        lines.append("  holds per seed: " + "".join("✓" if h else "✗" for h in self.holds))
+        lines.extend("  " + n for n in self.notes)
+        lines.append(f"  => holds on {sum(map(bool, self.holds))}/{len(self.holds)} seeds: "
+                     + ("PASS" if self.passed else "FAIL (fails on a majority of seeds)"))
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- parallel map
+def _init_worker():
+    try:                                   # one thread per worker: 2 workers on 2 cores
+        import numba
+        numba.set_num_threads(1)
+    except Exception:  # pragma: no cover - numba missing or threads fixed
+        pass
+
+
+def pmap(fn, items, workers: int = 1, progress=None, label: str = ""):
+    """[fn(x) for x in items], on ``workers`` processes when > 1 (spawned,
+    single-threaded BLAS). Order of the output = order of ``items``."""
+    items = list(items)
+    t0 = time.perf_counter()
+    out = []
+    if workers <= 1 or len(items) <= 1:
+        for i, x in enumerate(items):
+            out.append(fn(x))
+            _tick(progress, label, i + 1, len(items), t0)
+        return out
+    import multiprocessing as mp
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                            "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    for k in saved:
+        os.environ[k] = "1"
+    try:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_worker) as pool:
+            for i, r in enumerate(pool.imap(fn, items)):
+                out.append(r)
+                _tick(progress, label, i + 1, len(items), t0)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out
+
+
+def _tick(progress, label, i, n, t0):
+    if progress is not None:
+        print(f"[verify] {label} {i}/{n}  ({time.perf_counter() - t0:.0f} s)", file=progress, flush=True)
+
+
+# ---------------------------------------------------------------- trajectory training
+@dataclass
+class Trajectory:
+    """A training run cut into segments so W can be inspected along the way.
+
+    For ST (deterministic GD) and for AT without random start the result is
+    bit-identical to one uninterrupted ``train`` call (tested).
+    ``snap_steps`` (S,), ``snapshots`` (S, k, m, d) include step 0 and the end.
+    ``c4_gamma``, ``c4_phi`` (steps, 2, 3, k, m) as in TrainResult.
+    """
+    mode: str
+    W: np.ndarray
+    snap_steps: list
+    snapshots: np.ndarray
+    history: dict
+    c4_gamma: np.ndarray
+    c4_phi: np.ndarray
+    steps_done: int
+    stopped: str | None
+    wall_time: float
+
+
+def small_test_problem(prob: Problem, n: int) -> Problem:
+    """The same problem with only the first n test points (cheap in-training logs)."""
+    X, y, t = prob.test
+    return Problem(prob.cfg, prob.features, prob.train, (X[:n], y[:n], t[:n]), prob.W0, prob.rngs)
+
+
+def train_trajectory(cfg: Config, mode: str, prob: Problem, n_segments: int = 15,
+                     log_test: int = 50, log_every: int = 5, track_c4: bool = True) -> Trajectory:
+    """T1/T3 for cfg.T steps in ``n_segments`` pieces, keeping W at each cut.
+
+    In-training logs (history) use the first ``log_test`` test points only.
+    """
+    t0 = time.perf_counter()
+    T = cfg.T
+    cuts = sorted(set(int(round(T * i / n_segments)) for i in range(n_segments + 1)))
+    small = small_test_problem(prob, log_test)
+    W = prob.W0.copy()
+    snaps, steps = [W.copy()], [0]
+    hist: dict = {}
+    c4g, c4p = [], []
+    stopped = None
+    done = 0
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        seg = cfg.replace(T=b - a, log_every=log_every)
+        res = train(seg, mode, small, W0=W, track_c4=track_c4)
+        h = res.history
+        dup = bool(hist.get("step")) and bool(h["step"]) and hist["step"][-1] == a and h["step"][0] == 0
+        for key, vals in h.items():
+            vals = [v + a for v in vals] if key == "step" else list(vals)
+            hist.setdefault(key, []).extend(vals[1:] if dup else vals)   # same W logged at the cut
+        c4g.append(res.c4_gamma)
+        c4p.append(res.c4_phi)
+        W = res.W
+        done = a + res.steps_done
+        if res.stopped:
+            stopped = f"in segment [{a}, {b}): {res.stopped}"
+            snaps.append(W.copy())
+            steps.append(done)
+            break
+        snaps.append(W.copy())
+        steps.append(b)
+    return Trajectory(mode=mode, W=W, snap_steps=steps, snapshots=np.array(snaps), history=hist,
+                      c4_gamma=np.concatenate(c4g), c4_phi=np.concatenate(c4p), steps_done=done,
+                      stopped=stopped, wall_time=time.perf_counter() - t0)
+
+
+def coefficient_paths(W0, c4, which: str, U, V) -> np.ndarray:
+    """Per-step Γ_{j,r}(t) (which="gamma") or Φ_{j,r}(t) ("phi"), shape (steps+1, k, m),
+    rebuilt exactly from W^{(0)} and the C4 parts (C3: Σ parts = actual change)."""
+    c = coefficients(W0, U, V)
+    start = c["Gamma"] if which == "gamma" else c["Phi"]
+    steps = c4.sum(axis=(1, 2)) if len(c4) else np.zeros((0,) + start.shape)
+    return np.concatenate([start[None], start[None] + np.cumsum(steps, axis=0)], axis=0)
+
+
+# ---------------------------------------------------------------- the pair run
+def eval_rng(cfg: Config, mode: str) -> np.random.Generator:
+    """The E2 random stream of ``python -m reffeat.run`` for this seed and mode."""
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, 11, ("st", "at").index(mode)]))
+
+
+def one_step_alignment(W, X, y, types, V, cfg, which: int) -> float:
+    """E3 of the one-step (K=1, γ=ε) perturbation on patches of type ``which``."""
+    d1 = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=1) - X
+    return alignment(d1, y, V, cfg.eps, cfg.norm, types, which)
+
+
+_SCALARS = ("clean_acc", "robust_acc", "robust_acc_pgd", "robust_acc_feature_attack", "gamma",
+            "phi", "gamma_pos", "phi_pos", "alignment", "alignment_pgd", "alignment_robust_patches")
+
+
+def pair_run(cfg: Config, n_segments: int = 15, modes=("st", "at"), c4_modes=("st", "at")) -> dict:
+    """ST and AT of one seed (same data and W^{(0)}), evaluated with E1–E4.
+
+    Returns plain data: per mode the E-scalars, history, stopped, the per-step
+    max_r coefficient paths Γ_j(t), Φ_j(t) (steps+1, k), C4 parts per step for
+    Φ and Γ summed over r and for the neuron r* = argmax_r of the final Φ_{j,r}
+    / Γ_{j,r} (steps, 2, 3, k), and E3 of the one-step perturbation of the
+    training set at the snapshots (per patch type R, N). Only the modes in
+    ``c4_modes`` track C4 (it costs about as much as the training step); for
+    the others the paths and parts are None.
+    """
+    prob = problem(cfg)
+    U, V = prob.features
+    Xtr, ytr, ttr = prob.train
+    out = {"seed": cfg.seed, "config": cfg.to_dict()}
+    for mode in modes:
+        tr = train_trajectory(cfg, mode, prob, n_segments=n_segments, track_c4=mode in c4_modes)
+        ev = evaluate(tr.W, cfg, prob.test, prob.features, eval_rng(cfg, mode))
+        rec = {k: float(ev[k]) for k in _SCALARS}
+        rec["gamma_j"] = list(ev["gamma_j"])
+        rec["phi_j"] = list(ev["phi_j"])
+        rec["responses"] = {k: ev["responses"][k] for k in ("robust", "nonrobust")}
+        rec["history"] = tr.history
+        rec["stopped"] = tr.stopped
+        rec["W"] = tr.W
+        init = coefficient_summary(prob.W0, U, V)
+        rec["gamma_init"], rec["phi_init"] = init["gamma"], init["phi"]
+        rec["steps_done"] = tr.steps_done
+        rec["wall_time"] = tr.wall_time
+        for name, c4 in (("gamma", tr.c4_gamma), ("phi", tr.c4_phi)):
+            if mode not in c4_modes:
+                for key in (f"{name}_path", f"c4_{name}_sum", f"c4_{name}_rstar", f"{name}0_j"):
+                    rec[key] = None
+                continue
+            path = coefficient_paths(prob.W0, c4, name, U, V)          # (S+1, k, m)
+            rec[f"{name}_path"] = path.max(axis=2)                      # C2 max_r, (S+1, k)
+            rec[f"c4_{name}_sum"] = c4.sum(axis=4) if len(c4) else np.zeros((0, 2, 3, cfg.k))
+            rstar = path[-1].argmax(axis=1)                             # (k,)
+            rec[f"c4_{name}_rstar"] = (c4[:, :, :, np.arange(cfg.k), rstar] if len(c4)
+                                       else np.zeros((0, 2, 3, cfg.k)))
+            rec[f"{name}0_j"] = path[0].max(axis=1)
+        rec["snap_steps"] = tr.snap_steps
+        rec["e3_train_N"] = [one_step_alignment(W, Xtr, ytr, ttr, V, cfg, NONROBUST) for W in tr.snapshots]
+        rec["e3_train_R"] = [one_step_alignment(W, Xtr, ytr, ttr, V, cfg, ROBUST) for W in tr.snapshots]
+        rec["max_loss"] = float(np.nanmax(tr.history["loss"])) if tr.history.get("loss") else math.nan
+        out[mode] = rec
+    return out
+
+
+_PAIR_CACHE: dict = {}
+
+
+def _pair_key(cfg: Config, n_segments: int, c4_modes):
+    return (tuple(sorted(cfg.to_dict().items(), key=lambda kv: kv[0])), n_segments, tuple(c4_modes))
+
+
+def _pair_job(args):
+    cfg, n_segments, c4_modes = args
+    return pair_run(cfg, n_segments, c4_modes=c4_modes)
+
+
+def pair_runs(cfg: Config, seeds, workers: int = 1, progress=None, n_segments: int = 15,
+              c4_modes=("st", "at")) -> list:
+    """pair_run for each seed (memoised in this process, so claims share runs)."""
+    cfgs = [cfg.replace(seed=int(s)) for s in seeds]
+    key = lambda c: _pair_key(c, n_segments, c4_modes)
+    todo = [c for c in cfgs if key(c) not in _PAIR_CACHE]
+    if todo:
+        res = pmap(_pair_job, [(c, n_segments, tuple(c4_modes)) for c in todo], workers, progress,
+                   label=f"ST+AT pairs ({describe_regime(cfg)})")
+        for c, r in zip(todo, res):
+            _PAIR_CACHE[key(c)] = r
+    return [_PAIR_CACHE[key(c)] for c in cfgs]
+
+
+def clear_cache() -> None:
+    _PAIR_CACHE.clear()
+
+
+def feature_attack_breakdown(W, X, y, V, cfg) -> dict:
+    """E2b split: accuracy under the pure −ε·sign(v_y) perturbation alone and
+    under the worst targeted ε·sign(v_j − v_y), j ≠ y."""
+    cands = feature_perturbations(V, y, X.shape[1], cfg.eps, cfg.norm)
+    preds = np.stack([predict(W, X + d, cfg.q, cfg.rho) for d in cands])     # (k, n)
+    n = len(y)
+    own_ok = preds[y, np.arange(n)] == y
+    tgt_ok = np.ones(n, bool)
+    for t in range(len(cands)):
+        tgt_ok &= (preds[t] == y) | (y == t)
+    return {"acc_minus_vy": float(own_ok.mean()), "acc_targeted": float(tgt_ok.mean()),
+            "acc_feature_all": float((own_ok & tgt_ok).mean())}
+
+
+# ---------------------------------------------------------------- claim CLI
+def claim_cli(module, argv=None) -> int:
+    """``python -m verify.<claim>``: run one claim check over seeds, print the
+    per-seed numbers and the verdict; exit 1 if it fails on a majority of seeds."""
+    import argparse
+    p = argparse.ArgumentParser(prog=f"python -m verify.{module.NAME.lower()}", description=(
+        f"{module.NAME}: {module.STATEMENT}  Exit status 1 if the claim fails on a "
+        "majority of seeds."))
+    p.add_argument("--regime", choices=tuple(REGIMES), default="defaults",
+                   help="parameter regime (default: SPEC defaults)")
+    p.add_argument("--seeds", type=int, default=10, help="number of seeds 0..N-1 (default 10)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one Config field (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = p.parse_args(argv)
+    from reffeat.config import coerce
+    over = {}
+    for item in args.sets:
+        key, _, val = item.partition("=")
+        over[key.strip()] = coerce(key.strip(), val)
+    cfg = regime_config(args.regime, **over)
+    recs = pair_runs(cfg, range(args.seeds), args.workers, None if args.quiet else sys.stderr)
+    res = module.check(recs, cfg)
+    print(res.text())
+    return 0 if res.passed else 1

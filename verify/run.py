@@ -1,0 +1,702 @@
+"""``python -m verify`` (or ``python -m verify.run``): run every claim check,
+phase diagram and the algorithm-variant table, then write REPORT.md, the
+figures ``verify_*.png`` and ``results.json``.
+
+    python -m verify                 # full: ≥ 10 seeds per claim, full grids (~15–30 min, 2 workers)
+    python -m verify --quick         # CI: 5 seeds in the 'quick' regime, coarse grids (~2 min)
+    python -m verify --only claims   # just the claim checks (or: phase, variants)
+
+Exit status (full): 1 if any claim P1–P4, M1–M3 fails on a majority of seeds
+at the SPEC defaults; 0 otherwise. Exit status (--quick): 1 if any claim's
+verdict in the quick regime differs from ``QUICK_EXPECTED`` (the verdicts the
+full run established for that regime) or the report machinery fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from reffeat import Config
+from reffeat.io import atomic_write_bytes, atomic_write_json, package_versions
+
+from . import m1, m2, m3, p1, p2, p3, p4
+from . import report as R
+from . import sweeps as S
+from .common import REGIMES, describe_regime, pair_runs, regime_config
+
+CLAIM_MODULES = (p1, p2, p3, p4, m1, m2, m3)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+#: Verdicts of the quick regime (5 seeds) that --quick must reproduce.
+#: True = the claim must pass (hold on a majority of seeds), False = must fail.
+QUICK_EXPECTED = {"P1": False, "P2": True, "P3": False, "P4": True, "M1": False, "M2": False, "M3": True}
+
+
+def _eta_rows(etas, base_T=150, base_eta=0.5):
+    """FGSM AT rows with η·T fixed to the SPEC's 0.5·150 = 75."""
+    return [(f"FGSM (paper), η={e:g}, T={int(round(base_eta * base_T / e))}",
+             {"eta": float(e), "T": int(round(base_eta * base_T / e))}) for e in etas]
+
+
+def variant_rows(eps: float = 0.2, d_N: int = 32, P: int = 64, s: int = 1):
+    """The algorithm variants of the issue, at η=0.5 (SPEC) and η=0.1 (ηT = 75)."""
+    e2_patch = eps * math.sqrt(d_N)                  # ℓ2 per patch with the ℓ∞ ball's pull on ⟨x_p, v_y⟩
+    e2_whole = e2_patch * math.sqrt(P - s)           # the same on every non-robust patch at once
+    rows = []
+    for eta, T in ((0.5, 150), (0.1, 750)):
+        tag = f"η={eta:g}"
+        base = {"eta": eta, "T": T}
+        rows += [
+            (f"FGSM (paper), {tag}", {**base}),
+            (f"RS-FGSM K=1 γ=1.25ε, {tag}", {**base, "random_start": True, "gamma": 1.25 * eps}),
+            (f"PGD-3 γ=ε/2, {tag}", {**base, "K": 3, "gamma": eps / 2, "random_start": True}),
+            (f"PGD-3 γ=ε (large), {tag}", {**base, "K": 3, "gamma": eps, "random_start": True}),
+            (f"PGD-10 γ=ε/4, {tag}", {**base, "K": 10, "gamma": eps / 4, "random_start": True}),
+            (f"PGD-10 γ=ε (large), {tag}", {**base, "K": 10, "gamma": eps, "random_start": True}),
+            (f"plain ascent K=1 γ=ε, {tag}", {**base, "ascent": "plain"}),
+            (f"plain ascent K=10 γ=ε, {tag}", {**base, "ascent": "plain", "K": 10}),
+            (f"ℓ2 whole input ε={e2_whole:.2f}, {tag}", {**base, "norm": "l2", "eps": e2_whole}),
+            (f"ℓ2 whole input ε=2, {tag}", {**base, "norm": "l2", "eps": 2.0}),
+            (f"ℓ2 per patch ε={e2_patch:.2f}, {tag}", {**base, "norm": "l2-patch", "eps": e2_patch}),
+            (f"ℓ2 per patch ε=2, {tag}", {**base, "norm": "l2-patch", "eps": 2.0}),
+            (f"λ=0.5 mixing, {tag}", {**base, "lam": 0.5}),
+        ]
+    return rows
+
+
+PRESETS = {
+    "full": {
+        "claim_regimes": {"defaults": ("st", "at"), "stable": ("at",)},
+        "claim_seeds": 10,
+        "eta_rows": (1.0, 0.5, 0.25, 0.1, 0.05),
+        "stability_seeds": 10,
+        "variant_seeds": 10,
+        "variants": True,
+        "pref": {"q_values": (2, 3, 4), "P_values": (4, 8, 16, 32, 64),
+                 "ratios": (0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8), "seeds": (0, 1),
+                 "T_of_q": {2: 150, 3: 150, 4: 600}},
+        "susc": {"eps_values": (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+                 "dN_values": (8, 16, 32, 64, 128), "seeds": (0, 1, 2)},
+        "atsucc": {"eps_values": (0.1, 0.15, 0.2, 0.3, 0.4), "alpha_ratios": (2, 3.5, 6, 10, 15),
+                   "seeds": (0, 1), "base": {"eta": 0.1, "T": 750}},
+    },
+    "quick": {
+        "claim_regimes": {"quick": ("st", "at")},
+        "claim_seeds": 5,
+        "eta_rows": (0.5, 0.1),
+        "stability_seeds": 2,
+        "variant_seeds": 0,
+        "variants": False,
+        "pref": {"q_values": (3,), "P_values": (8, 64), "ratios": (0.2, 0.5), "seeds": (0,),
+                 "T_of_q": {3: 150}},
+        "susc": {"eps_values": (0.1, 0.3), "dN_values": (16, 64), "seeds": (0,)},
+        "atsucc": {"eps_values": (0.1, 0.3), "alpha_ratios": (3, 15), "seeds": (0,),
+                   "base": {"eta": 0.1, "T": 750}},
+    },
+}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m verify", description=(
+        "Turn each claim of Li & Li (2410.08503) into measured evidence in the reffeat model: "
+        "claim checks P1–P4, M1–M3 over seeds, phase diagrams against the analytic boundaries, "
+        "an algorithm-variant table; writes a Markdown report, figures and results.json."),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="CI mode: 5 seeds in the 'quick' regime, coarse grids, no variant table")
+    p.add_argument("--only", choices=("claims", "phase", "variants", "all"), default="all",
+                   help="run only one part (default all)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--report", metavar="FILE",
+                   help="report path (default verify/REPORT.md; --quick: runs/verify-quick/REPORT.md)")
+    p.add_argument("--figures", metavar="DIR",
+                   help="figure directory (default figures/; --quick: runs/verify-quick/figures)")
+    p.add_argument("--from-results", metavar="JSON",
+                   help="do not run anything: redraw figures and rewrite the report from a results.json "
+                        "written by an earlier run (e.g. verify/results.json)")
+    p.add_argument("--recheck", action="store_true",
+                   help="with --from-results: recompute the claim verdicts P1–P4, M1, M2 from the stored "
+                        "per-seed records with the current criteria (M3 needs the weights and is kept)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+_ARRAY_KEYS = {"pref": ("phi_over_gamma",), "susc": ("robust_acc", "clean_acc"),
+               "atsucc": ("at_robust_acc", "phi_ratio", "st_phi", "st_gamma", "at_gamma", "blew_up", "P4")}
+
+
+def load_results(path):
+    """Inverse of the results.json written by main(): (mode, claims_res, records, phase, var, timings)."""
+    import json
+    from .common import ClaimResult
+    with open(path) as fh:
+        d = json.load(fh)
+    claims_res = {}
+    for reg, by in d.get("claims", {}).items():
+        claims_res[reg] = {}
+        for name, c in by.items():
+            q = {k: [math.nan if v is None else v for v in vals] for k, vals in c["quantities"].items()}
+            claims_res[reg][name] = ClaimResult(c["name"], c["statement"], c["regime"], c["seeds"],
+                                                c["holds"], q, c["criteria"], c.get("notes", []),
+                                                c.get("extra", {}))
+    records = {reg: (Config.from_dict(v["config"]), v["records"]) for reg, v in d.get("records", {}).items()}
+    phase = d.get("phase")
+    if phase:
+        for part, keys in _ARRAY_KEYS.items():
+            for k in keys:
+                phase[part][k] = np.asarray(phase[part][k], dtype=float)
+    return d.get("mode", "full"), claims_res, records, phase, d.get("variants"), d.get("timings", {})
+
+
+# ---------------------------------------------------------------- running
+def run_claims(preset, workers, progress):
+    results, records = {}, {}
+    for reg, c4_modes in preset["claim_regimes"].items():
+        cfg = regime_config(reg)
+        recs = pair_runs(cfg, range(preset["claim_seeds"]), workers, progress, c4_modes=c4_modes)
+        records[reg] = (cfg, recs)
+        results[reg] = {}
+        for mod in CLAIM_MODULES:
+            res = mod.check(recs, cfg)
+            if mod is m1 and not res.seeds:
+                continue                               # ST C4 not tracked in this regime
+            results[reg][mod.NAME] = res
+            if progress:
+                print(res.text(), file=progress, flush=True)
+    return results, records
+
+
+def run_phase(preset, workers, progress):
+    out = {}
+    out["pref"] = S.st_preference(workers=workers, progress=progress, **preset["pref"])
+    out["susc"] = S.susceptibility(workers=workers, progress=progress, **preset["susc"])
+    out["atsucc"] = S.at_success(workers=workers, progress=progress, **preset["atsucc"])
+    return out
+
+
+def run_variants(preset, workers, progress):
+    out = {"stability": S.variants(_eta_rows(preset["eta_rows"]), range(preset["stability_seeds"]),
+                                   workers=workers, progress=progress)}
+    if preset["variants"]:
+        out["variants"] = S.variants(variant_rows(), range(preset["variant_seeds"]),
+                                     workers=workers, progress=progress)
+    return out
+
+
+# ---------------------------------------------------------------- report text
+def _q(res, name):
+    return R.seed_stats(res.quantities[name])
+
+
+KEY_QUANTITIES = {
+    "P1": ("Φ(ST)", "Γ(ST)"),
+    "P2": ("clean acc (ST)", "robust acc (ST)", "E3 one-step (ST)"),
+    "P3": ("Γ(AT)", "Γ(ST)", "Φ(AT)", "Φ(ST)"),
+    "P4": ("clean acc (AT)", "robust acc (AT)", "robust acc (ST)"),
+    "M1": ("t_half(Φ) measured", "t_half(Φ) ODE prediction", "t(Γ ×10) measured", "t(Γ doubles) measured"),
+    "M2": ("t_align (E3 ≥ 0.5)", "ΣΔΦ own-class (window)", "ΣΔΦ other-class (window)",
+           "|other| / |own| (window)"),
+    "M3": ("E3 one-step, N patches", "E3 PGD-20, flipped points", "⟨δ,+v_ŷ⟩ PGD-20, flipped",
+           "ST acc under −ε·sign(v_y)", "ST acc under targeted ε·sign(v_j−v_y)"),
+}
+
+
+def claim_paragraph(name, by_reg) -> str:
+    """One paragraph: holds / holds in regime X / does not hold, with numbers."""
+    regs = [r for r in by_reg if name in by_reg[r]]
+    parts = []
+    for reg in regs:
+        res = by_reg[reg][name]
+        keys = [k for k in KEY_QUANTITIES.get(name, ()) if k in res.quantities]
+        parts.append(f"{reg}: {sum(map(bool, res.holds))}/{len(res.holds)} seeds"
+                     + (f" ({_stats_line(res, keys)}, mean ± std)" if keys else ""))
+    passing = [r for r in regs if by_reg[r][name].passed]
+    if "defaults" in passing:
+        verdict = "**Holds** at the SPEC defaults"
+    elif passing:
+        verdict = f"**Holds in regime {', '.join(passing)}** (not at the SPEC defaults)" if "defaults" in regs \
+            else f"**Holds in regime {', '.join(passing)}**"
+    else:
+        verdict = "**Does not hold** in any regime tested"
+    return f"{verdict} — holds on " + "; ".join(parts) + "."
+
+
+def _regime_lines(records):
+    lines = []
+    for reg, (cfg, _) in records.items():
+        lines.append(f"- `{reg}`: {describe_regime(cfg)}")
+    return "\n".join(lines)
+
+
+def _stats_line(res, names, digits=3):
+    return "; ".join(f"{n} = {R.fmt(_q(res, n).mean, digits)} ± {R.fmt(_q(res, n).std, digits)}"
+                     for n in names)
+
+
+def build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok=None,
+                 rebuilt_from=None, recheck=False) -> str:
+    L = []
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    L.append("# verify — measured evidence for the claims of Li & Li (arXiv 2410.08503)\n")
+    L.append(f"Generated by `python -m verify{' --quick' if mode == 'quick' else ''}` on {now} "
+             f"({platform.platform()}; {', '.join(f'{k} {v}' for k, v in package_versions().items())}). "
+             f"Wall time: {timings.get('total', 0):.0f} s "
+             f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items() if k != 'total')}). "
+             "Every number below is recomputed by that command; seeds are 0..N−1, none hand-picked."
+             + (f" This text was rebuilt from `{rebuilt_from}` with `--from-results"
+                f"{' --recheck' if recheck else ''}` (same runs"
+                f"{'; claims P1–P4, M1, M2 re-evaluated with the current criteria' if recheck else ''})."
+                if rebuilt_from else "") + "\n")
+    if claims_res:
+        L.append("## Summary of verdicts\n")
+        L.append("A claim *passes* in a regime when it holds on a strict majority of seeds. "
+                 "Regimes:\n")
+        L.append(_regime_lines(records) + "\n")
+        L.append(R.summary_table(claims_res) + "\n")
+        if expected_ok is not None:
+            L.append(f"Quick-mode expectation (QUICK_EXPECTED in verify/run.py): "
+                     f"{'all verdicts as expected' if expected_ok else 'MISMATCH — see below'}.\n")
+        L.append(STATIC["regimes"])
+    if claims_res and records:
+        L.append(_findings(claims_res, records))
+    # claim sections
+    for mod in CLAIM_MODULES:
+        name = mod.NAME
+        if not any(name in claims_res[r] for r in claims_res):
+            continue
+        L.append(f"## {name} — {mod.STATEMENT}\n")
+        L.append(claim_paragraph(name, claims_res) + "\n")
+        if name in STATIC:
+            L.append(STATIC[name](claims_res) if callable(STATIC[name]) else STATIC[name])
+        for reg in claims_res:
+            if name not in claims_res[reg]:
+                continue
+            res = claims_res[reg][name]
+            L.append(f"**{reg}** — {res.regime}. Criteria: {res.criteria}.\n")
+            L.append(R.claim_table(res) + "\n")
+            for n in res.notes:
+                L.append(f"- {n}")
+            L.append("")
+        for key, fname in FIG_OF_CLAIM.get(name, ()):
+            if key in figs:
+                L.append(f"![{fname}]({_rel(figs[key])})\n")
+    if phase:
+        L.append("## Phase diagrams\n")
+        L.append(STATIC["phase_intro"])
+        pr = phase["pref"]
+        agr = S.preference_agreement(pr)
+        L.append("### ST preference: which feature does ST learn?\n")
+        L.append(f"Grid β/α ∈ {list(pr['ratio'])} × P ∈ {list(pr['P'])} for q ∈ {pr['q']} "
+                 f"(α = {pr['alpha']}, s = {pr['s']}, T per q = {pr['T_of_q']}, seeds {pr['seeds']}). "
+                 "Colour: log10 of Φ/Γ at the end of ST (median over seeds). The black curve is "
+                 "(P − s)β^q = sα^q. Cells where the measured winner (sign of log Φ/Γ) agrees "
+                 "with the analytic side: " + ", ".join(f"q = {q}: {a}/{t}" for q, (a, t) in agr.items())
+                 + ".\n")
+        if "pref" in figs:
+            L.append(f"![st preference]({_rel(figs['pref'])})\n")
+        sc = phase["susc"]
+        a, t = S.susceptibility_agreement(sc)
+        L.append("### Susceptibility: when is ST non-robust?\n")
+        L.append(f"Grid ε ∈ {list(sc['eps'])} × d_N ∈ {list(sc['d_N'])} (seeds {sc['seeds']}); ST "
+                 f"trained once per (d_N, seed), E2 robust accuracy at each ε. White curve: ε√d_N = β. "
+                 f"Cells where (robust acc < 0.5) ⇔ (ε√d_N > β): {a}/{t}.\n")
+        L.append(_susc_text(sc))
+        if "susc" in figs:
+            L.append(f"![susceptibility]({_rel(figs['susc'])})\n")
+        at = phase["atsucc"]
+        L.append("### AT success over ε and α/ε\n")
+        L.append(f"Grid ε ∈ {list(at['eps'])} × α/ε ∈ {list(at['alpha_ratio'])} (α = ratio·ε; "
+                 f"seeds {at['seeds']}; regime {describe_regime(Config(**at['base']))}). Left: AT robust "
+                 "accuracy (mean); right: log10 Φ(AT)/Φ(ST) (median). Lines: ε√d_N = β and this "
+                 f"suite's leverage estimate α/ε = 1 + (P/s)^(1/q) = {at['leverage_boundary']:.2f}.\n")
+        L.append(_atsucc_text(at))
+        if "atsucc" in figs:
+            L.append(f"![at success]({_rel(figs['atsucc'])})\n")
+    if var:
+        L.append("## Algorithm variants and the pitfalls of SPEC §9\n")
+        L.append(STATIC["variants_intro"])
+        L.append("### Stability of one-step AT vs η (η·T = 75 fixed)\n")
+        L.append(R.variant_table(var["stability"], S.variant_stats) + "\n")
+        good = [r["label"] for r in var["stability"]["rows"]
+                if S.variant_stats(r)["P3"] > 0.5 and S.variant_stats(r)["P4"] > 0.5]
+        L.append("P3 and P4 both hold on a majority of seeds for: "
+                 + (", ".join(good) if good else "none of these learning rates") + ".\n")
+        if "stability" in figs:
+            L.append(f"![stability]({_rel(figs['stability'])})\n")
+        if "variants" in var:
+            L.append("### Variant table\n")
+            L.append(R.variant_table(var["variants"], S.variant_stats) + "\n")
+            L.append(_pitfall_text(var))
+    return "\n".join(L) + "\n"
+
+
+def _findings(claims_res, records) -> str:
+    """Computed cross-claim observations (class-wise failures, blow-ups)."""
+    L = ["## Cross-cutting findings (computed from the runs above)\n"]
+    for reg, (cfg, recs) in records.items():
+        if "P4" not in claims_res.get(reg, {}):
+            continue
+        p4 = claims_res[reg]["P4"]
+        lag_at, lag_st, fail_with_lag, nfail = 0, 0, 0, 0
+        for r, h in zip(recs, p4.holds):
+            g_at = np.asarray(r["at"]["gamma_j"], float)
+            g_st = np.asarray(r["st"]["gamma_j"], float)
+            lag = bool((g_at < 0.1).any())
+            lag_at += int((g_at < 0.1).sum())
+            lag_st += int((g_st >= 0.1).sum())
+            if not h:
+                nfail += 1
+                fail_with_lag += int(lag or r["at"]["max_loss"] > 10)
+        blown = sum(1 for r in recs if r["at"]["max_loss"] > 10)
+        n, k = len(recs), cfg.k
+        L.append(f"- `{reg}`: AT's loss blew up (> 10) on {blown}/{n} seeds; AT left Γ_j < 0.1 in "
+                 f"{lag_at}/{n * k} classes (a class that never learns u_j under AT is not robust, so "
+                 f"robust accuracy comes in steps of ≈ 1/{k}); {fail_with_lag}/{nfail} seeds that fail "
+                 f"P4 have a blow-up or such a class. ST learned u_j (Γ_j ≥ 0.1) in {lag_st}/{n * k} "
+                 "classes — the class-wise race of M1.")
+    return "\n".join(L) + "\n"
+
+
+def _rel(path):
+    rep = os.path.join(HERE, "REPORT.md")
+    return os.path.relpath(path, os.path.dirname(_REPORT_PATH[0] or rep))
+
+
+_REPORT_PATH = [None]
+
+FIG_OF_CLAIM = {"P3": (("claims", "claims"),), "M1": (("m1", "m1"),), "M2": (("m2", "m2"),),
+                "M3": (("m3", "m3"),)}
+
+
+def _susc_text(sc) -> str:
+    rows = []
+    for i, d in enumerate(sc["d_N"]):
+        m = np.nanmean(sc["robust_acc"][i], axis=1)
+        below = [e for e, v in zip(sc["eps"], m) if v < 0.5]
+        rows.append(f"d_N = {d}: robust acc < 0.5 from ε = {below[0] if below else '—'} "
+                    f"(analytic β/√d_N = {sc['beta'] / math.sqrt(d):.3f})")
+    return "Measured boundary per d_N — " + "; ".join(rows) + ".\n"
+
+
+def _atsucc_text(at) -> str:
+    rob = np.nanmean(at["at_robust_acc"], axis=2)
+    p4 = np.nanmean(at["P4"], axis=2)
+    lines = []
+    for i, e in enumerate(at["eps"]):
+        ok = [r for r, v in zip(at["alpha_ratio"], p4[i]) if v > 0.5]
+        lines.append(f"ε = {e}: P4 on a majority of seeds at α/ε ∈ {ok if ok else 'none'}; "
+                     f"robust acc by α/ε {', '.join(R.fmt(v, 2) for v in rob[i])}")
+    return "Measured: " + "; ".join(lines) + ".\n"
+
+
+def _row(var, label_start):
+    for row in var["variants"]["rows"]:
+        if row["label"].startswith(label_start):
+            return row, S.variant_stats(row)
+    return None, None
+
+
+def _pitfall_text(var) -> str:
+    out = ["**Pitfalls of SPEC §9, answered with the numbers above:**\n"]
+    L = []
+    for eta in ("0.5", "0.1"):
+        _, fg = _row(var, f"FGSM (paper), η={eta}")
+        _, pl = _row(var, f"plain ascent K=1 γ=ε, η={eta}")
+        _, p10 = _row(var, f"plain ascent K=10 γ=ε, η={eta}")
+        if fg and pl:
+            L.append(f"η={eta}: plain (un-normalised) ascent K=1 → Φ(AT) = {R.fmt(pl['at_phi'][0], 2)}, "
+                     f"Φ(ST) = {R.fmt(pl['st_phi'][0], 2)}, robust {R.fmt(pl['at_robust'][0], 2)}, "
+                     f"E3(AT) {R.fmt(pl['at_e3'][0], 2)} (K=10: Φ {R.fmt(p10['at_phi'][0], 2)}, robust "
+                     f"{R.fmt(p10['at_robust'][0], 2)}) vs sign-FGSM Φ {R.fmt(fg['at_phi'][0], 2)}, robust "
+                     f"{R.fmt(fg['at_robust'][0], 2)}")
+    out.append("1. *Un-normalised gradient ascent stops attacking and AT behaves like ST.* " + "; ".join(L) + ".")
+    L = []
+    for eta in ("0.5", "0.1"):
+        bits = []
+        for lab in ("FGSM (paper)", "PGD-3 γ=ε/2", "PGD-3 γ=ε (large)", "PGD-10 γ=ε/4", "PGD-10 γ=ε (large)"):
+            row, st = _row(var, f"{lab}, η={eta}")
+            if row:
+                n = len(row["seeds"])
+                bits.append(f"{lab}: blow-up {round(st['blew_up'] * n)}/{n}, P4 {round(st['P4'] * n)}/{n}")
+        L.append(f"η={eta}: " + "; ".join(bits))
+    out.append("2. *PGD-AT with a large step at η=0.5 is unstable on some seeds.* " + " — ".join(L) + ".")
+    L = []
+    for lab in ("ℓ2 whole input", "ℓ2 per patch"):
+        for row in var["variants"]["rows"]:
+            if row["label"].startswith(lab):
+                st = S.variant_stats(row)
+                n = len(row["seeds"])
+                L.append(f"{row['label']}: P1 {round(st['P1'] * n)}/{n}, P2 {round(st['P2'] * n)}/{n}, "
+                         f"P3 {round(st['P3'] * n)}/{n}, P4 {round(st['P4'] * n)}/{n}, all four "
+                         f"{round(st['all_P'] * n)}/{n} (robust ST {R.fmt(st['st_robust'][0], 2)}, "
+                         f"AT {R.fmt(st['at_robust'][0], 2)})")
+    out.append("3. *With an ℓ2 or per-patch ℓ2 threat P1–P4 cannot all hold.* " + "; ".join(L) + ".")
+    return "\n".join(out) + "\n"
+
+
+STATIC_M2 = """What the C4 parts say. With the F2 geometry and σ_ξ = 0, the C4 part of ΔΦ_j
+from an own-class sample is proportional to ⟨β v_j + δ_p, v_j⟩ = β − a·ε√d_N on
+a non-robust patch, where a is the E3 alignment of δ_p (a = 1: the adversary
+removes β − ε√d_N = 1 − 0.2·√32 = −0.131, i.e. all of v_j and a little more);
+an other-class sample (y_i ≠ j) changes Φ_j only through ⟨δ_{i,p}, v_j⟩, which
+is exactly 0 for δ_p = −ε·sign(v_{y_i}) (Hadamard rows are orthogonal) and
+negative-pushing when the perturbation of class y_i also moves toward +v_j
+(then ⟨x^adv, v_j⟩ > 0 and the factor −logit_j < 0). The tables below give,
+after the first snapshot where the training E3 reaches 0.5, the summed own-
+and other-class parts, their ratio and the net change: when the ratio is near
+1 the suppression of Φ is a *cancellation* — the own-class push is reduced to
+β − a·ε√d_N and the other-class examples, moved toward +v_j by the attack,
+take back about as much — rather than other-class parts dominating. At the SPEC
+defaults the blown-up seeds dominate the sums (Φ grows by several units there).
+"""
+
+
+def _static_m2(claims_res) -> str:
+    return STATIC_M2
+
+
+
+STATIC = {
+    "regimes": """**Why two regimes.** At the SPEC defaults (η = 0.5, T = 150) one-step AT is
+unstable on about half of the seeds (blow-up counts below): once AT neurons enter σ's linear region the AT gradient
+per neuron is of size ≈ (P − s)·‖x_p‖ (every adversarial patch carries the
+ℓ∞ perturbation, ‖δ_p‖₂ = ε√d = 1.2), and a step of η = 0.5 overshoots — the
+loss spikes (to ~10²–10³ on some seeds) and Φ explodes. The `stable` regime
+keeps η·T = 75 but takes η = 0.1 (T = 750); the variant table below scans η.
+The `quick` regime (CI) is `stable` with n_train = 40, n_test = 100 and one
+PGD restart: with σ_ξ = 0 every training sample of a class is the same input up
+to a permutation of patches, and N3 sums over patches, so n_train only sets the
+class proportions. For the same reason accuracies come in steps of ≈ 1/k per
+class: a class is either robust or not.
+""",
+    "M1": """The C4 identity makes M1's first half exact in this model: with σ_ξ = 0 and
+orthogonal features, ⟨x_{i,p}, v_j⟩ ≠ 0 only on non-robust patches of class-j
+samples, so the *only* non-zero C4 part of ΔΦ_j in ST is own-class / N (the
+share is 1 up to rounding). The informative part is the race: the ODE of the
+tensor-power picture (columns "ODE prediction") and the measured times.
+
+The verdict depends on how "Γ_j moves off its initial scale" is read. The
+criterion used, Γ_j ≥ 10·max(Γ_j(0), σ_0), was chosen *after* a first version
+("Γ_j doubled") was seen to fail on most seeds, because Γ_j doubles while Φ_j
+takes off; the notes give the count under the "doubled" reading, under which
+M1 fails. Both readings agree on the mechanism: the race is decided class by
+class by R_j (last note, third panel of the figure), not by the mean strengths
+(P−s)β^q vs sα^q alone; at the defaults that mean ratio is only 2.33, so a
+class whose initial Γ_j(0) is ≳ 2× its Φ_j(0) learns u_j in ST.
+""",
+    "M3": """Why ST survives −ε·sign(v_y) on many points but not the targeted attack: the
+pure −v_y perturbation leaves β − ε√d_N = −0.131 of v_y on every non-robust
+patch, so every class's non-robust response is σ(negative) = 0 and the decision
+falls to the small robust-patch response, which still favours y (Γ_y > 0) —
+accuracy there is set by ties and by which classes have Γ_y clearly above the
+others; ε·sign(v_j − v_y) instead moves half of the coordinates toward +v_j,
+giving class j a non-robust response on all P − s patches, which wins. PGD
+(random start, γ = ε/4) ends between the two: its E3 is ≈ 0.4–0.6 and its
+perturbation carries ≈ 0.3–0.6 of the new class's +v_ŷ.
+""",
+    "M2": STATIC_M2,
+    "P1": """Where P1 fails it fails class by class, and the refined tensor-power race of M1
+predicts which class: with q = 3 the blow-up time of a coefficient x under
+dx/dt = cA x² is 1/(cA x_0), so class j's robust coefficient wins when
+R_j = (P−s)β^q Φ_j(0) / (sα^q Γ_j(0)) < 1. At the defaults (P−s)β^q / sα^q = 63/27
+= 2.33 only, while Φ_j(0) and Γ_j(0) are maxima of 16 N(0, σ_0²) draws and their
+ratio varies by more than 2× between classes — so on some seeds one or two
+classes learn u_j in ST (Γ_j ≈ 1) although the average race favours v_j. Φ_j is
+learned in every class (Φ ≈ 0.7–0.9); what fails is "Γ_j stays near its initial
+scale". The ratio Φ/Γ then drops below the 5× threshold.
+""",
+    "phase_intro": """Each grid point is an independent run seeded by its seed only; sweeps use
+n_train = 40, n_test = 100 and one PGD start (see "Why two regimes").
+""",
+    "variants_intro": """Each row: AT with the given variant and the ST model of the same seed (same
+data, same W^{(0)}), both evaluated under that row's threat (E2: PGD-20, γ = ε/4,
+random start, plus the feature attack); n_train = 40, n_test = 100. Cells are
+mean ± std over seeds; "blow-up" counts seeds whose logged AT loss exceeded 10
+(or became non-finite); P1–P4 use the thresholds of `reffeat.run.claims`.
+""",
+}
+
+
+# ---------------------------------------------------------------- main
+def _figures(mode, claims_res, records, phase, var, fig_dir):
+    """Draw every figure; a failing figure is reported and skipped (the numbers survive)."""
+    figs, failed = {}, []
+    tag = "verify_"
+
+    def draw(key, fn, *a):
+        try:
+            figs[key] = fn(*a)
+        except Exception as exc:
+            failed.append(key)
+            print(f"[verify] figure {key} failed: {exc!r}", file=sys.stderr)
+
+    if claims_res:
+        draw("claims", R.fig_claims, claims_res, os.path.join(fig_dir, f"{tag}claims.png"))
+        for reg, (cfg, recs) in records.items():
+            if recs and recs[0]["st"].get("phi_path") is not None:
+                draw("m1", R.fig_m1, recs, cfg, claims_res[reg].get("M1"),
+                     os.path.join(fig_dir, f"{tag}m1_race.png"))
+                break
+        draw("m2", R.fig_m2, {reg: recs for reg, (cfg, recs) in records.items()},
+             os.path.join(fig_dir, f"{tag}m2_c4.png"))
+        reg = "defaults" if "defaults" in claims_res else next(iter(claims_res))
+        draw("m3", R.fig_m3, claims_res[reg]["M3"], os.path.join(fig_dir, f"{tag}m3_alignment.png"))
+    if phase:
+        draw("pref", R.fig_st_preference, phase["pref"], os.path.join(fig_dir, f"{tag}phase_st_preference.png"))
+        draw("susc", R.fig_susceptibility, phase["susc"], os.path.join(fig_dir, f"{tag}phase_susceptibility.png"))
+        draw("atsucc", R.fig_at_success, phase["atsucc"], os.path.join(fig_dir, f"{tag}phase_at_success.png"))
+    if var:
+        labels = [r["label"] for r in var["stability"]["rows"]]
+        draw("stability", R.fig_stability, var["stability"], labels,
+             os.path.join(fig_dir, f"{tag}stability.png"))
+    return figs, failed
+
+
+_DROP = {"st": ("W", "c4_gamma_rstar", "c4_gamma_sum"),
+         "at": ("W", "c4_gamma_rstar", "c4_gamma_sum", "c4_phi_rstar", "phi_path", "gamma_path")}
+
+
+def _strip(records):
+    """Per-seed records without weights and with C4 parts averaged over classes
+    (what the report, the figures and --recheck need; keeps results.json small)."""
+    out = {}
+    for reg, (cfg, recs) in records.items():
+        slim = []
+        for r in recs:
+            rr = {"seed": r["seed"]}
+            for mode in ("st", "at"):
+                d = {k: v for k, v in r[mode].items() if k not in _DROP[mode]}
+                if d.get("c4_phi_sum") is not None:
+                    d["c4_phi_sum"] = np.asarray(d["c4_phi_sum"], float).mean(axis=3, keepdims=True)
+                rr[mode] = d
+            slim.append(rr)
+        out[reg] = {"config": cfg.to_dict(), "records": slim}
+    return out
+
+
+def _compact(obj, digits: int = 7):
+    """JSON-ready copy with floats rounded to ``digits`` significant digits (NaN/inf -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): _compact(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_compact(v, digits) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _compact(obj.tolist(), digits)
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return float(f"{f:.{digits}g}") if math.isfinite(f) else None
+    return obj
+
+
+def write_results(path, mode, timings, claims_res, records, phase, var, figs):
+    import json
+    results = {"mode": mode, "timings": timings,
+               "claims": {reg: {n: r.to_dict() for n, r in d.items()} for reg, d in claims_res.items()},
+               "records": _strip(records), "phase": phase, "variants": var,
+               "figures": {k: _rel(v) for k, v in figs.items()}}
+    atomic_write_bytes(path, (json.dumps(_compact(results), separators=(",", ":")) + "\n").encode())
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    preset = PRESETS[mode]
+    progress = None if args.quiet else sys.stderr
+    if mode == "quick":
+        out_dir = os.path.join(os.getcwd(), "runs", "verify-quick")
+        report_path = args.report or os.path.join(out_dir, "REPORT.md")
+        fig_dir = args.figures or os.path.join(out_dir, "figures")
+    elif args.only != "all":            # a partial run must not overwrite the full report
+        report_path = args.report or os.path.join(os.getcwd(), "runs", f"verify-{args.only}", "REPORT.md")
+        fig_dir = args.figures or os.path.join(ROOT, "figures")
+    else:
+        report_path = args.report or os.path.join(HERE, "REPORT.md")
+        fig_dir = args.figures or os.path.join(ROOT, "figures")
+    _REPORT_PATH[0] = report_path
+    timings = {}
+    t_all = time.perf_counter()
+    claims_res, records, phase, var = {}, {}, None, None
+    if args.from_results:
+        mode, claims_res, records, phase, var, timings = load_results(args.from_results)
+        if args.recheck:
+            for reg, (cfg, recs) in records.items():
+                for mod in CLAIM_MODULES:
+                    if mod is m3:
+                        continue
+                    res = mod.check(recs, cfg)
+                    if mod is m1 and not res.seeds:
+                        continue
+                    claims_res[reg][mod.NAME] = res
+            order = [m.NAME for m in CLAIM_MODULES]
+            claims_res = {reg: {n: d[n] for n in order if n in d} for reg, d in claims_res.items()}
+        report_path = args.report or (os.path.join(HERE, "REPORT.md") if mode == "full" else report_path)
+        _REPORT_PATH[0] = report_path
+        figs, failed_figs = _figures(mode, claims_res, records, phase, var, fig_dir)
+        expected_ok = None
+        if mode == "quick" and claims_res:
+            got = {n: r.passed for n, r in claims_res["quick"].items()}
+            expected_ok = all(got.get(n) == v for n, v in QUICK_EXPECTED.items())
+        text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok,
+                            rebuilt_from=os.path.basename(args.from_results), recheck=args.recheck)
+        atomic_write_bytes(report_path, text.encode())
+        write_results(os.path.join(os.path.dirname(report_path), "results.json"), mode, timings,
+                      claims_res, records, phase, var, figs)
+        print(f"rebuilt {report_path}, its results.json and {len(figs)} figures from {args.from_results}")
+        return 1 if failed_figs else 0
+    if args.only in ("claims", "all"):
+        t = time.perf_counter()
+        claims_res, records = run_claims(preset, args.workers, progress)
+        timings["claims"] = time.perf_counter() - t
+    if args.only in ("phase", "all"):
+        t = time.perf_counter()
+        phase = run_phase(preset, args.workers, progress)
+        timings["phase diagrams"] = time.perf_counter() - t
+    if args.only in ("variants", "all"):
+        t = time.perf_counter()
+        var = run_variants(preset, args.workers, progress)
+        timings["variants"] = time.perf_counter() - t
+    figs, failed_figs = _figures(mode, claims_res, records, phase, var, fig_dir)
+    timings["total"] = time.perf_counter() - t_all
+    expected_ok = None
+    if mode == "quick" and claims_res:
+        got = {n: r.passed for n, r in claims_res["quick"].items()}
+        expected_ok = all(got.get(n) == v for n, v in QUICK_EXPECTED.items())
+    text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok)
+    atomic_write_bytes(report_path, text.encode())
+    write_results(os.path.join(os.path.dirname(report_path), "results.json"), mode, timings, claims_res,
+                  records, phase, var, figs)
+    print(f"wrote {report_path} and {len(figs)} figures in {fig_dir} ({timings['total']:.0f} s)")
+    for reg, d in claims_res.items():
+        print(f"[{reg}] " + "  ".join(f"{n} {'PASS' if r.passed else 'FAIL'} "
+                                       f"({sum(map(bool, r.holds))}/{len(r.holds)})" for n, r in d.items()))
+    if failed_figs:
+        print(f"figures failed: {', '.join(failed_figs)}")
+        return 1
+    if mode == "quick":
+        if expected_ok is False:
+            got = {n: r.passed for n, r in claims_res["quick"].items()}
+            print(f"quick verdicts differ from QUICK_EXPECTED: got {got}, expected {QUICK_EXPECTED}")
+            return 1
+        return 0
+    if "defaults" in claims_res and not all(r.passed for r in claims_res["defaults"].values()):
+        failed = [n for n, r in claims_res["defaults"].items() if not r.passed]
+        print(f"claims failing on a majority of seeds at the SPEC defaults: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
