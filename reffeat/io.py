@@ -37,7 +37,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)                # mkstemp's 0600 is not what a result file wants
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
