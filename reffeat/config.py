@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 GEOMETRIES = ("sparse-dense", "basis", "random")
 NORMS = ("linf", "l2", "l2-patch")

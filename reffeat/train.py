@@ -15,7 +15,6 @@ so far) and on Ctrl-C (KeyboardInterrupt), recording why in ``stopped``.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 

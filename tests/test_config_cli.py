@@ -8,7 +8,7 @@ import pytest
 
 from reffeat import Config
 from reffeat.io import atomic_write_json
-from reffeat.run import load_config, main
+from reffeat.run import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

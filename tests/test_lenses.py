@@ -80,7 +80,6 @@ def test_build_nonrobust_dataset_targets_and_ball():
 
 def test_targeted_attack_moves_toward_the_target():
     W, X, y, rng = _tiny(scale=1.0)
-    t = (y + 1) % 3
     from reffeat.model import per_sample_loss
     XN, t2, _ = lenses.build_nonrobust_dataset(W, X, y, 3, np.random.default_rng(0), q=Q, rho=RHO,
                                                eps=0.2, steps=10)

@@ -1,6 +1,5 @@
 """N3, L1–L3, G1–G3: outputs, loss and hand-derived gradients vs central differences."""
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 from reffeat import forward, grad_w, grad_x, loss, per_sample_loss, smoothed_relu

@@ -160,7 +160,6 @@ def check(records, cfg) -> ClaimResult:
     never = sum(x["gamma_off_classes"] == 0 for x in rows)
     res.notes.append(f"Γ_j never left its initial scale (×{OFF_SCALE}) within T in any class on "
                      f"{never}/{len(rows)} seeds")
-    dbl = [x["t_gamma_double"] for x in rows]
     early = sum(1 for x in rows if np.isfinite(x["t_gamma_double"]) and x["t_gamma_double"] < 2 * x["t_half"])
     res.notes.append(f"with the stricter reading 'Γ_j doubled' instead of ×{OFF_SCALE}: some class doubled "
                      f"before 2·t_half on {early}/{len(rows)} seeds (the race ratio is only "

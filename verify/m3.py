@@ -26,7 +26,7 @@ import numpy as np
 from reffeat import attack, predict, problem
 from reffeat.distribution import NONROBUST, ROBUST
 
-from .common import ClaimResult, claim_cli, describe_regime, eval_rng, feature_attack_breakdown
+from .common import ClaimResult, claim_cli, describe_regime, feature_attack_breakdown
 
 NAME = "M3"
 STATEMENT = ("ST's one-step adversarial perturbations follow −v_y; PGD departs toward the new "

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .common import ClaimResult, seed_stats
+from .common import ClaimResult
 
 
 # ---------------------------------------------------------------- Markdown helpers

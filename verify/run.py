@@ -25,12 +25,12 @@ import time
 import numpy as np
 
 from reffeat import Config
-from reffeat.io import atomic_write_bytes, atomic_write_json, package_versions
+from reffeat.io import atomic_write_bytes, package_versions
 
 from . import m1, m2, m3, p1, p2, p3, p4
 from . import report as R
 from . import sweeps as S
-from .common import REGIMES, describe_regime, pair_runs, regime_config
+from .common import describe_regime, pair_runs, regime_config
 
 CLAIM_MODULES = (p1, p2, p3, p4, m1, m2, m3)
 HERE = os.path.dirname(os.path.abspath(__file__))
