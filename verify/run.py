@@ -30,7 +30,7 @@ from reffeat.io import atomic_write_bytes, package_versions
 from . import m1, m2, m3, p1, p2, p3, p4
 from . import report as R
 from . import sweeps as S
-from .common import describe_regime, pair_runs, regime_config
+from .common import describe_regime, pair_runs, regime_config, seed_stats
 
 CLAIM_MODULES = (p1, p2, p3, p4, m1, m2, m3)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -194,7 +194,7 @@ def run_variants(preset, workers, progress):
 
 # ---------------------------------------------------------------- report text
 def _q(res, name):
-    return R.seed_stats(res.quantities[name])
+    return seed_stats(res.quantities[name])
 
 
 KEY_QUANTITIES = {
