@@ -98,6 +98,12 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
     return out[0], out[1]
 
 
+def c4_per_step(parts: np.ndarray) -> np.ndarray:
+    """C4 summary: parts (steps, 2, 3, k, m) -> (steps, 6), summed over r and
+    averaged over j, columns in the order of PART_NAMES."""
+    return parts.sum(axis=4).mean(axis=3).reshape(len(parts), 6)
+
+
 # ---------------------------------------------------------------- E1–E4
 def accuracy(W, X, y, q: float, rho: float) -> float:
     """E1: fraction of points with argmax_j F_j = y."""

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from .io import atomic_write_bytes
-from .metrics import PART_NAMES
+from .metrics import PART_NAMES, c4_per_step
 
 
 def _plt():
@@ -60,7 +60,7 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
             continue
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         for ax, arr, label in ((axes[0], res.c4_gamma, "Γ"), (axes[1], res.c4_phi, "Φ")):
-            per_step = arr.sum(axis=4).mean(axis=3).reshape(len(arr), 6)
+            per_step = c4_per_step(arr)
             cum = np.cumsum(per_step, axis=0)
             for i, part in enumerate(PART_NAMES):
                 ax.plot(np.arange(1, len(cum) + 1), cum[:, i], label=part,

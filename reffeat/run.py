@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import FIELD_NAMES, Config, coerce
 from .io import atomic_savez, atomic_write_json, package_versions
-from .metrics import PART_NAMES, evaluate
+from .metrics import PART_NAMES, c4_per_step, evaluate
 from .train import MODES, problem, train
 
 EPILOG = """
@@ -92,7 +92,7 @@ def _c4_summary(res) -> dict:
     """C4 parts of AT/ST, summed over r and averaged over j, per step and cumulative."""
     out = {}
     for name, arr in (("gamma", res.c4_gamma), ("phi", res.c4_phi)):
-        per_step = arr.sum(axis=4).mean(axis=3).reshape(len(arr), 6) if len(arr) else np.zeros((0, 6))
+        per_step = c4_per_step(arr)
         out[name] = {part: per_step[:, i].tolist() for i, part in enumerate(PART_NAMES)}
         out[name]["total"] = {part: float(per_step[:, i].sum()) for i, part in enumerate(PART_NAMES)}
     return out
