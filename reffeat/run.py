@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         return 130
     print(format_table(summary))
     print(f"wrote {os.path.join(out, 'summary.json')}  (wall time {summary['wall_time_s']:.1f} s)")
-    return 0
+    return 130 if summary.get("interrupted") else 0     # the shell's code for Ctrl-C
 
 
 if __name__ == "__main__":

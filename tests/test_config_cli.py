@@ -116,3 +116,21 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         atomic_write_json(str(path), {"a": Boom()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_ctrl_c_keeps_results_and_exits_130(tmp_path):
+    import signal
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, "-m", "reffeat.run", "--set", "T=100000", "--set", "log_every=5",
+                          "--set", "n_test=50", "--no-figures", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in p.stderr:                              # wait until training is under way
+        if line.startswith("[st] step") and "step     0" not in line:
+            break
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["interrupted"] is True and s["st"]["stopped"].startswith("interrupted")
+    assert 0 < s["st"]["steps_done"] < 100000 and "at" not in s
