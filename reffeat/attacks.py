@@ -102,7 +102,7 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, t
         sign, yy = -1.0, targets
     Xa = _apply(X, start, clip)
     kern = _fast(None)
-    if kern is not None and norm in ("linf", "l2", "l2-patch") and ascent in ("sign", "plain"):
+    if kern is not None:                    # norm and ascent were validated by attack()
         # fused chunked GEMM → σ'/G1 → GEMM (G3) → step (numba); same arithmetic as below
         return kern.ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     for _ in range(steps):
@@ -155,7 +155,7 @@ def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", ste
     return best
 
 
-_random_start = random_start
+_random_start = random_start     # attack()'s keyword ``random_start`` shadows the function
 
 
 def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm: str = "linf"):
