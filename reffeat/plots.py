@@ -16,14 +16,16 @@ from .io import atomic_write_bytes
 from .metrics import PART_NAMES, c4_per_step
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def save_figure(fig, path: str) -> str:
+def save_figure(fig, path) -> str:
+    """Write ``fig`` as PNG to ``path`` atomically (temp file, then rename)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
@@ -32,7 +34,7 @@ def save_figure(fig, path: str) -> str:
 
 def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
     """Write coefficients.png, accuracy.png and c4_<mode>.png; return the file names."""
-    plt = _plt()
+    plt = pyplot()
     written = []
     modes = [m for m in ("st", "at") if m in results]
     # C2 over training

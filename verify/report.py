@@ -8,9 +8,11 @@ are named ``verify_*.png``.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+
+from reffeat.plots import pyplot as _plt
+from reffeat.plots import save_figure
 
 from .common import ClaimResult
 
@@ -90,16 +92,9 @@ def variant_table(var: dict, stats_fn) -> str:
 
 
 # ---------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(fig, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    """Atomic PNG write (reffeat.plots.save_figure), then close the figure."""
+    save_figure(fig, path)
     _plt().close(fig)
     return path
 
