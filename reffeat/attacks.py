@@ -83,14 +83,15 @@ def random_start(shape, eps: float, norm: str, rng: np.random.Generator) -> np.n
 
 
 def _apply(X, delta, clip):
-    Xa = X + delta
+    """X + δ (a new array), clipped to the box if ``clip``; δ = None means δ = 0."""
+    Xa = X.copy() if delta is None else X + delta
     if clip is not None:
         np.clip(Xa, clip[0], clip[1], out=Xa)
     return Xa
 
 
 def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets):
-    """One T2 run from perturbation `start` (n,P,d). Returns X^{(K)}.
+    """One T2 run from perturbation `start` (n,P,d; None: from X itself). Returns X^{(K)}.
 
     With the numba backend (``model.get_backend()``) the loop runs in
     ``kernels.ascent_run``; the numpy loop below is its reference.
@@ -130,11 +131,11 @@ def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", ste
     if (random_start or restarts > 0) and rng is None:
         raise ValueError("rng must be a numpy Generator when random_start or restarts is used")
     if eps == 0:
-        return _apply(X, np.zeros_like(X), clip)
+        return _apply(X, None, clip)
     best = None
     for run in range(restarts + 1):
         rs = random_start if run == 0 else True
-        start = _random_start(X.shape, eps, norm, rng) if rs else np.zeros_like(X)
+        start = _random_start(X.shape, eps, norm, rng) if rs else None
         Xa = _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets)
         if restarts == 0:
             return Xa

@@ -47,14 +47,28 @@ CONFIGS = {
 Q, RHO, ETA = 3.0, 1.0, 0.5
 
 
-def _quiesce():
-    """Let numpy's OpenBLAS worker threads (which spin ~0.1 s after a threaded call)
-    go to sleep, so one measurement does not slow down the next."""
-    time.sleep(0.3)
+#: seconds of back-to-back calls before a measurement starts (see ``_median_time``).
+WARM_S = 0.25
 
 
 def _median_time(fn, reps: int) -> float:
-    _quiesce()
+    """Median wall time of ``reps`` back-to-back calls of ``fn``, after ``WARM_S``
+    seconds (and at least two calls) of the same calls untimed.
+
+    Why a timed warm spell rather than a sleep: on this 2-core machine a step
+    measured right after numpy's threaded OpenBLAS has run (the reference, the
+    GEMM probe) is ~2× slower, because OpenBLAS's idle workers keep spinning for
+    a while (``OPENBLAS_THREAD_TIMEOUT``: set it to 4 and the slowdown goes), and
+    a step measured right after an idle pause is also up to 2× slower (cores
+    clocked down, pool asleep).  Steps in a training loop run back to back, so
+    the steady state is what is reported — for the fast path, the reference and
+    the GEMM probe alike.
+    """
+    t_end = time.perf_counter() + WARM_S
+    calls = 0
+    while calls < 2 or time.perf_counter() < t_end:
+        fn()
+        calls += 1
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
