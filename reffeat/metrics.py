@@ -21,7 +21,7 @@ import numpy as np
 
 from .attacks import attack, feature_attack_correct
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
-from .model import dloss_dF, forward, forward_and_slopes, get_backend, predict
+from .model import dloss_dF, forward, forward_and_slopes, get_backend, grad_w, predict
 
 OWN, OTHER = 0, 1
 PATCH_TYPES = (ROBUST, NONROBUST, NOISE)
@@ -96,6 +96,21 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
         out[0][:, :, j, :] = parts[:, 0].transpose(1, 2, 0)
         out[1][:, :, j, :] = parts[:, 1].transpose(1, 2, 0)
     return out[0], out[1]
+
+
+def grad_w_and_c4(W, X, y, patch_types, U, V, q: float, rho: float, step: float):
+    """G2 and C4 of one training step from one backward pass:
+    (L_S(W), ∇_W L_S (k, m, d), (dGamma, dPhi)) — exactly ``model.grad_w`` and
+    ``c4_decomposition`` (C3 is −``step``·∇_W L_S projected on u_j and v_j, so
+    the numba backend, ``kernels.grad_w_and_c4``, reuses the step's own
+    back-propagated array instead of a second forward pass).  The reference is
+    the two calls below (tests/test_kernels.py holds the two equal).
+    """
+    if get_backend() == "numba":
+        from .kernels import grad_w_and_c4 as fast
+        return fast(W, X, y, patch_types, U, V, q, rho, step)
+    L, G = grad_w(W, X, y, q, rho, backend="reference")
+    return L, G, c4_decomposition(W, X, y, patch_types, U, V, q, rho, step)
 
 
 def c4_per_step(parts: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 from .attacks import attack, feature_attack_correct
 from .distribution import sample
 from .features import make_features
-from .metrics import accuracy, c4_decomposition, coefficient_summary
+from .metrics import accuracy, coefficient_summary, grad_w_and_c4
 from .model import grad_w, init_weights, loss, predict
 
 MODES = ("st", "at")
@@ -123,14 +123,20 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
         Xa = adversarial_examples(W, X, y, cfg, atk_rng)
         return [(Xa, cfg.lam)] if cfg.lam == 1.0 else [(X, 1.0 - cfg.lam), (Xa, cfg.lam)]
 
-    def objective(W, pts):
+    def objective(W, pts, with_c4=False):
+        """(objective, its gradient, C4 parts of the step η·G or None) at the points."""
         G = np.zeros_like(W)
         obj = 0.0
+        c4 = [0.0, 0.0] if with_c4 else None
         for Xs, wgt in pts:
-            L, Gs = grad_w(W, Xs, y, q, rho)
+            if with_c4:                      # G2 and C4 from one backward pass
+                L, Gs, (dg, dp) = grad_w_and_c4(W, Xs, y, types, U, V, q, rho, eta * wgt)
+                c4[0], c4[1] = c4[0] + dg, c4[1] + dp
+            else:
+                L, Gs = grad_w(W, Xs, y, q, rho)
             G += wgt * Gs
             obj += wgt * L
-        return obj, G
+        return obj, G, c4
 
     def log(t, W, obj):
         summ = coefficient_summary(W, U, V)
@@ -155,7 +161,7 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
     try:
         for t in range(cfg.T):
             pts = points(W)
-            obj, G = objective(W, pts)
+            obj, G, c4 = objective(W, pts, track_c4)
             if obj > peak[0]:
                 peak[:] = [obj, t]
             if t % cfg.log_every == 0:
@@ -164,9 +170,8 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
                 stopped = f"non-finite loss or gradient at step {t} (loss={obj}); kept W of step {t}"
                 break
             if track_c4:
-                parts = [c4_decomposition(W, Xs, y, types, U, V, q, rho, eta * wgt) for Xs, wgt in pts]
-                c4g.append(sum(p[0] for p in parts))
-                c4p.append(sum(p[1] for p in parts))
+                c4g.append(c4[0])
+                c4p.append(c4[1])
             W_new = W - eta * G
             if not np.all(np.isfinite(W_new)):
                 stopped = f"non-finite weights after step {t}; kept W of step {t}"

@@ -124,7 +124,7 @@ def test_ctrl_c_keeps_results_and_exits_130(tmp_path, monkeypatch):
     interrupt is raised at the 8th gradient step instead of by a real signal."""
     import importlib
     tr = importlib.import_module("reffeat.train")
-    real, calls = tr.grad_w, {"n": 0}
+    real, calls = tr.grad_w_and_c4, {"n": 0}       # the training step's G2 (with C4)
 
     def interrupted(*a, **k):
         calls["n"] += 1
@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_results_and_exits_130(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(tr, "grad_w", interrupted)
+    monkeypatch.setattr(tr, "grad_w_and_c4", interrupted)
     out = tmp_path / "run"
     rc = main(["--set", "T=1000", "--set", "n_test=50", "--set", "n_train=40", "--no-figures",
                "--quiet", "--out", str(out)])

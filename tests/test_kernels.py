@@ -236,3 +236,37 @@ def test_c4_parts_match_metrics_reference(scale):
         assert a.shape == b.shape == (2, 3, cfg.k, cfg.m)
         err = _rel(a, b)
         assert err <= TOL, f"C4 {name}: kernel vs reference rel err {err:.2e} (W scale {scale})"
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_grad_w_and_c4_matches_reference(scale):
+    """metrics.grad_w_and_c4 (one backward pass, numba) equals the reference's
+    model.grad_w + metrics.c4_decomposition, and its C4 parts sum to the C3 change
+    −step·⟨∇_W L, u_j⟩ (resp. v_j)."""
+    from reffeat import Config
+    from reffeat.metrics import grad_w_and_c4
+    from reffeat.train import problem
+    cfg = Config(n_train=41, n_test=5, P=12, n_nonrobust=7, sigma_xi=0.1)
+    prob = problem(cfg)
+    X, y, types = prob.train
+    U, V = prob.features
+    W = prob.W0 * scale
+    out = {}
+    for b in ("numba", "reference"):
+        old = model.set_backend(b)
+        try:
+            out[b] = grad_w_and_c4(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
+        finally:
+            model.set_backend(old)
+    (Lf, Gf, (gf, pf)), (Lr, Gr, (gr, pr)) = out["numba"], out["reference"]
+    assert abs(Lf - Lr) <= TOL * abs(Lr)
+    for name, a, b in (("G2", Gf, Gr), ("dGamma", gf, gr), ("dPhi", pf, pr)):
+        assert a.shape == b.shape
+        err = _rel(a, b)
+        assert err <= TOL, f"{name}: one-pass kernel vs reference rel err {err:.2e} (W scale {scale})"
+    Lg, Gg = model.grad_w(W, X, y, cfg.q, cfg.rho, backend="numba")
+    assert Lg == Lf and np.array_equal(Gg, Gf)          # the same G2 as grad_w, bit for bit
+    dgam = -0.5 * np.einsum("jrd,jd->jr", Gf, U)
+    assert _rel(gf.sum(axis=(0, 1)), dgam) <= 1e-9
+    dphi = -0.5 * np.einsum("jrd,jd->jr", Gf, V)
+    assert _rel(pf.sum(axis=(0, 1)), dphi) <= 1e-9
