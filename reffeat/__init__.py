@@ -11,6 +11,7 @@ Public API (equation labels of SPEC.md in brackets):
     attack, feature_attack_correct           [T2, E2b]
     problem, train                           [T1, T3]
     coefficients, coefficient_summary, c4_decomposition    [C1–C4]
+    grad_w_and_c4                            [G2 + C4 from one backward pass]
     accuracy, robust_correct, alignment, feature_responses, evaluate   [E1–E4]
 """
 
@@ -20,7 +21,7 @@ from .config import Config
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs, sample
 from .features import make_features
 from .metrics import (accuracy, alignment, c4_decomposition, coefficient_summary, coefficients,
-                      evaluate, feature_responses, robust_correct)
+                      evaluate, feature_responses, grad_w_and_c4, robust_correct)
 from .model import (forward, get_backend, grad_w, grad_x, init_weights, loss, per_sample_loss, predict,
                     set_backend)
 from .train import Problem, TrainResult, problem, train
@@ -32,6 +33,6 @@ __all__ = [
     "init_weights", "forward", "loss", "per_sample_loss", "grad_w", "grad_x", "predict",
     "set_backend", "get_backend", "attack", "project", "feature_attack_correct", "feature_perturbations",
     "problem", "train", "Problem", "TrainResult",
-    "coefficients", "coefficient_summary", "c4_decomposition",
+    "coefficients", "coefficient_summary", "c4_decomposition", "grad_w_and_c4",
     "accuracy", "robust_correct", "alignment", "feature_responses", "evaluate",
 ]

@@ -55,7 +55,7 @@ from .images import ImageTrainConfig, patchify, train_images, unpatchify
 COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", momentum=0.0,
               batch_size=128, attack_steps=1, norm="linf", lam=1.0,
               eval_steps=20, eval_restarts=1, n_eval=1000, n_lens=1000, dr_kind="logits",
-              dr_steps=100, dr_step_size=1.0, dnr_steps=40, curve_every=1, seed=0)
+              dr_steps=100, dr_step_size=1.0, dnr_steps=40, curve_every=1, seed=0, dtype="float64")
 DEFAULTS = {
     "mnist": dict(COMMON, p=7, eps=0.1, epochs=10, n_train=8000, dnr_eps=0.2,
                   eps_grid=[0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3], radius=7.0,
@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eps", type=float, help="threat radius ε (training and the headline robust accuracy)")
     g.add_argument("--attack-steps", type=int, help="AT attack steps K (1 = FGSM, the paper's algorithm)")
     g.add_argument("--lam", type=float, help="AT loss mix λ in [0, 1]")
+    g.add_argument("--dtype", choices=("float64", "float32"),
+                   help="training precision (default float64; float32: ~1.5x faster steps, "
+                        "evaluation stays float64)")
     g = p.add_argument_group("lenses (R4)")
     g.add_argument("--eps-grid", type=_floats, help="ε values of lens (a)")
     g.add_argument("--eval-steps", type=int, help="PGD steps of the evaluation attack")
@@ -170,7 +173,8 @@ def train_config(c: dict, mode: str) -> ImageTrainConfig:
     return ImageTrainConfig(mode=mode, epochs=c["epochs"], batch_size=c["batch_size"], lr=c["lr"],
                             optimizer=c["optimizer"], momentum=c["momentum"], m=c["m"],
                             sigma0=c["sigma0"], q=c["q"], rho=c["rho"], norm=c["norm"], eps=c["eps"],
-                            attack_steps=c["attack_steps"], lam=c["lam"], seed=c["seed"])
+                            attack_steps=c["attack_steps"], lam=c["lam"], seed=c["seed"],
+                            dtype=c["dtype"])
 
 
 def versions() -> dict:

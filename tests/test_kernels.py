@@ -188,14 +188,17 @@ def test_env_var_selects_backend():
 
 _THREADS_SCRIPT = """
 import json, numpy as np, numba
-from reffeat import attacks, model
+from reffeat import attacks, metrics, model
 rng = np.random.default_rng(0)
 W = rng.standard_normal((10, 50, 49)) / 7; X = rng.random((61, 16, 49)); y = rng.integers(0, 10, 61)
 L, G = model.grad_w(W, X, y, 3.0, 1.0)
 l, gx = model.grad_x_and_loss(W, X, y, 3.0, 1.0)
 Xa = attacks.attack(W, X, y, q=3.0, rho=1.0, eps=0.1, steps=5, step_size=0.03, clip=(0, 1))
+types = rng.integers(0, 3, (61, 16)); U = rng.standard_normal((10, 49)); V = rng.standard_normal((10, 49))
+_, _, (c4g, c4p) = metrics.grad_w_and_c4(W, X, y, types, U, V, 3.0, 1.0, 0.5)
 print(json.dumps({"threads": numba.get_num_threads(), "L": L, "G": G.ravel().tolist(),
-                  "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist()}))
+                  "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist(),
+                  "c4": c4g.ravel().tolist() + c4p.ravel().tolist()}))
 """
 
 
@@ -210,7 +213,7 @@ def test_results_do_not_depend_on_thread_count():
         assert res.returncode == 0, res.stderr[-2000:]
         outs[t] = json.loads(res.stdout)
         assert outs[t]["threads"] == t
-    for key in ("L", "G", "gx", "Xa"):
+    for key in ("L", "G", "gx", "Xa", "c4"):
         err = _rel(outs[2][key], outs[1][key])
         assert err <= 1e-12, f"{key}: 1 vs 2 threads differ by rel {err:.2e}"
 
