@@ -4,7 +4,10 @@ backend against the numpy reference, and against the machine's own GEMM.
 For three problem sizes — ``default`` (``Config()``: n=200, P=64, d=36, k=4,
 m=16, on the SPEC's synthetic data), ``mnist`` (n=128 batch, P=16, d=49, k=10,
 m=50) and ``cifar`` (n=128, P=16, d=192, k=10, m=50; images in [0, 1]) — it
-times, as the median of ``--reps`` repetitions after one warm-up:
+times, as the median of ``--reps`` back-to-back repetitions after a 0.25 s warm
+spell (``_median_time``; the ST and AT steps and their reference twins in 3
+alternating rounds, step = median of the round medians, speed-up = median of the
+per-round ratios):
 
 * ST step (T1): G2 at the clean batch and the update W − ηG;
 * AT step (T3, one-step ℓ∞ attack, K=1, γ=ε): T2 then G2 at X^adv, update;
@@ -49,6 +52,8 @@ Q, RHO, ETA = 3.0, 1.0, 0.5
 
 #: seconds of back-to-back calls before a measurement starts (see ``_median_time``).
 WARM_S = 0.25
+#: rounds of alternating fast / reference measurements per config (see ``bench_config``).
+ROUNDS = 3
 
 
 def _median_time(fn, reps: int) -> float:
@@ -157,15 +162,19 @@ def bench_config(name: str, reps: int, gemm: list, ref_reps: int | None = None) 
     rat()
     gemm.append(gemm_gflops(reps=3))
     out = {"name": name, "n": n, "P": P, "d": d, "k": k, "m": m}
-    out["st_step_s"] = _median_time(st, reps)
-    out["at_step_s"] = _median_time(at, reps)
+    # fast and reference alternate over ROUNDS rounds; a step time is the median of
+    # its round medians and a speed-up the median of the per-round ratios, so one
+    # burst of load on the (shared) machine cannot make or break a ratio
+    for what, fast, ref in (("st", st, rst), ("at", at, rat)):
+        rounds = [(_median_time(fast, reps), _median_time(ref, ref_reps or reps))
+                  for _ in range(ROUNDS)]
+        out[f"{what}_step_s"] = float(np.median([f for f, _ in rounds]))
+        out[f"reference_{what}_step_s"] = float(np.median([r for _, r in rounds]))
+        out[f"speedup_{what}"] = float(np.median([r / f for f, r in rounds]))
+        out[f"{what}_rounds_s"] = rounds
     out["pgd10_step_s"] = _median_time(pgd, reps)
-    out["reference_st_step_s"] = _median_time(rst, ref_reps or reps)
-    out["reference_at_step_s"] = _median_time(rat, ref_reps or reps)
     gemm.append(gemm_gflops(reps=3))
     macs = n * P * d * k * m
-    out["speedup_st"] = out["reference_st_step_s"] / out["st_step_s"]
-    out["speedup_at"] = out["reference_at_step_s"] / out["at_step_s"]
     out["gflops_st"] = 4 * macs / out["st_step_s"] / 1e9
     out["gflops_at"] = 8 * macs / out["at_step_s"] / 1e9
     out["gflops_pgd10"] = 44 * macs / out["pgd10_step_s"] / 1e9

@@ -35,7 +35,7 @@ ratios measured in one run mean anything):
 
 Threads — one pool only.  Each driver is ONE ``prange`` region over a fixed
 number of work slots (``SLOTS``); a slot takes chunks s, s+S, … of whole
-samples (≈ ``CHUNK_BYTES`` of pre-activations, L2-sized, buffer reused) and
+samples (≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``, buffer reused) and
 runs GEMM → _activate → GEMM itself.  The first version called numpy's
 threaded BLAS per chunk between numba parallel loops: two thread pools spinning
 against each other on 2 cores made the default ST step 630 ms instead of 24 ms
@@ -104,8 +104,13 @@ def _scipy_blas_single_thread() -> str:
 
 SCIPY_BLAS = _scipy_blas_single_thread()
 
-#: target size of one chunk's pre-activation block (bytes); whole samples per chunk.
-#: 1 MiB (= L2) measured best or equal among 128 KiB … 2 MiB for all three bench sizes.
+#: A chunk is whole samples with ≈ CHUNK_ROWS patch rows, fewer if its working set
+#: (rows × (k·m + 2d) × itemsize: z/A, the input rows, the G3 rows) would exceed
+#: CHUNK_BYTES (this machine's per-core L2, 1 MiB).  Measured (bench AT step, 2
+#: threads, 64…2048 rows per chunk, 3 interleaved rounds): 256 rows was best or within 7% of best for all three bench sizes — fewer rows pay
+#: BLAS's packing of W too often, more rows leave L2 (the earlier rule, 1 MiB of
+#: pre-activations alone, gave 1600-row chunks at the default size: 4.0 vs 3.6 ms).
+CHUNK_ROWS = 256
 CHUNK_BYTES = 1 << 20
 #: number of parallel work slots (each with its own chunk buffer and G2 partial):
 #: the machine's core count (2 here), never the thread setting, so the result does
@@ -454,8 +459,10 @@ def _labels(y, n, k):
 
 
 def chunk_samples(P: int, km: int, d: int, itemsize: int = 8) -> int:
-    """Samples per chunk: the chunk's pre-activation block is ≈ CHUNK_BYTES."""
-    return max(1, CHUNK_BYTES // (P * max(km, d) * itemsize))
+    """Samples per chunk: ≈ CHUNK_ROWS patch rows, and a working set of at most
+    CHUNK_BYTES (at least one sample)."""
+    rows = min(CHUNK_ROWS, CHUNK_BYTES // (itemsize * (km + 2 * d)))
+    return max(1, rows // P)
 
 
 def _layout(n, P, d, km, dt):
