@@ -11,8 +11,10 @@ ratios measured in one run mean anything):
 
 * pre-activations z = X Wᵀ, (n·P, d)×(d, k·m); G2 = Aᵀ X; G3 = A W — GEMMs:
   **BLAS** (``np.dot(a, b, out)`` inside numba, i.e. scipy's OpenBLAS, one
-  thread per chunk).  OpenBLAS gives 25–40 GFLOP/s per core on these shapes
-  even for d = 36, k·m = 64; a numba loop without register blocking cannot.
+  thread per chunk).  OpenBLAS gives 35–46 GFLOP/s per core on these chunk
+  shapes (peak ~50) even for d = 36, k·m = 64; a numba loop without register
+  blocking cannot.  Single-thread profile of the default AT step: the four
+  products are ~76% of its time.
 * σ, σ' (N1, N2), F = Σ_p Σ_r σ (N3), log-softmax, loss (L1, L2) and
   A = (logit_j − 1[j=y]) σ'(z) (G1 × N2): **numba** ``_activate``, two passes
   over a sample's block (accumulate σ per column, then overwrite z by A):
@@ -55,8 +57,9 @@ allocated by the drivers (the kernels allocate nothing), so ``tracemalloc`` sees
 the whole footprint: an AT step needs X^adv, S chunk buffers and S G2 partials.
 
 dtype: float64 by default.  float32 W and X (both) select float32 kernels
-(compiled on first use): the AT step is 1.7× (CIFAR size) – 1.9× (MNIST size)
-faster, losses agree with float64 to ~1e-7 relative — worth it for real images.
+(compiled on first use): the AT step is 1.5–2.0× faster at the MNIST and CIFAR
+bench sizes, one update agrees with float64 to ~2–4e-7 relative; the real-image
+pipeline uses it with ``--dtype float32`` (``images.ImageTrainConfig.dtype``).
 """
 
 from __future__ import annotations
