@@ -1,0 +1,36 @@
+"""``python -m reffeat.bench``: the JSON contract of issue 4 and input checking.
+No speed is asserted here (timed tests are flaky on a shared machine); the
+targets are read off the benchmark itself."""
+import json
+import math
+
+import pytest
+
+from reffeat import bench
+
+KEYS = ("name", "st_step_s", "at_step_s", "pgd10_step_s", "reference_at_step_s", "speedup_at",
+        "gflops_at", "peak_fraction_at", "peak_mem_bytes")
+
+
+def test_bench_json_contract(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "WARM_S", 0.02)
+    assert bench.main(["--json", "--config", "default", "--reps", "5"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert math.isfinite(res["gemm_gflops"]) and res["gemm_gflops"] > 0
+    (c,) = res["configs"]
+    for key in KEYS:
+        assert key in c, key
+    assert c["name"] == "default"
+    for key in KEYS[1:]:
+        assert math.isfinite(c[key]) and c[key] > 0, (key, c[key])
+    # the speed-up is the median of the per-round ratios, the fraction uses the run's GEMM
+    ratios = sorted(r / f for f, r in c["at_rounds_s"])
+    assert len(ratios) == bench.ROUNDS and c["speedup_at"] == pytest.approx(ratios[len(ratios) // 2])
+    assert c["peak_fraction_at"] == pytest.approx(c["gflops_at"] / res["gemm_gflops"])
+    n, P, d, k, m = (c[x] for x in ("n", "P", "d", "k", "m"))
+    assert c["gflops_at"] == pytest.approx(8 * n * P * d * k * m / c["at_step_s"] / 1e9)
+
+
+def test_bench_rejects_too_few_reps(capsys):
+    assert bench.main(["--reps", "3"]) == 2
+    assert "--reps must be >= 5" in capsys.readouterr().err
