@@ -110,9 +110,10 @@ SCIPY_BLAS = _scipy_blas_single_thread()
 #: A chunk is whole samples with ≈ CHUNK_ROWS patch rows, fewer if its working set
 #: (rows × (k·m + 2d) × itemsize: z/A, the input rows, the G3 rows) would exceed
 #: CHUNK_BYTES (this machine's per-core L2, 1 MiB).  Measured (bench AT step, 2
-#: threads, 64…2048 rows per chunk, 3 interleaved rounds): 256 rows was best or within 7% of best for all three bench sizes — fewer rows pay
-#: BLAS's packing of W too often, more rows leave L2 (the earlier rule, 1 MiB of
-#: pre-activations alone, gave 1600-row chunks at the default size: 4.0 vs 3.6 ms).
+#: threads, 64…2048 rows per chunk, 3 interleaved rounds): 256 rows was best or
+#: within 7% of best for all three bench sizes — fewer rows pay BLAS's packing of
+#: W too often, more rows leave L2 (the earlier rule, 1 MiB of pre-activations
+#: alone, gave 1600-row chunks at the default size: 4.0 vs 3.6 ms).
 CHUNK_ROWS = 256
 CHUNK_BYTES = 1 << 20
 #: number of parallel work slots (each with its own chunk buffer and G2 partial):
