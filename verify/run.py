@@ -2,7 +2,7 @@
 phase diagram and the algorithm-variant table, then write REPORT.md, the
 figures ``verify_*.png`` and ``results.json``.
 
-    python -m verify                 # full: ≥ 10 seeds per claim, full grids (~15–30 min, 2 workers)
+    python -m verify                 # full: ≥ 10 seeds per claim, full grids (~8 min on a quiet 2-core machine, 2 workers)
     python -m verify --quick         # CI: 5 seeds in the 'quick' regime, coarse grids (~2 min)
     python -m verify --only claims   # just the claim checks (or: phase, variants)
 
