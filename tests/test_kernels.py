@@ -273,3 +273,29 @@ def test_grad_w_and_c4_matches_reference(scale):
     assert _rel(gf.sum(axis=(0, 1)), dgam) <= 1e-9
     dphi = -0.5 * np.einsum("jrd,jd->jr", Gf, V)
     assert _rel(pf.sum(axis=(0, 1)), dphi) <= 1e-9
+
+
+@given(shape=shapes, q=st.sampled_from(Q), seed=st.integers(0, 10**6),
+       scale=st.sampled_from([0.3, 3.0]), step=st.floats(0.01, 2.0))
+def test_grad_w_and_c4_random_shapes(shape, q, seed, scale, step):
+    """The one-pass G2 + C4 kernel against the reference on random shapes (n, P,
+    d, k, m down to 1) and random patch types, including a code outside R/N/noise
+    (skipped by both)."""
+    from reffeat.metrics import grad_w_and_c4
+    n, P, d, k, m = shape
+    rng, W, X, y = _problem(seed, n, P, d, k, m, scale)
+    types = rng.integers(0, 4, (n, P))
+    U, V = rng.standard_normal((k, d)), rng.standard_normal((k, d))
+    out = {}
+    for b in ("numba", "reference"):
+        old = model.set_backend(b)
+        try:
+            out[b] = grad_w_and_c4(W, X, y, types, U, V, q, 0.8, step)
+        finally:
+            model.set_backend(old)
+    (Lf, Gf, (gf, pf)), (Lr, Gr, (gr, pr)) = out["numba"], out["reference"]
+    assert abs(Lf - Lr) <= TOL * max(abs(Lr), 1e-300)
+    for name, a, b in (("G2", Gf, Gr), ("dGamma", gf, gr), ("dPhi", pf, pr)):
+        assert a.shape == b.shape
+        err = _rel(a, b)
+        assert err <= TOL, f"{name}: rel err {err:.2e} (n, P, d, k, m = {shape}, q={q})"
