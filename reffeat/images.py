@@ -107,8 +107,8 @@ class ImageTrainConfig:
     attack_step_size γ (None: ε for K=1, 2.5ε/K for PGD), random_start (PGD
     starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss mix); clip box (lo, hi); seed;
     dtype "float64" (default) | "float32": the precision training runs in — the
-    fast kernels' float32 path makes an MNIST/CIFAR-sized AT step ~1.5–1.7×
-    faster and moves one update by ~2e-7 relative (``python -m reffeat.bench``);
+    fast kernels' float32 path makes an MNIST/CIFAR-sized AT step ~1.5–2.0×
+    faster and moves one update by ~2–4e-7 relative (``python -m reffeat.bench``);
     evaluation stays float64.
     """
     mode: str = "st"

@@ -50,7 +50,7 @@ import numpy as np
 
 from . import lenses
 from .datasets import NAMES, DataError, load
-from .images import ImageTrainConfig, patchify, train_images, unpatchify
+from .images import DTYPES, ImageTrainConfig, patchify, train_images, unpatchify
 
 COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", momentum=0.0,
               batch_size=128, attack_steps=1, norm="linf", lam=1.0,
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eps", type=float, help="threat radius ε (training and the headline robust accuracy)")
     g.add_argument("--attack-steps", type=int, help="AT attack steps K (1 = FGSM, the paper's algorithm)")
     g.add_argument("--lam", type=float, help="AT loss mix λ in [0, 1]")
-    g.add_argument("--dtype", choices=("float64", "float32"),
+    g.add_argument("--dtype", choices=DTYPES,
                    help="training precision (default float64; float32: ~1.5x faster steps, "
                         "evaluation stays float64)")
     g = p.add_argument_group("lenses (R4)")
