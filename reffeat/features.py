@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import seeding
+
 
 def hadamard(order: int) -> np.ndarray:
     """Sylvester–Hadamard matrix H_order (order a power of two), entries ±1."""
@@ -49,7 +51,7 @@ def make_features(cfg, rng: np.random.Generator | None = None):
         V[np.arange(k), k + np.arange(k)] = 1.0
     elif cfg.geometry == "random":
         if rng is None:
-            rng = np.random.default_rng([cfg.seed, 0xF3])
+            rng = seeding.rng(cfg.seed, "features-default")
         Q, R = np.linalg.qr(rng.standard_normal((d, 2 * k)))
         Q = Q * np.sign(np.diag(R))                 # unique QR: positive diagonal of R
         U, V = Q[:, :k].T.copy(), Q[:, k:].T.copy()

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .io import atomic_write_bytes
+from .output import atomic_write_bytes
 from .metrics import PART_NAMES, c4_per_step
 
 

@@ -6,9 +6,10 @@ descent, with the C2 coefficients logged and the C4 decomposition of every step.
         held fixed (no gradient through the attack); option λ:
         loss (1−λ)·clean + λ·adversarial (default λ = 1).
 
-``problem(cfg)`` draws everything a run needs from ``cfg.seed`` through
-independent streams (features, train set, test set, W^{(0)}, attack noise,
-evaluation noise), so ST and AT of one seed share data and initial weights.
+``problem(cfg)`` draws everything a run needs from ``cfg.seed`` through the
+named streams of ``reffeat.seeding`` (features, train set, test set, W^{(0)});
+the attack noise of each mode has its own stream ("attack", mode), so ST and
+AT of one seed share data and initial weights and nothing else.
 Training stops cleanly on NaN/inf (keeping the last finite W and the history
 so far) and on Ctrl-C (KeyboardInterrupt), recording why in ``stopped``.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import seeding
 from .attacks import attack, feature_attack_correct
 from .distribution import sample
 from .features import make_features
@@ -27,7 +29,6 @@ from .metrics import accuracy, coefficient_summary, grad_w_and_c4
 from .model import grad_w, init_weights, loss, predict
 
 MODES = ("st", "at")
-_STREAMS = ("features", "train", "test", "init", "attack", "eval")
 
 
 @dataclass
@@ -38,13 +39,12 @@ class Problem:
     train: tuple             # (X, y, patch_types)
     test: tuple              # (X, y, patch_types)
     W0: np.ndarray           # (k, m, d)
-    rngs: dict               # name -> Generator, one independent stream each
+    rngs: dict               # name -> Generator (reffeat.seeding streams)
 
 
 def rng_streams(seed: int) -> dict:
-    """Independent numpy Generators derived from one seed (SeedSequence.spawn)."""
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    return {name: np.random.default_rng(c) for name, c in zip(_STREAMS, children)}
+    """The problem's named streams (features, train, test, init) of ``reffeat.seeding``."""
+    return seeding.problem_streams(seed)
 
 
 def problem(cfg) -> Problem:
@@ -110,7 +110,7 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
     Xte, yte, _ = prob.test
     W = (prob.W0 if W0 is None else W0).copy()
     # attack noise: a fresh stream per mode so ST and AT do not share state
-    atk_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, MODES.index(mode), 7]))
+    atk_rng = seeding.rng(cfg.seed, "attack", mode)
     q, rho, eta = cfg.q, cfg.rho, cfg.eta
     hist = {key: [] for key in _log_keys()}
     c4g, c4p = [], []

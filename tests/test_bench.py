@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from reffeat import bench
+from reffeat.cli import bench
 
 KEYS = ("name", "st_step_s", "at_step_s", "pgd10_step_s", "reference_at_step_s", "speedup_at",
         "gflops_at", "peak_fraction_at", "peak_mem_bytes")

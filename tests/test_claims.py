@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from reffeat import Config, evaluate, problem, train
-from reffeat.run import claims
+from reffeat.claims import claims
 
 pytestmark = pytest.mark.slow
 

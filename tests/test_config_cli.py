@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from reffeat import Config
-from reffeat.io import atomic_write_json
-from reffeat.run import load_config, main
+from reffeat.output import atomic_write_json
+from reffeat.cli.run import load_config, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from reffeat import Config, coefficients, problem, train
-from verify import m1, m2, report as R, sweeps as S
-from verify.common import (ClaimResult, coefficient_paths, pair_run, pmap, regime_config,
+from reffeat.verify import m1, m2, report as R, sweeps as S
+from reffeat.verify.common import (ClaimResult, coefficient_paths, pair_run, pmap, regime_config,
                            seed_stats, train_trajectory)
 
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=12, m=3, T=12, alpha=1.5, eval_K=3,
@@ -146,13 +146,13 @@ def tiny_records():
 
 
 def test_claim_checks_and_report_on_tiny_runs(tiny_records, tmp_path):
-    from verify import CLAIMS
+    from reffeat.verify import CLAIMS
     import importlib
-    from verify.run import build_report
+    from reffeat.verify.run import build_report
     cfg, recs = tiny_records
     results = {}
     for name in CLAIMS:
-        mod = importlib.import_module(f"verify.{name}")
+        mod = importlib.import_module(f"reffeat.verify.{name}")
         res = mod.check(recs, cfg)
         assert res.name == name.upper() and len(res.holds) == 2
         for k, v in res.quantities.items():
@@ -198,20 +198,24 @@ def test_sweep_grids_tiny():
 # ---------------------------------------------------------------- the CI quick mode
 @pytest.mark.slow
 def test_quick_mode_passes(tmp_path):
-    """``python -m verify --quick`` (what CI runs) exits 0 and writes the report."""
+    """``python -m reffeat.verify --quick --out DIR`` (what CI runs) exits 0, writes the
+    report, and writes nothing outside DIR (run from a folder of its own)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    rep = tmp_path / "REPORT.md"
-    proc = subprocess.run([sys.executable, "-m", "verify", "--quick", "--quiet", "--report", str(rep),
-                           "--figures", str(tmp_path / "figs")], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=900)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = tmp_path / "out"
+    rep = out / "REPORT.md"
+    proc = subprocess.run([sys.executable, "-m", "reffeat.verify", "--quick", "--quiet", "--out", str(out)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"quick mode failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert rep.exists() and "Summary of verdicts" in rep.read_text()
-    assert len(list((tmp_path / "figs").glob("verify_*.png"))) >= 7
+    assert len(list((out / "figures").glob("verify_*.png"))) >= 7
+    assert list(cwd.iterdir()) == [], f"verify wrote outside --out: {list(cwd.iterdir())}"
     # the report can be rebuilt from results.json alone
     rep2 = tmp_path / "again" / "REPORT.md"
-    proc = subprocess.run([sys.executable, "-m", "verify", "--from-results", str(tmp_path / "results.json"),
-                           "--report", str(rep2), "--figures", str(tmp_path / "figs2")], cwd=root,
+    proc = subprocess.run([sys.executable, "-m", "reffeat.verify", "--from-results", str(out / "results.json"),
+                           "--out", str(tmp_path / "again")], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"--from-results failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert "Summary of verdicts" in rep2.read_text()
@@ -219,7 +223,7 @@ def test_quick_mode_passes(tmp_path):
 
 def test_claim_cli_exit_status(capsys):
     """A single-claim CLI prints the per-seed table and exits 1 when the claim fails on a majority."""
-    from verify import p1
+    from reffeat.verify import p1
     sets = [f"--set={k}={v}" for k, v in {**TINY, "T": 2}.items()]
     rc = p1.main(["--seeds", "2", "--workers", "1", "--quiet"] + sets)
     out = capsys.readouterr().out

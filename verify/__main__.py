@@ -1,5 +1,6 @@
+"""``python -m verify`` from the repository root: an alias of ``python -m reffeat.verify``."""
 import sys
 
-from .run import main
+from reffeat.verify.run import main
 
 sys.exit(main())

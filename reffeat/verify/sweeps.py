@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from reffeat import Config, coefficient_summary, evaluate, problem, train
-from reffeat.run import claims
+from reffeat.claims import claims
 
 from .common import eval_rng, pmap
 

@@ -2,7 +2,7 @@
 robust one — at the end Φ_j is Θ(1) while Γ_j stays near its initial scale.
 
 Per seed it holds when mean_j Φ_j ≥ 5 · mean_j Γ_j (ST), the threshold of
-``reffeat.run.claims``. ``python -m verify.p1 --help``.
+``reffeat.claims``. ``python -m reffeat.verify.p1 --help``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 
-from reffeat.run import claims
+from reffeat.claims import claims
 
 from .common import ClaimResult, claim_cli, describe_regime
 

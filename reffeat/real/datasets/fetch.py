@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -38,6 +37,8 @@ import numpy as np
 from . import cifar as _cifar
 from . import mnist as _mnist
 from . import svhn as _svhn
+from ... import seeding
+from ...output import atomic_write_bytes, atomic_write_json
 from ._common import (KNOWN, MANIFEST, URLS, DataError, IntegrityError, check_name,
                       sha256_file, verify_file)
 
@@ -169,15 +170,11 @@ def _walk_find_dir(root: Path, dirname: str) -> Path | None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, Path(src).read_bytes())
 
 
 def _write_manifest(out: Path, info: dict) -> None:
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, out / MANIFEST)
+    atomic_write_json(out / MANIFEST, info, indent=2)
 
 
 def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
@@ -185,7 +182,7 @@ def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
     """Convert npm ``mnist`` 1.1.0 JSON digits into IDX files with a seeded split."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1) (got {test_fraction})")
-    rng = np.random.default_rng(seed)
+    rng = seeding.rng(seed, "data-split")
     tr_x, tr_y, te_x, te_y = [], [], [], []
     counts = {}
     for digit in range(10):

@@ -39,18 +39,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import lenses
-from .datasets import NAMES, DataError, load
-from .images import DTYPES, ImageTrainConfig, patchify, train_images, unpatchify
+from .. import seeding
+from ..output import atomic_write_bytes, atomic_write_json, package_versions
+from ..real import lenses
+from ..real.datasets import NAMES, DataError, load
+from ..real.patches import patchify, unpatchify
+from ..real.train import DTYPES, ImageTrainConfig, train_images
 
 COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", momentum=0.0,
               batch_size=128, attack_steps=1, norm="linf", lam=1.0,
@@ -177,28 +177,6 @@ def train_config(c: dict, mode: str) -> ImageTrainConfig:
                             dtype=c["dtype"])
 
 
-def versions() -> dict:
-    import matplotlib
-    import numba
-    import scipy
-    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "matplotlib": matplotlib.__version__}
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -207,7 +185,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
     """The whole pipeline; returns the results dict (also written to out/results.json)."""
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    res = {"kind": "real", "config": c, "seed": c["seed"], "versions": versions(),
+    res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
            "stopped": None, "stages_done": []}
     path = out / "results.json"
 
@@ -215,7 +193,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         if stage:
             res["stages_done"].append(stage)
         res["wall_time"] = time.perf_counter() - t_start
-        _write_json(path, res)
+        atomic_write_json(path, res)
 
     try:
         # ---- R1/R2 data
@@ -264,21 +242,21 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                               f"random start, {c['eval_restarts']} restart(s), box [0,1]"}
         for mode, W in (("st", W_st), ("at", W_at)):
             t0 = time.perf_counter()
-            accs = lenses.accuracy_vs_eps(W, Xte, yte, c["eps_grid"], rng=np.random.default_rng(c["seed"] + 7), **ev)
+            accs = lenses.accuracy_vs_eps(W, Xte, yte, c["eps_grid"], rng=seeding.rng(c["seed"], "real-eval", 0), **ev)
             lens["acc_vs_eps"][mode] = accs
             _say(f"[real] (a) {mode}: " + ", ".join(f"eps={e:g}: {a:.3f}" for e, a in zip(c["eps_grid"], accs))
                  + f"  ({time.perf_counter() - t0:.0f}s)")
         hl = {}
         for mode, W in (("st", W_st), ("at", W_at)):
             hl[mode] = {"clean": lenses.accuracy(W, Xte, yte, q, rho),
-                        "robust": lenses.robust_accuracy(W, Xte, yte, eps, rng=np.random.default_rng(c["seed"] + 8), **ev)}
+                        "robust": lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 1), **ev)}
         res["headline"] = {"eps": eps, "norm": norm, **hl}
         _say(f"[real] headline at eps={eps:g}: ST clean {hl['st']['clean']:.3f} robust {hl['st']['robust']:.3f} | "
              f"AT clean {hl['at']['clean']:.3f} robust {hl['at']['robust']:.3f}")
         save("acc_vs_eps")
 
         # ---- (b) D_R and D_NR
-        rng_l = np.random.default_rng(np.random.SeedSequence([c["seed"], 4]))
+        rng_l = seeding.rng(c["seed"], "real-lens")
         sel = rng_l.permutation(len(ytr))[:min(c["n_lens"], len(ytr))]
         t0 = time.perf_counter()
         XR, yR, info_R = lenses.build_robust_dataset(W_at, Xtr[sel], ytr[sel], rng_l, q=q, rho=rho,
@@ -312,7 +290,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             if r.stopped == "interrupted":
                 raise KeyboardInterrupt
             fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho),
-                           "robust": lenses.robust_accuracy(r.W, Xte, yte, eps, rng=np.random.default_rng(c["seed"] + 9), **ev),
+                           "robust": lenses.robust_accuracy(r.W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 2), **ev),
                            "train_acc_on_own_set": r.history["train_acc"][-1] if r.history["train_acc"] else None}
             _say(f"[real] (b) fresh ST model trained on {name}: real test clean {fresh[name]['clean']:.3f} "
                  f"robust {fresh[name]['robust']:.3f}")
@@ -343,7 +321,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                 W = snaps[e]
                 rows["epoch"].append(e)
                 rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho))
-                rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=np.random.default_rng(c["seed"] + 10),
+                rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3),
                                                              **dict(ev, restarts=0)))
                 rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho))
                 rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho))
@@ -355,7 +333,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         save("curves")
 
         # ---- R5 figures
-        from . import real_figures
+        from ..real import figures as real_figures
         figs = real_figures.make_all(res, out, W_st=W_st, W_at=W_at, p=p, C=C,
                                      samples=(Xtr_img[sel][:8], ytr[sel][:8],
                                               unpatchify(XR[:8], H, Wd, C, p), yR[:8],
@@ -365,9 +343,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             fd = Path(figures_dir)
             fd.mkdir(parents=True, exist_ok=True)
             for f in figs:
-                tmp = fd / f".{ds}_{f}.tmp"
-                shutil.copyfile(out / f, tmp)
-                os.replace(tmp, fd / f"real_{ds}_{f}")
+                atomic_write_bytes(fd / f"real_{ds}_{f}", (out / f).read_bytes())
         save("figures")
     except KeyboardInterrupt:
         res["stopped"] = "interrupted"
@@ -375,7 +351,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         save()
         raise
     res["wall_time"] = time.perf_counter() - t_start
-    _write_json(path, res)
+    atomic_write_json(path, res)
     _say(f"[real] done in {res['wall_time']:.0f}s -> {path}")
     return res
 

@@ -3,14 +3,14 @@ accuracy ≈ 1, robust accuracy (E2) ≈ 0 — and its gradient-ascent
 perturbations align with −v_y (one-step E3 close to 1).
 
 Per seed it holds when clean ≥ 0.95, robust ≤ 0.1 and one-step E3 ≥ 0.5
-(``reffeat.run.claims``). ``python -m verify.p2 --help``.
+(``reffeat.claims``). ``python -m reffeat.verify.p2 --help``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from reffeat.run import claims
+from reffeat.claims import claims
 
 from .common import ClaimResult, claim_cli, describe_regime
 

@@ -19,7 +19,7 @@ Per seed it holds when, for every class j, (a) the own-class N part makes up
 ≥ 90% of the total |C4| movement of Φ_{j,r*} (r* = argmax_r of the final
 Φ_{j,r}) over steps [0, t_half), and (b) Γ_j has not left its initial scale
 (10× max(Γ_j(0), σ_0)) by step 2·t_half (t_half = first step with Φ_j ≥ Φ_j(T)/2).
-``python -m verify.m1 --help``.
+``python -m reffeat.verify.m1 --help``.
 """
 
 from __future__ import annotations

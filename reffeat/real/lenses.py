@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activation import smoothed_relu_and_grad
-from .attacks import attack
-from .model import preactivations, predict
+from ..activation import smoothed_relu_and_grad
+from ..attacks import attack
+from ..model import preactivations, predict
 
 REPS = ("hidden", "logits", "pre")
 BATCH = 500

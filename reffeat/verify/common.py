@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reffeat import seeding
 from reffeat.distribution import NONROBUST, ROBUST
 from reffeat import (Config, Problem, alignment, attack, coefficient_summary, coefficients, evaluate,
                      feature_perturbations, predict, problem, train)
@@ -252,7 +253,7 @@ def coefficient_paths(W0, c4, which: str, U, V) -> np.ndarray:
 # ---------------------------------------------------------------- the pair run
 def eval_rng(cfg: Config, mode: str) -> np.random.Generator:
     """The E2 random stream of ``python -m reffeat.run`` for this seed and mode."""
-    return np.random.default_rng(np.random.SeedSequence([cfg.seed, 11, ("st", "at").index(mode)]))
+    return seeding.rng(cfg.seed, "eval", mode)
 
 
 def one_step_alignment(W, X, y, types, V, cfg, which: int) -> float:
@@ -360,10 +361,10 @@ def feature_attack_breakdown(W, X, y, V, cfg) -> dict:
 
 # ---------------------------------------------------------------- claim CLI
 def claim_cli(module, argv=None) -> int:
-    """``python -m verify.<claim>``: run one claim check over seeds, print the
+    """``python -m reffeat.verify.<claim>``: run one claim check over seeds, print the
     per-seed numbers and the verdict; exit 1 if it fails on a majority of seeds."""
     import argparse
-    p = argparse.ArgumentParser(prog=f"python -m verify.{module.NAME.lower()}", description=(
+    p = argparse.ArgumentParser(prog=f"python -m reffeat.verify.{module.NAME.lower()}", description=(
         f"{module.NAME}: {module.STATEMENT}  Exit status 1 if the claim fails on a "
         "majority of seeds."))
     p.add_argument("--regime", choices=tuple(REGIMES), default="defaults",

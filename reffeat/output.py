@@ -1,5 +1,7 @@
-"""Output helpers shared by every command: atomic writes (temp file, then
-os.replace) and the provenance recorded with each result (package versions).
+"""Output helpers shared by every command: atomic writes (temp file, fsync,
+then os.replace), strict JSON (NaN and ±inf written as null, so any strict
+parser reads the files) and the provenance recorded with each result
+(package versions, reffeat's too).
 
 No SPEC equation lives here; results of any label (C1–C4, E1–E4, R4) pass through.
 """
@@ -29,6 +31,8 @@ def _jsonable(obj):
         return f if math.isfinite(f) else None      # JSON has no NaN/inf: null
     if isinstance(obj, np.bool_):
         return bool(obj)
+    if hasattr(obj, "__fspath__"):
+        return os.fspath(obj)
     return obj
 
 
@@ -52,8 +56,16 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: str, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=1) + "\n").encode())
+def strict_json(obj, **kw) -> str:
+    """JSON text of ``obj`` with numpy scalars/arrays converted and NaN/±inf as null.
+    ``allow_nan=False`` makes a missed non-finite value an error, not bare ``NaN``."""
+    return json.dumps(_jsonable(obj), allow_nan=False, **kw)
+
+
+def atomic_write_json(path: str, obj, **kw) -> None:
+    """Write ``obj`` as strict JSON (indent 1 unless given), atomically."""
+    kw.setdefault("indent", 1)
+    atomic_write_bytes(path, (strict_json(obj, **kw) + "\n").encode())
 
 
 def atomic_savez(path: str, **arrays) -> None:

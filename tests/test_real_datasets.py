@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import scipy.io
 
-from reffeat import data as data_cli
-from reffeat.datasets import (DataError, IntegrityError, MissingDataError, load, locate,
+from reffeat.cli import data as data_cli
+from reffeat.real.datasets import (DataError, IntegrityError, MissingDataError, load, locate,
                               required_files)
-from reffeat.datasets import fetch as F
-from reffeat.datasets._common import FileSpec, select, verify_file
-from reffeat.datasets.mnist import read_idx, write_idx
+from reffeat.real.datasets import fetch as F
+from reffeat.real.datasets._common import FileSpec, select, verify_file
+from reffeat.real.datasets.mnist import read_idx, write_idx
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reffeat import lenses
-from reffeat.images import patchify
+from reffeat.real import lenses
+from reffeat.real.patches import patchify
 from reffeat.model import init_weights, predict
 
 Q, RHO = 2.0, 1.0

@@ -2,14 +2,14 @@
 and robust accuracy (E2) far above ST's.
 
 Per seed it holds when robust(AT) ≥ 0.5, robust(AT) ≥ robust(ST) + 0.4 and
-clean(AT) ≥ 0.95 (``reffeat.run.claims``). ``python -m verify.p4 --help``.
+clean(AT) ≥ 0.95 (``reffeat.claims``). ``python -m reffeat.verify.p4 --help``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from reffeat.run import claims
+from reffeat.claims import claims
 
 from .common import ClaimResult, claim_cli, describe_regime
 

@@ -13,7 +13,7 @@ evaluation's random start) split into label-flipped / not-flipped points;
 b = ⟨δ_p, v_ŷ⟩ / (ε‖v_ŷ‖₁) on flipped points (ŷ the PGD prediction);
 E3 and b along the PGD iterations. Per seed it holds when the final
 one-step E3 on N patches ≥ 0.9 and, on the PGD-flipped points, b ≥ 0.2 and
-E3(PGD) ≤ E3(one-step) − 0.1. ``python -m verify.m3 --help``.
+E3(PGD) ≤ E3(one-step) − 0.1. ``python -m reffeat.verify.m3 --help``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from reffeat import attack, predict, problem
+from reffeat import attack, predict, problem, seeding
 from reffeat.distribution import NONROBUST, ROBUST
 
 from .common import ClaimResult, claim_cli, describe_regime, feature_attack_breakdown
@@ -55,7 +55,7 @@ def analyse_seed(st: dict, cfg) -> dict:
     out = {"e3_one_N": _align(d1, y, V, eps, types, NONROBUST),
            "e3_one_R": _align(d1, y, V, eps, types, ROBUST)}
     # PGD along its iterations, one random start (the start of the E2a run)
-    seed_rng = lambda: np.random.default_rng(np.random.SeedSequence([cfg.seed, 23]))
+    seed_rng = lambda: seeding.rng(cfg.seed, "probe", 23)
     traj = []
     for s in PGD_STEPS:
         Xa = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=eps, norm=cfg.norm, steps=s,

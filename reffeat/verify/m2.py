@@ -17,7 +17,7 @@ patch of an own-class sample the adversarial input is β v_j + δ_p; if
 ε√d_N > β (defaults: 1 − 1.131 = −0.131) — so own-class samples alone can
 push Φ_j down; an other-class sample contributes ⟨δ_p, v_j⟩, which is 0 for a
 pure −ε·sign(v_y) perturbation (Hadamard rows are orthogonal) and non-zero
-only when δ_p also carries ±v_j. ``python -m verify.m2 --help``.
+only when δ_p also carries ±v_j. ``python -m reffeat.verify.m2 --help``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reffeat.images import (ImageTrainConfig, filters_as_images, load_checkpoint, patchify,
-                            train_images, unpatchify)
+from reffeat.real.patches import filters_as_images, patchify, unpatchify
+from reffeat.real.train import (ImageTrainConfig, load_checkpoint,
+                                train_images)
 
 
 @settings(max_examples=60, deadline=None)
@@ -154,8 +155,8 @@ def test_training_input_validation():
 
 def test_tiny_end_to_end_real_run(tmp_path, monkeypatch, capsys):
     """A few npm-format digits imported, ST and AT for one epoch, all lenses and figures."""
-    from reffeat import real
-    from reffeat.datasets import fetch
+    from reffeat.cli import real
+    from reffeat.real.datasets import fetch
     monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
     digits = tmp_path / "npm" / "digits"
     digits.mkdir(parents=True)
@@ -186,7 +187,7 @@ def test_tiny_end_to_end_real_run(tmp_path, monkeypatch, capsys):
 
 
 def test_real_cli_bad_input_exit_2(tmp_path, capsys, monkeypatch):
-    from reffeat import real
+    from reffeat.cli import real
     monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(SystemExit) as e:
@@ -203,7 +204,7 @@ def test_tiny_end_to_end_colour_run(tmp_path, monkeypatch, capsys):
     """CIFAR-10 format (pickle batches, 32x32x3, p=8 -> P=16, d=192) through the whole pipeline."""
     import hashlib
     import pickle
-    from reffeat import real
+    from reffeat.cli import real
     monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
     d = tmp_path / "data" / "cifar10" / "cifar-10-batches-py"
     d.mkdir(parents=True)

@@ -2,15 +2,15 @@
 suppresses non-robust learning — Γ_j(AT) ≫ Γ_j(ST), Φ_j(AT) ≪ Φ_j(ST).
 
 Per seed it holds when Γ(AT) ≥ 5·Γ(ST) and Φ(AT) ≤ 0.5·Φ(ST)
-(``reffeat.run.claims``); ST and AT share data and W^{(0)}.
-``python -m verify.p3 --help``.
+(``reffeat.claims``); ST and AT share data and W^{(0)}.
+``python -m reffeat.verify.p3 --help``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from reffeat.run import claims
+from reffeat.claims import claims
 
 from .common import ClaimResult, claim_cli, describe_regime
 

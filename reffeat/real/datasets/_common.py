@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import seeding
+
 MANIFEST = "SOURCE.json"
 
 
@@ -288,7 +290,7 @@ def select(y: np.ndarray, classes=None, per_class=None, seed: int = 0):
             raise ValueError(f"classes must be among the labels {present.tolist()} (got {bad})")
     if per_class is not None and (int(per_class) != per_class or per_class < 1):
         raise ValueError(f"per_class must be a positive integer or None (got {per_class})")
-    rng = np.random.default_rng(seed)
+    rng = seeding.rng(seed, "data-split")
     keep = []
     for c in classes:
         idx = np.flatnonzero(y == c)

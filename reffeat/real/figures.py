@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import filters_as_images
-from .plots import pyplot as _plt
-from .plots import save_figure as _save
+from .patches import filters_as_images
+from ..plots import pyplot as _plt
+from ..plots import save_figure as _save
 
 
 def _title(res) -> str:

@@ -1,29 +1,19 @@
-"""R2 (patches) and R3 (mini-batch ST / AT on real images, with checkpoints).
+"""R3: mini-batch ST / AT on real images, with checkpoints.
 
-    R2  an H×W×C image is cut into non-overlapping p×p patches, row-major over
-        the (H/p)×(W/p) grid; each patch is flattened in (row, column, channel)
-        order: P = (H/p)(W/p), d = p²C. The network N3 is used unchanged.
     R3  mini-batch SGD: the full-batch rules T1 (ST) and T3 (AT) applied to one
         shuffled batch B at a time,
             W ← W − η ∇_W (1/|B|) Σ_{i∈B} [(1−λ) ℓ(W; X_i, y_i) + λ ℓ(W; X_i^adv, y_i)]
         with X^adv from T2 at the current W (one-step FGSM/FGM by default — the
         paper's algorithm — or PGD-K), clipped to the pixel box [0, 1]; ST is λ=0.
 
-Uses N3 (forward), G2 (grad_w), T2 (attack), L3 (loss). Patch space and image
-space are related by a permutation of coordinates, so ℓ∞ and ℓ2 balls (and the
-[0, 1] box) are the same in both.
+Uses N3 (forward), G2 (grad_w), T2 (attack), L3 (loss) on the R2 patches of
+``reffeat.real.patches``. Patch space and image space are related by a
+permutation of coordinates, so ℓ∞ and ℓ2 balls (and the [0, 1] box) are the
+same in both.
 
 Every epoch a checkpoint (W, epoch, RNG state, history, per-epoch W snapshots)
 is written atomically; ``resume=True`` continues from it. Ctrl-C stops after
 the current batch and returns what was done (``stopped="interrupted"``).
-
->>> import numpy as np
->>> imgs = np.arange(2 * 4 * 4 * 1, dtype=float).reshape(2, 4, 4, 1)
->>> X = patchify(imgs, 2)
->>> X.shape
-(2, 4, 4)
->>> bool(np.array_equal(unpatchify(X, 4, 4, 1, 2), imgs))
-True
 """
 
 from __future__ import annotations
@@ -32,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,8 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .attacks import attack
-from .model import grad_w, init_weights, predict
+from .. import seeding
+from ..attacks import attack
+from ..model import grad_w, init_weights, predict
+from ..output import atomic_savez, strict_json
+from .patches import filters_as_images, patchify, unpatchify  # noqa: F401  (re-exported for callers of R3)
 
 NORMS = ("linf", "l2")
 MODES = ("st", "at")
@@ -49,49 +41,6 @@ OPTIMIZERS = ("sgd", "adam")
 #: working precision of training (weights, inputs, optimizer state); evaluation
 #: is always float64 (float32 weights meet float64 inputs, so the kernels upcast).
 DTYPES = ("float64", "float32")
-
-
-# ----------------------------------------------------------------- R2 patches
-
-def _check_patch(H: int, W: int, p) -> None:
-    if not isinstance(p, (int, np.integer)) or p < 1:
-        raise ValueError(f"patch size p must be a positive integer (got {p!r})")
-    if H % p or W % p:
-        raise ValueError(f"patch size p must divide the image height and width "
-                         f"(p={p}, H={H}, W={W}; allowed: common divisors of {H} and {W})")
-
-
-def patchify(images: np.ndarray, p: int) -> np.ndarray:
-    """R2: images (N, H, W, C) -> patches (N, P, d), P = (H/p)(W/p), d = p²C."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, H, W, C) (got shape {images.shape})")
-    N, H, W, C = images.shape
-    _check_patch(H, W, p)
-    gh, gw = H // p, W // p
-    x = images.reshape(N, gh, p, gw, p, C).transpose(0, 1, 3, 2, 4, 5)
-    return np.ascontiguousarray(x.reshape(N, gh * gw, p * p * C))
-
-
-def unpatchify(X: np.ndarray, H: int, W: int, C: int, p: int) -> np.ndarray:
-    """R2 inverse: patches (N, P, d) -> images (N, H, W, C) (for visualisation)."""
-    X = np.asarray(X)
-    _check_patch(H, W, p)
-    gh, gw = H // p, W // p
-    if X.ndim != 3 or X.shape[1] != gh * gw or X.shape[2] != p * p * C:
-        raise ValueError(f"patches must have shape (N, {gh * gw}, {p * p * C}) for "
-                         f"H={H}, W={W}, C={C}, p={p} (got {X.shape})")
-    N = X.shape[0]
-    x = X.reshape(N, gh, gw, p, p, C).transpose(0, 1, 3, 2, 4, 5)
-    return np.ascontiguousarray(x.reshape(N, H, W, C))
-
-
-def filters_as_images(Wt: np.ndarray, p: int, C: int) -> np.ndarray:
-    """R5: filters w_{j,r} (k, m, d) as p×p×C image patches (k, m, p, p, C)."""
-    k, m, d = Wt.shape
-    if d != p * p * C:
-        raise ValueError(f"filter dimension d={d} is not p²C = {p * p * C}")
-    return Wt.reshape(k, m, p, p, C)
 
 
 # ------------------------------------------------------------ R3 training
@@ -186,9 +135,8 @@ class ImageTrainResult:
 
 
 def _rngs(seed: int):
-    init, shuffle, att = np.random.SeedSequence(seed).spawn(3)
-    return (np.random.default_rng(init), np.random.default_rng(shuffle),
-            np.random.default_rng(att))
+    """R3's streams (W⁽⁰⁾, batch order, attack starts) from ``reffeat.seeding``."""
+    return tuple(seeding.rng(seed, name) for name in ("real-init", "real-shuffle", "real-attack"))
 
 
 def adversarial_batch(W, X, y, cfg: ImageTrainConfig, rng) -> np.ndarray:
@@ -244,14 +192,11 @@ def data_fingerprint(X, y, k) -> str:
 def _save_checkpoint(path: Path, W, snapshots, history, epoch, rng_states, cfg, wall, opt,
                      fingerprint) -> None:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
     meta = {"epoch": epoch, "history": history, "rng_states": rng_states,
             "config": cfg.to_dict(), "wall_time": wall, "opt_state": {"t": opt.t},
             "data_sha256": fingerprint}
-    with open(tmp, "wb") as f:
-        np.savez(f, W=W, snapshots=np.asarray(snapshots), opt_M=opt.M, opt_V=opt.V,
-                 meta=np.array(json.dumps(meta)))
-    os.replace(tmp, path)
+    atomic_savez(path, W=W, snapshots=np.asarray(snapshots), opt_M=opt.M, opt_V=opt.V,
+                 meta=np.array(strict_json(meta)))
 
 
 def load_checkpoint(path) -> dict:
@@ -290,7 +235,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
         raise ValueError(f"W0 must have shape {(k, cfg.m, d)} (got {W.shape})")
     opt = _Optimizer(cfg, W.shape)
     # clean training accuracy is measured on a fixed subset (a full pass costs a forward per batch)
-    monitor = np.random.default_rng(cfg.seed).permutation(n)[:min(n, 1000)]
+    monitor = seeding.rng(cfg.seed, "real-monitor").permutation(n)[:min(n, 1000)]
     snapshots = [W.copy()]
     history = {"epoch": [], "loss": [], "train_acc": [], "seconds": []}
     start_epoch, wall0 = 0, 0.0

@@ -1,0 +1,271 @@
+"""``python -m reffeat.bench``: speed of one training step of the fast (numba)
+backend against the numpy reference, and against the machine's own GEMM.
+
+For three problem sizes — ``default`` (``Config()``: n=200, P=64, d=36, k=4,
+m=16, on the SPEC's synthetic data), ``mnist`` (n=128 batch, P=16, d=49, k=10,
+m=50) and ``cifar`` (n=128, P=16, d=192, k=10, m=50; images in [0, 1]) — it
+times, as the median of ``--reps`` back-to-back repetitions after a 0.25 s warm
+spell (``_median_time``; the ST and AT steps and their reference twins in 3
+alternating rounds, step = median of the round medians, speed-up = median of the
+per-round ratios):
+
+* ST step (T1): G2 at the clean batch and the update W − ηG;
+* AT step (T3, one-step ℓ∞ attack, K=1, γ=ε): T2 then G2 at X^adv, update;
+* PGD-10 AT step: T2 with K=10, γ=ε/4, random start, then G2, update;
+* the same AT step with the numpy reference (``backend="reference"``);
+* for the image sizes, the AT step with float32 W and X (the float32 option) and
+  the relative difference of its updated W from the float64 one.
+
+GFLOP/s count the multiply-adds of the four products of an AT step (forward and
+G3 of the attack, forward and G2 of the update: 4·n·P·d·k·m multiply-adds =
+8·n·P·d·k·m flops; ST: 2 products) and are compared with ``numpy.matmul`` of two
+2048×2048 float64 matrices timed in the same run (median over all its
+measurements, interleaved with the configs, because the machine may be shared).
+Peak memory is the ``tracemalloc`` peak above the baseline during one AT step
+(all buffers of the fast path are numpy arrays, so this is the whole footprint
+apart from BLAS's fixed internal buffers), compared with the bytes of the input
+batch plus the weights.  numba compile (or cache-load) time of the first call is
+reported separately and is not in any step time.
+
+``--json`` prints one JSON object instead of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+CONFIGS = {
+    #          n,   P,   d,   k,  m,   eps,     clip
+    "default": (200, 64, 36, 4, 16, 0.2, None),
+    "mnist": (128, 16, 49, 10, 50, 0.1, (0.0, 1.0)),
+    "cifar": (128, 16, 192, 10, 50, 4 / 255, (0.0, 1.0)),
+}
+Q, RHO, ETA = 3.0, 1.0, 0.5
+
+
+#: seconds of back-to-back calls before a measurement starts (see ``_median_time``).
+WARM_S = 0.25
+#: rounds of alternating fast / reference measurements per config (see ``bench_config``).
+ROUNDS = 3
+
+
+def _median_time(fn, reps: int) -> float:
+    """Median wall time of ``reps`` back-to-back calls of ``fn``, after ``WARM_S``
+    seconds (and at least two calls) of the same calls untimed.
+
+    Why a timed warm spell rather than a sleep: on this 2-core machine a step
+    measured right after numpy's threaded OpenBLAS has run (the reference, the
+    GEMM probe) is ~2× slower, because OpenBLAS's idle workers keep spinning for
+    a while (``OPENBLAS_THREAD_TIMEOUT``: set it to 4 and the slowdown goes), and
+    a step measured right after an idle pause is also up to 2× slower (cores
+    clocked down, pool asleep).  Steps in a training loop run back to back, so
+    the steady state is what is reported — for the fast path, the reference and
+    the GEMM probe alike.
+    """
+    t_end = time.perf_counter() + WARM_S
+    calls = 0
+    while calls < 2 or time.perf_counter() < t_end:
+        fn()
+        calls += 1
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
+    """float64 GEMM speed of this machine: numpy.matmul of two size×size matrices."""
+    rng = np.random.default_rng(0)
+    A, B = rng.random((size, size)), rng.random((size, size))
+    C = np.empty((size, size))
+    np.matmul(A, B, out=C)                          # warm-up
+    t = _median_time(lambda: np.matmul(A, B, out=C), reps)
+    return 2.0 * size**3 / t / 1e9
+
+
+def _problem(name: str):
+    from ..config import Config
+    from ..train import problem
+    n, P, d, k, m, eps, clip = CONFIGS[name]
+    rng = np.random.default_rng(1)
+    if name == "default":
+        prob = problem(Config())
+        X, y, _ = prob.train
+        W = prob.W0 * 30.0                           # a mid-training scale: σ not all in one piece
+    else:
+        X = rng.random((n, P, d))
+        y = rng.integers(0, k, n)
+        W = rng.standard_normal((k, m, d)) / np.sqrt(d)
+    return W, np.ascontiguousarray(X), y, eps, clip
+
+
+def _steps(W, X, y, eps, clip, backend):
+    from ..attacks import attack
+    from ..model import grad_w, set_backend
+
+    def st():
+        _, G = grad_w(W, X, y, Q, RHO, backend=backend)
+        return W - ETA * G
+
+    def at():
+        old = set_backend(backend)
+        try:
+            Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=1, clip=clip)
+        finally:
+            set_backend(old)
+        _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
+        return W - ETA * G
+
+    def pgd10():
+        old = set_backend(backend)
+        try:
+            Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=10, step_size=eps / 4,
+                        random_start=True, rng=np.random.default_rng(0), clip=clip)
+        finally:
+            set_backend(old)
+        _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
+        return W - ETA * G
+
+    return st, at, pgd10
+
+
+def _compile_stats():
+    from .. import kernels
+    hits = misses = 0
+    for f in (kernels._fused, kernels._ascent):
+        hits += sum(f.stats.cache_hits.values())
+        misses += sum(f.stats.cache_misses.values())
+    return hits, misses
+
+
+def bench_config(name: str, reps: int, gemm: list, ref_reps: int | None = None) -> dict:
+    W, X, y, eps, clip = _problem(name)
+    n, P, d = X.shape
+    k, m, _ = W.shape
+    st, at, pgd = _steps(W, X, y, eps, clip, "numba")
+    rst, rat, _ = _steps(W, X, y, eps, clip, "reference")
+    t0 = time.perf_counter()
+    st(), at(), pgd()                                # warm-up (compiles or loads the cache)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    st(), at(), pgd()
+    second = time.perf_counter() - t0
+    rat()
+    gemm.append(gemm_gflops(reps=3))
+    out = {"name": name, "n": n, "P": P, "d": d, "k": k, "m": m}
+    # fast and reference alternate over ROUNDS rounds; a step time is the median of
+    # its round medians and a speed-up the median of the per-round ratios, so one
+    # burst of load on the (shared) machine cannot make or break a ratio
+    for what, fast, ref in (("st", st, rst), ("at", at, rat)):
+        rounds = [(_median_time(fast, reps), _median_time(ref, ref_reps or reps))
+                  for _ in range(ROUNDS)]
+        out[f"{what}_step_s"] = float(np.median([f for f, _ in rounds]))
+        out[f"reference_{what}_step_s"] = float(np.median([r for _, r in rounds]))
+        out[f"speedup_{what}"] = float(np.median([r / f for f, r in rounds]))
+        out[f"{what}_rounds_s"] = rounds
+    out["pgd10_step_s"] = _median_time(pgd, reps)
+    gemm.append(gemm_gflops(reps=3))
+    macs = n * P * d * k * m
+    out["gflops_st"] = 4 * macs / out["st_step_s"] / 1e9
+    out["gflops_at"] = 8 * macs / out["at_step_s"] / 1e9
+    out["gflops_pgd10"] = 44 * macs / out["pgd10_step_s"] / 1e9
+    out["first_call_overhead_s"] = max(0.0, first - second)   # numba compile / cache load
+    if clip is not None:                                      # real-image sizes: the float32 option
+        W32, X32 = W.astype(np.float32), X.astype(np.float32)
+        _, at32, _ = _steps(W32, X32, y, eps, clip, "numba")
+        at32()
+        out["at_step_f32_s"] = _median_time(at32, reps)
+        out["speedup_f32_at"] = out["at_step_s"] / out["at_step_f32_s"]
+        G32, G64 = at32(), at()
+        out["f32_rel_err_update"] = float(np.abs(G32 - G64).max() / np.abs(G64).max())
+    # peak memory of one fast AT step (tracemalloc sees every numpy buffer)
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    at()
+    out["peak_mem_bytes"] = int(tracemalloc.get_traced_memory()[1] - base)
+    tracemalloc.stop()
+    out["input_plus_weights_bytes"] = int(X.nbytes + W.nbytes)
+    out["peak_mem_ratio"] = out["peak_mem_bytes"] / out["input_plus_weights_bytes"]
+    return out
+
+
+def run(names=None, reps: int = 7, ref_reps: int | None = None) -> dict:
+    import numba
+    names = list(CONFIGS) if not names else names
+    gemm = [gemm_gflops(reps=max(5, reps))]
+    hits0, miss0 = _compile_stats()
+    t0 = time.perf_counter()
+    from .. import kernels  # noqa: F401  (import cost is not compile cost)
+    configs = [bench_config(nm, reps, gemm, ref_reps) for nm in names]
+    hits, misses = _compile_stats()
+    g = float(np.median(gemm))
+    for c in configs:
+        c["peak_fraction_st"] = c["gflops_st"] / g
+        c["peak_fraction_at"] = c["gflops_at"] / g
+    return {
+        "gemm_gflops": g,
+        "gemm_gflops_samples": gemm,
+        "configs": configs,
+        "numba_threads": numba.get_num_threads(),
+        "numba_cache": {"hits": hits - hits0, "misses": misses - miss0},
+        "numba_compile_or_load_s": float(sum(c["first_call_overhead_s"] for c in configs)),
+        "env": {key: os.environ.get(key) for key in
+                ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "bench_wall_s": time.perf_counter() - t0,
+    }
+
+
+def format_table(res: dict) -> str:
+    lines = [f"float64 GEMM (numpy.matmul 2048²): {res['gemm_gflops']:.1f} GFLOP/s "
+             f"(samples {', '.join(f'{g:.1f}' for g in res['gemm_gflops_samples'])}); "
+             f"numba threads {res['numba_threads']}; load average {res['load_average']}"]
+    head = (f"{'config':8s} {'ST s':>9s} {'AT s':>9s} {'PGD10 s':>9s} {'ref AT s':>9s} "
+            f"{'speedup':>8s} {'GF/s AT':>8s} {'%peak AT':>9s} {'%peak ST':>9s} "
+            f"{'peak MB':>8s} {'×(X+W)':>7s}")
+    lines.append(head)
+    for c in res["configs"]:
+        lines.append(
+            f"{c['name']:8s} {c['st_step_s']:9.5f} {c['at_step_s']:9.5f} {c['pgd10_step_s']:9.5f} "
+            f"{c['reference_at_step_s']:9.5f} {c['speedup_at']:7.1f}× {c['gflops_at']:8.1f} "
+            f"{100 * c['peak_fraction_at']:8.1f}% {100 * c['peak_fraction_st']:8.1f}% "
+            f"{c['peak_mem_bytes'] / 1e6:8.2f} {c['peak_mem_ratio']:7.2f}")
+    for c in res["configs"]:
+        if "at_step_f32_s" in c:
+            lines.append(f"{c['name']:8s} float32 AT step {c['at_step_f32_s']:.5f} s "
+                         f"({c['speedup_f32_at']:.2f}× float64; updated W rel diff "
+                         f"{c['f32_rel_err_update']:.1e})")
+    lines.append(f"numba first-call (compile or cache load): {res['numba_compile_or_load_s']:.2f} s "
+                 f"(cache hits {res['numba_cache']['hits']}, misses {res['numba_cache']['misses']})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reffeat.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--reps", type=int, default=7, help="timed repetitions per measurement (>= 5; default 7)")
+    p.add_argument("--ref-reps", type=int, default=None, help="repetitions for the reference (default --reps)")
+    p.add_argument("--config", action="append", choices=list(CONFIGS),
+                   help="only these configs (repeatable; default all)")
+    args = p.parse_args(argv)
+    if args.reps < 5:
+        print(f"error: --reps must be >= 5 (got {args.reps})", file=sys.stderr)
+        return 2
+    res = run(args.config, args.reps, args.ref_reps)
+    print(json.dumps(res) if args.json else format_table(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""``python -m reffeat.run``: the main job — ST (T1) and AT (T3) on the same
+sampled training set and the same W^{(0)}, evaluated with E1–E4 on a fresh
+test set, with the C2 coefficients over training and the C4 decomposition.
+
+Writes ``summary.json`` and PNG figures into ``--out`` (default
+``runs/<timestamp>/``); prints a summary table on stdout, progress on stderr.
+``python -m reffeat.run real ...`` runs the real-image experiments (R1–R5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import sys
+import time
+
+
+from .. import seeding
+from ..claims import claims
+from ..config import FIELD_NAMES, Config, coerce
+from ..output import atomic_savez, atomic_write_json, package_versions
+from ..metrics import PART_NAMES, c4_per_step, evaluate
+from ..train import MODES, problem, train
+from .common import Parser, UsageError
+
+EPILOG = """
+examples:
+  python -m reffeat.run                              # SPEC defaults, ST and AT
+  python -m reffeat.run --seed 3 --set eta=0.2 --set T=300
+  python -m reffeat.run --config my.toml --mode at --out runs/at_only
+  python -m reffeat.run real --dataset mnist         # real images (see --help there)
+
+Config keys (--set key=value or a TOML file of key = value lines):
+  """ + ", ".join(FIELD_NAMES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m reffeat.run", description=(
+        "Standard vs adversarial training on the SPEC's patch data: trains ST and AT from "
+        "the same data and initial weights, evaluates clean/robust accuracy (E1, E2), "
+        "feature coefficients Γ, Φ (C1, C2), perturbation alignment (E3) and feature "
+        "responses (E4); writes summary.json and figures."),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file of Config fields (key = value)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one Config field (repeatable)")
+    p.add_argument("--seed", type=int, help="random seed (overrides config; default 0)")
+    p.add_argument("--mode", choices=("st", "at", "both"), default="both",
+                   help="which training to run (default both)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>/)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def load_config(path: str | None, sets: list[str], seed: int | None) -> Config:
+    """Config from TOML file + --set overrides + --seed, validated (ValueError on bad input)."""
+    values: dict = {}
+    if path:
+        import tomllib
+        try:
+            with open(path, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except FileNotFoundError:
+            raise ValueError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        values = values.get("config", values)
+    for item in sets:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE (got {item!r})")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if key not in FIELD_NAMES:
+            raise ValueError(f"unknown config key {key!r} in --set; known keys: {', '.join(FIELD_NAMES)}")
+        values[key] = coerce(key, val)
+    if seed is not None:
+        values["seed"] = seed
+    return Config.from_dict(values)
+
+
+def _c4_summary(res) -> dict:
+    """C4 parts of AT/ST, summed over r and averaged over j, per step and cumulative."""
+    out = {}
+    for name, arr in (("gamma", res.c4_gamma), ("phi", res.c4_phi)):
+        per_step = c4_per_step(arr)
+        out[name] = {part: per_step[:, i].tolist() for i, part in enumerate(PART_NAMES)}
+        out[name]["total"] = {part: float(per_step[:, i].sum()) for i, part in enumerate(PART_NAMES)}
+    return out
+
+
+def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr) -> dict:
+    """Train the requested modes, evaluate, write summary.json (+ figures); return the summary."""
+    t0 = time.perf_counter()
+    os.makedirs(out_dir, exist_ok=True)
+    prob = problem(cfg)
+    summary = {"config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
+               "platform": platform.platform(), "started": _dt.datetime.now().isoformat(timespec="seconds")}
+    results = {}
+    interrupted = False
+    for mode in modes:
+        res = train(cfg, mode, prob, progress=progress)
+        results[mode] = res
+        ev = evaluate(res.W, cfg, prob.test, prob.features,
+                      seeding.rng(cfg.seed, "eval", mode))
+        ev["history"] = res.history
+        ev["c4"] = _c4_summary(res)
+        ev["steps_done"] = res.steps_done
+        ev["stopped"] = res.stopped
+        ev["train_wall_time_s"] = res.wall_time
+        ev["max_loss"] = res.extra["max_loss"]
+        ev["max_loss_step"] = res.extra["max_loss_step"]
+        summary[mode] = ev
+        summary["wall_time_s"] = time.perf_counter() - t0
+        atomic_write_json(os.path.join(out_dir, "summary.json"), summary)   # keep what is done so far
+        atomic_savez(os.path.join(out_dir, f"weights_{mode}.npz"), W=res.W, W0=res.W0)
+        if res.stopped and res.stopped.startswith("interrupted"):
+            interrupted = True
+            break
+    if figures and results:
+        from ..plots import write_figures
+        summary["figures"] = write_figures(summary, results, out_dir)
+    summary["wall_time_s"] = time.perf_counter() - t0
+    summary["interrupted"] = interrupted
+    atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    rows = [("clean acc (E1)", "clean_acc"), ("robust acc (E2)", "robust_acc"),
+            ("  under PGD", "robust_acc_pgd"), ("  under feature attack", "robust_acc_feature_attack"),
+            ("mean Γ_j (C2)", "gamma"), ("mean Φ_j (C2)", "phi"),
+            ("E3 alignment, one step", "alignment"), ("E3 alignment, PGD", "alignment_pgd")]
+    modes = [m for m in MODES if m in summary]
+    lines = [f"{'':28s}" + "".join(f"{m.upper():>12s}" for m in modes)]
+    for label, key in rows:
+        lines.append(f"{label:28s}" + "".join(f"{summary[m][key]:12.4f}" for m in modes))
+    for label, key in (("E4 response, robust input", "robust"), ("E4 response, non-robust", "nonrobust")):
+        lines.append(f"{label:28s}" + "".join(f"{summary[m]['responses'][key]:12.4f}" for m in modes))
+    cl = claims(summary)
+    if cl:
+        lines.append("claims: " + "  ".join(f"{k} {'holds' if v else 'FAILS'}" for k, v in cl.items()))
+    for m in modes:
+        h = summary[m]["history"]
+        if h["loss"] and summary[m].get("max_loss", 0) > 2 * h["loss"][0]:
+            lines.append(f"{m.upper()}: the training loss spiked to {summary[m]['max_loss']:.4g} at step "
+                         f"{summary[m]['max_loss_step']} (initial {h['loss'][0]:.4g}): gradient descent was "
+                         "unstable at this eta; try a smaller eta and a longer T, e.g. --set eta=0.1 --set T=1500")
+        if summary[m].get("stopped"):
+            lines.append(f"{m.upper()} stopped early: {summary[m]['stopped']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "real":
+        from .real import main as real_main
+        return real_main(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        cfg = load_config(args.config, args.sets, args.seed)
+    except (UsageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    modes = list(MODES) if args.mode == "both" else [args.mode]
+    out = args.out or os.path.join("runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    try:
+        summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
+                                progress=None if args.quiet else sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted; partial results (if any) are in " + out, file=sys.stderr)
+        return 130
+    print(format_table(summary))
+    print(f"wrote {os.path.join(out, 'summary.json')}  (wall time {summary['wall_time_s']:.1f} s)")
+    return 130 if summary.get("interrupted") else 0     # the shell's code for Ctrl-C
+
+
+if __name__ == "__main__":
+    sys.exit(main())
