@@ -4,7 +4,8 @@ Defaults are the SPEC's: features F2 (``geometry="sparse-dense"``), data
 D1–D4 (``k=4, P=64, s=1, d_N=32, alpha=3, beta=1, sigma_xi=0``), network
 N1–N4 (``m=16, sigma0=0.01, q=3, rho=1``), training T1–T3 (``eta=0.5, T=150``,
 ℓ∞ threat ``eps=0.2``, ``K=1``, ``gamma=eps``, ``lam=1``) and evaluation E2
-(``eval_K=20``, ``eval_gamma=eps/4``, random start, ``eval_restarts`` restarts).
+(``eval_K=20``, ``eval_gamma=eps/4``, random start, ``eval_restarts`` restarts;
+E2c APGD-CE and APGD-DLR with ``eval_apgd_K`` iterations, 0 = not run).
 
 Validation happens here, at the boundary, never inside the math: a bad value
 raises one ``ValueError`` whose message names the field, the value and the
@@ -42,7 +43,8 @@ class Config:
     Training (T1–T3)
       eta, T, norm, eps, K, gamma (None = eps), random_start, ascent, lam
     Evaluation (E2) and logging
-      eval_K, eval_gamma (None = eps/4), eval_restarts, log_every, seed
+      eval_K, eval_gamma (None = eps/4), eval_restarts, eval_apgd_K (E2c; 0 = off),
+      log_every, seed
     """
 
     # features and data
@@ -76,6 +78,7 @@ class Config:
     eval_K: int = 20
     eval_gamma: float | None = None
     eval_restarts: int = 2
+    eval_apgd_K: int = 25
     log_every: int = 10
     seed: int = 0
 
@@ -226,6 +229,7 @@ def validate(cfg: Config) -> None:
     if cfg.eval_gamma is not None:
         _num(cfg, "eval_gamma", 0.0, strict=True)
     _int(cfg, "eval_restarts", 0)
+    _int(cfg, "eval_apgd_K", 0)
     _int(cfg, "log_every", 1)
     _int(cfg, "seed", 0, 2**32 - 1)
 

@@ -7,7 +7,8 @@
         ΔΓ_{j,r} = (η/n) Σ_i (1[y_i=j] − logit_j(X_i)) Σ_p σ'(⟨w_{j,r}, x_{i,p}⟩)⟨x_{i,p}, u_j⟩
         (v_j for ΔΦ), X_i the points the step was taken at.
     C4  C3 split exactly into own-class / other-class samples × R / N / noise patches.
-    E1  clean accuracy;  E2 robust accuracy (PGD ∧ feature-aligned attack);
+    E1  clean accuracy;  E2 robust accuracy: per point, correct under (a) PGD,
+        (b) the feature-aligned attack and (c) APGD-CE and APGD-DLR (worst case);
     E3  alignment a_p of a perturbation with −v_y on non-robust patches;
     E4  responses F(W; ·) to pure robust / pure non-robust inputs.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .apgd import apgd, worst_case
 from .attacks import attack, feature_attack_correct
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
 from .model import dloss_dF, forward, forward_and_slopes, get_backend, grad_w, predict
@@ -126,16 +128,33 @@ def accuracy(W, X, y, q: float, rho: float) -> float:
 
 
 def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None) -> dict:
-    """E2: per-point booleans (n,) for the PGD attack (a), the feature-aligned
-    attack (b) and their conjunction ``robust`` (a point counts only if it
-    survives all). Also returns the PGD adversarial inputs as ``X_pgd``."""
+    """E2: per-point booleans (n,) — ``clean`` (E1), ``pgd`` (a), ``feature`` (b),
+    ``apgd_ce`` and ``apgd_dlr`` (c; None when ``cfg.eval_apgd_K`` = 0, and
+    APGD-DLR None for k < 3, where the DLR loss is undefined) — and their
+    per-point conjunction ``robust``: a point counts only if it survives all.
+    Also returns the PGD adversarial inputs as ``X_pgd``.
+
+    APGD uses ``cfg.eval_apgd_K`` iterations (default 25, a quarter of
+    AutoAttack's 100: the synthetic default run's budget), one run from a random
+    start, drawn from ``rng`` after PGD's (so PGD's numbers do not depend on it).
+    """
     Xp = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=cfg.eval_K,
                 step_size=cfg.eval_step_size, random_start=True, rng=rng,
                 restarts=cfg.eval_restarts, clip=clip)
-    pgd = predict(W, Xp, cfg.q, cfg.rho) == y
-    feat = feature_attack_correct(W, X, y, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
-                                  norm=cfg.norm, clip=clip)
-    return {"pgd": pgd, "feature": feat, "robust": pgd & feat, "X_pgd": Xp}
+    out = {"clean": predict(W, X, cfg.q, cfg.rho) == y,
+           "pgd": predict(W, Xp, cfg.q, cfg.rho) == y,
+           "feature": feature_attack_correct(W, X, y, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
+                                             norm=cfg.norm, clip=clip),
+           "apgd_ce": None, "apgd_dlr": None}
+    if cfg.eval_apgd_K > 0:
+        for loss in ("ce", "dlr"):
+            if loss == "dlr" and W.shape[0] < 3:
+                continue
+            out[f"apgd_{loss}"] = ~apgd(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
+                                        loss=loss, steps=cfg.eval_apgd_K, rng=rng, clip=clip)[1]
+    out["robust"] = worst_case(out)
+    out["X_pgd"] = Xp
+    return out
 
 
 def one_step_perturbation(W, X, y, cfg) -> np.ndarray:
@@ -196,6 +215,8 @@ def evaluate(W, cfg, test, features, rng: np.random.Generator) -> dict:
         "robust_acc": float(rc["robust"].mean()),
         "robust_acc_pgd": float(rc["pgd"].mean()),
         "robust_acc_feature_attack": float(rc["feature"].mean()),
+        "robust_acc_apgd_ce": None if rc["apgd_ce"] is None else float(rc["apgd_ce"].mean()),
+        "robust_acc_apgd_dlr": None if rc["apgd_dlr"] is None else float(rc["apgd_dlr"].mean()),
         "gamma": summ["gamma"],
         "phi": summ["phi"],
         "gamma_pos": summ["gamma_pos"],

@@ -131,12 +131,14 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
 def format_table(summary: dict) -> str:
     rows = [("clean acc (E1)", "clean_acc"), ("robust acc (E2)", "robust_acc"),
             ("  under PGD", "robust_acc_pgd"), ("  under feature attack", "robust_acc_feature_attack"),
+            ("  under APGD-CE", "robust_acc_apgd_ce"), ("  under APGD-DLR", "robust_acc_apgd_dlr"),
             ("mean Γ_j (C2)", "gamma"), ("mean Φ_j (C2)", "phi"),
             ("E3 alignment, one step", "alignment"), ("E3 alignment, PGD", "alignment_pgd")]
     modes = [m for m in MODES if m in summary]
     lines = [f"{'':28s}" + "".join(f"{m.upper():>12s}" for m in modes)]
     for label, key in rows:
-        lines.append(f"{label:28s}" + "".join(f"{summary[m][key]:12.4f}" for m in modes))
+        lines.append(f"{label:28s}" + "".join(f"{summary[m][key]:12.4f}" if summary[m][key] is not None
+                                               else f"{'skipped':>12s}" for m in modes))
     for label, key in (("E4 response, robust input", "robust"), ("E4 response, non-robust", "nonrobust")):
         lines.append(f"{label:28s}" + "".join(f"{summary[m]['responses'][key]:12.4f}" for m in modes))
     cl = claims(summary)
