@@ -1,0 +1,225 @@
+"""``python -m reffeat.sweep GRID.toml``: a grid of Configs × seeds → a table.
+
+GRID.toml names the parameters to vary (lists of values: the Cartesian
+product), the fixed ones and the seeds::
+
+    seeds = 5                  # seeds 0..4, or a list: [0, 3, 7]
+    modes = ["st", "at"]       # optional (default both)
+    traces = false             # optional: keep the history and C4 parts per job
+
+    [base]                     # Config fields shared by every point (optional)
+    eta = 0.1
+    T = 750
+
+    [grid]                     # Config fields -> lists of values
+    beta = [0.5, 1.0, 1.5]
+    eps = [0.1, 0.2, 0.3]
+
+Each (point, seed) is one job (``reffeat.sweep.summary_job``: ST and AT,
+E1–E4, claims P1–P4) run on local worker processes (default), a Dask
+LocalCluster (``--scheduler local:N``) or a running Dask scheduler
+(``--scheduler tcp://HOST:PORT``). Finished jobs go to a result store
+(default ``OUT/store``), so an interrupted sweep resumes where it stopped.
+Writes ``OUT/table.csv`` (one row per job: grid values, seed, summary numbers,
+claims), ``OUT/table.json`` (the same plus the full results) and, for a 2-D
+grid, ``OUT/heatmap.png`` (mean over seeds of each ``--metric``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import math
+import os
+import sys
+import time
+
+from ..config import FIELD_NAMES, Config
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_SIGINT, Parser, UsageError, report_usage_error)
+
+DEFAULT_METRICS = ("claims.P1", "claims.P2", "claims.P3", "claims.P4", "st.robust_acc", "at.robust_acc")
+METRIC_WORDS = {
+    "claims.P1": "P1 holds (fraction of seeds)", "claims.P2": "P2 holds (fraction of seeds)",
+    "claims.P3": "P3 holds (fraction of seeds)", "claims.P4": "P4 holds (fraction of seeds)",
+    "st.robust_acc": "ST robust accuracy (E2)", "at.robust_acc": "AT robust accuracy (E2)",
+    "st.clean_acc": "ST clean accuracy (E1)", "at.clean_acc": "AT clean accuracy (E1)",
+    "st.gamma": "ST mean Γ_j (robust coefficient)", "at.gamma": "AT mean Γ_j (robust coefficient)",
+    "st.phi": "ST mean Φ_j (non-robust coefficient)", "at.phi": "AT mean Φ_j (non-robust coefficient)",
+}
+_TOP_KEYS = ("seeds", "modes", "traces", "base", "grid")
+
+
+def build_parser():
+    p = Parser(prog="python -m reffeat.sweep", description=(
+        "Run a grid of Configs × seeds (ST and AT per job: E1–E4 summary numbers and the claims "
+        "P1–P4) on local processes or a Dask cluster, with a result store so that an interrupted "
+        "sweep resumes; write the table as CSV and JSON and a heat map for 2-D grids."),
+        epilog=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("grid", metavar="GRID.toml", help="the grid (see below)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/sweep-<timestamp>)")
+    p.add_argument("--store", metavar="DIR", help="result store (default OUT/store)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="tcp://HOST:PORT of a running Dask scheduler, or local:N to start a Dask "
+                        "LocalCluster of N workers (needs pip install \"reffeat[dask]\"); default: "
+                        "local worker processes")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes when no --scheduler is given (default: the core count)")
+    p.add_argument("--traces", action="store_true", help="keep each job's history and C4 parts (JSON only)")
+    p.add_argument("--refresh", action="store_true", help="rerun jobs that are already in the store")
+    p.add_argument("--metric", action="append", metavar="NAME",
+                   help="heat-map column (repeatable; default: " + ", ".join(DEFAULT_METRICS) + ")")
+    p.add_argument("--no-figures", action="store_true", help="skip the heat map")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def load_grid(path: str) -> dict:
+    """GRID.toml -> {"configs": [...], "seeds": [...], "modes": (...), "traces": bool,
+    "params": [...]} (ValueError naming the bad entry)."""
+    import tomllib
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"grid file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"grid file {path} is not valid TOML: {exc}") from None
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise ValueError(f"unknown key {key!r} in {path}; allowed: {', '.join(_TOP_KEYS)}")
+    seeds = doc.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
+        raise ValueError(f"seeds must be a count >= 1 or a list of integers (got {seeds!r})")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a count >= 1 or a list of integers (got {seeds})")
+        seeds = list(range(seeds))
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 2**32 - 1
+                        for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers in [0, 2**32 - 1] (got {seeds!r})")
+    modes = doc.get("modes", ["st", "at"])
+    if not isinstance(modes, list) or not modes or any(m not in ("st", "at") for m in modes):
+        raise ValueError(f"modes must be a non-empty list of \"st\", \"at\" (got {modes!r})")
+    traces = doc.get("traces", False)
+    if not isinstance(traces, bool):
+        raise ValueError(f"traces must be true or false (got {traces!r})")
+    base = doc.get("base", {})
+    grid = doc.get("grid", {})
+    for name, table in (("base", base), ("grid", grid)):
+        if not isinstance(table, dict):
+            raise ValueError(f"[{name}] must be a table of Config fields (got {table!r})")
+        for key in table:
+            if key == "seed":
+                raise ValueError(f"seed in [{name}]: give the seeds with the top-level key seeds")
+            if key not in FIELD_NAMES:
+                raise ValueError(f"unknown config key {key!r} in [{name}]; known keys: {', '.join(FIELD_NAMES)}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid.{key} must be a non-empty list of values (got {values!r})")
+        if key in base:
+            raise ValueError(f"{key} is both in [base] and in [grid]")
+    names = list(grid)
+    configs = []
+    for combo in itertools.product(*(grid[n] for n in names)):
+        configs.append(Config.from_dict({**base, **dict(zip(names, combo))}))
+    return {"configs": configs, "seeds": seeds, "modes": tuple(modes), "traces": traces,
+            "params": names, "grid": grid, "base": base}
+
+
+def heatmap(table, x: str, y: str, metrics, seeds, path: str, title: str) -> str:
+    """One panel per metric: mean over seeds on the x × y grid, values written in the cells."""
+    from ..plots import pyplot, save_figure
+    import numpy as np
+    plt = pyplot()
+    n = len(metrics)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics):
+        xs, ys, grid, cnt = table.grid(metric, x, y)
+        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis",
+                       vmin=0.0 if np.nanmin(np.append(grid[np.isfinite(grid)], 0)) >= 0 else None,
+                       vmax=1.0 if metric.startswith("claims.") or metric.endswith("_acc") else None)
+        ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
+        ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(METRIC_WORDS.get(metric, metric), fontsize=10)
+        for iy in range(len(ys)):
+            for ix in range(len(xs)):
+                v = grid[iy, ix]
+                ax.text(ix, iy, "–" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
+                        fontsize=8, color="white" if np.isfinite(v) and v < 0.5 * np.nanmax(grid) else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(f"{title}\nmean over seeds {seeds[0]}–{seeds[-1]} ({len(seeds)} seeds); – = no finished job",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    from .. import sweep as S
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        spec = load_grid(args.grid)
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be an integer >= 1 (got {args.workers})")
+        out = args.out or os.path.join("runs", _dt.datetime.now().strftime("sweep-%Y%m%d-%H%M%S"))
+        runner = S.Runner(scheduler=args.scheduler, workers=args.workers,
+                          store=args.store or os.path.join(out, "store"), refresh=args.refresh,
+                          progress=None if args.quiet else sys.stderr)
+        metrics = args.metric or list(DEFAULT_METRICS)
+        if args.scheduler and runner.kind in ("local-cluster", "address"):
+            S._import_distributed()
+    except (UsageError, ValueError) as exc:
+        return report_usage_error(exc)
+    t0 = time.perf_counter()
+    if not args.quiet:
+        print(f"[sweep] {len(spec['configs'])} points × {len(spec['seeds'])} seeds on {runner.describe()}; "
+              f"store {runner.store}", file=sys.stderr, flush=True)
+    try:
+        table = S.sweep(spec["configs"], spec["seeds"], runner=runner,
+                        kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
+    except KeyboardInterrupt:
+        print(f"interrupted; finished jobs are kept in {runner.store} (run the same command to resume)",
+              file=sys.stderr)
+        return EXIT_SIGINT
+    except ValueError as exc:                          # e.g. the scheduler cannot be reached
+        return report_usage_error(exc)
+    wall = time.perf_counter() - t0
+    os.makedirs(out, exist_ok=True)
+    table.to_csv(os.path.join(out, "table.csv"))
+    table.to_json(os.path.join(out, "table.json"))
+    wrote = ["table.csv", "table.json"]
+    varying = [p for p in spec["params"] if len(spec["grid"][p]) > 1]
+    if len(varying) == 2 and not args.no_figures:
+        missing = [m for m in metrics if m not in table.columns]
+        if missing:
+            print(f"heat map: no column {', '.join(missing)} (columns: {', '.join(table.columns)})",
+                  file=sys.stderr)
+        shown = [m for m in metrics if m in table.columns]
+        if shown:
+            base = ", ".join(f"{k}={v}" for k, v in spec["base"].items()) or "SPEC defaults"
+            heatmap(table, varying[0], varying[1], shown, spec["seeds"], os.path.join(out, "heatmap.png"),
+                    f"reffeat sweep over {varying[0]} × {varying[1]} ({base}; modes {'+'.join(spec['modes'])})")
+            wrote.append("heatmap.png")
+    st = runner.stats
+    print(f"{st['jobs']} jobs: {st['ran']} ran, {st['from_store']} from the store, {st['failed']} failed, "
+          f"{st['retried']} retried after a worker died; wall time {wall:.1f} s")
+    print(f"wrote {', '.join(os.path.join(out, w) for w in wrote)}")
+    if st["failed"]:
+        for r in table.rows:
+            if r["error"]:
+                print(f"failed: seed {r['seed']} " + " ".join(f"{p}={r[p]}" for p in table.params)
+                      + f": {r['error']}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
