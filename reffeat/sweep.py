@@ -81,10 +81,7 @@ import numpy as np
 from . import __version__
 from .config import Config
 
-try:                                             # the layout renamed io -> output
-    from .output import atomic_write_bytes
-except ImportError:  # pragma: no cover
-    from .io import atomic_write_bytes
+from .output import atomic_write_bytes
 
 #: Environment variables that pin BLAS/numba threads in worker processes.
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -446,14 +443,48 @@ def _import_distributed():
 
 
 def start_local_cluster(n_workers: int, threads: int = 1):
-    """A Dask LocalCluster of ``n_workers`` processes on 127.0.0.1, one task thread
-    each, numba/BLAS pinned to ``threads`` threads, no dashboard."""
+    """A Dask LocalCluster of ``n_workers`` processes, one task thread each,
+    numba/BLAS pinned to ``threads`` threads, no dashboard, every socket on 127.0.0.1."""
     import logging
     distributed = _import_distributed()
     return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                     host="127.0.0.1", dashboard_address=None,
+                                    # the scheduler's HTTP endpoint (health, metrics) on loopback too
+                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                     silence_logs=logging.ERROR,
                                     env={k: str(threads) for k in THREAD_VARS})
+
+
+class _LostWorkers:
+    """Jobs the Dask scheduler reschedules because their worker died: read from
+    the scheduler's "remove-worker" events (unexpected removals after the sweep
+    started, with the tasks the worker was processing), at most every 2 s."""
+
+    def __init__(self, client, ours: dict, t_start: float):
+        self.client, self.ours, self.t_start = client, ours, t_start
+        self.seen: set = set()
+        self.last = -math.inf
+
+    def events(self):
+        now = time.perf_counter()
+        if now - self.last < 2.0:
+            return
+        self.last = now
+        try:
+            log = self.client.get_events("all")
+        except Exception:  # pragma: no cover - an old scheduler without the event log
+            return
+        for t, ev in log:
+            if (t < self.t_start or not isinstance(ev, dict) or ev.get("action") != "remove-worker"
+                    or ev.get("expected")):
+                continue
+            ident = (t, ev.get("worker"))
+            if ident in self.seen:
+                continue
+            self.seen.add(ident)
+            for key in ev.get("processing-tasks", ()):
+                if key in self.ours:
+                    yield ("retry", self.ours[key], f"worker {ev.get('worker')} died")
 
 
 def _dask_events(jobs, target, threads, retries):
@@ -473,12 +504,15 @@ def _dask_events(jobs, target, threads, retries):
             except (OSError, TimeoutError) as exc:
                 raise ValueError(f"cannot reach the Dask scheduler at {target}: {exc}") from None
         tag = f"{os.getpid()}-{time.time_ns()}"
+        t_start = client.run_on_scheduler(time.time)          # the scheduler's clock stamps its events
         for i, job in enumerate(jobs):
             fut = client.submit(execute, job.fn, job.config, job.kwargs, threads, pure=False,
                                 key=f"reffeat-{job.key}-seed{job.seed}-{tag}")
             futures[fut] = i
+        lost = _LostWorkers(client, {f.key: i for f, i in futures.items()}, t_start)
         for fut in distributed.as_completed(list(futures)):
             i = futures[fut]
+            yield from lost.events()
             try:
                 rec = fut.result()
             except Exception as exc:
@@ -541,8 +575,11 @@ class Runner:
     retries: int = 2
     refresh: bool = False
     interval: float = 10.0
-    #: counters of the last run: jobs run, read from the store, failed, retried
+    #: counters of the last run (``stats``) and of all runs of this Runner (``totals``):
+    #: jobs, read from the store, ran, failed, retried
     stats: dict = field(default_factory=dict)
+    totals: dict = field(default_factory=lambda: dict.fromkeys(("jobs", "from_store", "ran", "failed",
+                                                                  "retried"), 0))
 
     def __post_init__(self):
         self.kind, self.target = parse_scheduler(self.scheduler)
@@ -620,6 +657,8 @@ class Runner:
         elif self.progress is not None:
             prog.update(force=True)
             prog.close()
+        for k, v in self.stats.items():
+            self.totals[k] = self.totals.get(k, 0) + v
         return [outcomes[j.ident()] for j in jobs]
 
     @staticmethod

@@ -290,7 +290,8 @@ def cluster(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": ROOT, "NUMBA_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__DAEMON": "True"}
     log = open(d / "log.txt", "w")
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", sf],
+                               "--port", "0", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                               "--scheduler-file", sf],
                               env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(d))]
     try:
         deadline = time.time() + 60
@@ -354,10 +355,9 @@ def test_cluster_finishes_every_job_exactly_once_when_a_worker_dies(cluster, tmp
     table = box["table"]
     assert [row["error"] for row in table.rows] == [None] * 8
     assert r.stats["ran"] == 8 and r.stats["failed"] == 0, r.stats        # each result stored once
+    assert r.stats["retried"] >= 1, f"the killed worker's job was not seen rescheduled: {r.stats}"
     assert sorted(row["seed"] for row in table.rows) == list(range(8))
     assert Store(str(tmp_path)).count() == 8
-    stored_pids = {json.loads(p.read_text())["meta"]["pid"] for p in tmp_path.rglob("seed-*.json")}
-    assert len(stored_pids) >= 2, "the jobs were shared by the surviving and the restarted worker"
 
 
 def test_local_cluster_scheduler_spec(tmp_path):

@@ -14,15 +14,12 @@ import pytest
 
 from reffeat import Config, coefficients, problem, train
 from reffeat.verify import m1, m2, report as R, sweeps as S
-from reffeat.verify.common import (ClaimResult, coefficient_paths, pair_run, pmap, regime_config,
-                           seed_stats, train_trajectory)
+from reffeat.sweep import Runner, encode
+from reffeat.verify.common import (ClaimResult, coefficient_paths, pair_run, pair_runs, regime_config,
+                                   seed_stats, train_trajectory)
 
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=12, m=3, T=12, alpha=1.5, eval_K=3,
             eval_restarts=0)
-
-
-def _square(x):
-    return x * x
 
 
 # ---------------------------------------------------------------- statistics, verdicts
@@ -126,9 +123,20 @@ def test_coefficient_paths_end_at_final_coefficients():
         assert err < 1e-10, f"C4 path of {which} misses the final value by {err:.2e}"
 
 
-def test_pmap_keeps_order_with_two_workers():
-    assert pmap(_square, [3, 1, 2], workers=2) == [9, 1, 4]
-    assert pmap(_square, [3, 1, 2], workers=1) == [9, 1, 4]
+def test_verify_jobs_go_through_the_result_store(tmp_path):
+    """pair_runs on two worker processes stores each seed; a second Runner on the
+    same store trains nothing and returns the same records to the last bit."""
+    from reffeat.verify import common
+    cfg = Config(**TINY)
+    r1 = Runner(workers=2, store=str(tmp_path), progress=None)
+    recs = pair_runs(cfg, [1, 0], r1, n_segments=3)
+    assert [r["seed"] for r in recs] == [1, 0] and r1.stats["ran"] == 2
+    common.clear_cache()
+    r2 = Runner(workers=2, store=str(tmp_path), progress=None)
+    again = pair_runs(cfg, [1, 0], r2, n_segments=3)
+    assert r2.stats["ran"] == 0 and r2.stats["from_store"] == 2, r2.stats
+    assert encode(recs) == encode(again), "records read from the store differ from the computed ones"
+    common.clear_cache()
 
 
 def test_regime_config():

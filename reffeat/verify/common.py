@@ -1,6 +1,7 @@
 """Shared machinery of the verify suite: regimes, the per-seed ST+AT "pair"
 run that the claim checks P1–P4, M1, M2 read, a trajectory trainer that
-snapshots W during training, per-seed statistics and a 2-worker map.
+snapshots W during training and per-seed statistics. Every sweep runs
+through ``reffeat.sweep`` (local processes or a Dask cluster, result store).
 
 Everything here uses only the public API of ``reffeat`` (Config, problem,
 train, evaluate, coefficients, c4 arrays of TrainResult, attack, alignment,
@@ -13,7 +14,6 @@ results do not depend on the worker that ran it or on the order of points.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reffeat import seeding
+from reffeat.sweep import Runner
 from reffeat.distribution import NONROBUST, ROBUST
 from reffeat import (Config, Problem, alignment, attack, coefficient_summary, coefficients, evaluate,
                      feature_perturbations, predict, problem, train)
@@ -128,49 +129,11 @@ class ClaimResult:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- parallel map
-def _init_worker():
-    try:                                   # one thread per worker: 2 workers on 2 cores
-        import numba
-        numba.set_num_threads(1)
-    except Exception:  # pragma: no cover - numba missing or threads fixed
-        pass
-
-
-def pmap(fn, items, workers: int = 1, progress=None, label: str = ""):
-    """[fn(x) for x in items], on ``workers`` processes when > 1 (spawned,
-    single-threaded BLAS). Order of the output = order of ``items``."""
-    items = list(items)
-    t0 = time.perf_counter()
-    out = []
-    if workers <= 1 or len(items) <= 1:
-        for i, x in enumerate(items):
-            out.append(fn(x))
-            _tick(progress, label, i + 1, len(items), t0)
-        return out
-    import multiprocessing as mp
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                            "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
-    for k in saved:
-        os.environ[k] = "1"
-    try:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
-            for i, r in enumerate(pool.imap(fn, items)):
-                out.append(r)
-                _tick(progress, label, i + 1, len(items), t0)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return out
-
-
-def _tick(progress, label, i, n, t0):
-    if progress is not None:
-        print(f"[verify] {label} {i}/{n}  ({time.perf_counter() - t0:.0f} s)", file=progress, flush=True)
+# ---------------------------------------------------------------- running sweeps
+def as_runner(runner) -> Runner:
+    """The Runner that executes verify's jobs (``reffeat.sweep``); None: this
+    process, one job after the other, no store, no progress."""
+    return Runner(scheduler="inline", progress=None) if runner is None else runner
 
 
 # ---------------------------------------------------------------- trajectory training
@@ -294,7 +257,8 @@ def pair_run(cfg: Config, n_segments: int = 15, modes=("st", "at"), c4_modes=("s
         init = coefficient_summary(prob.W0, U, V)
         rec["gamma_init"], rec["phi_init"] = init["gamma"], init["phi"]
         rec["steps_done"] = tr.steps_done
-        rec["wall_time"] = tr.wall_time
+        # (no wall time in the record: a job's result is a pure function of its
+        # Config, so any executor gives the same bits; the time is in the store's meta)
         for name, c4 in (("gamma", tr.c4_gamma), ("phi", tr.c4_phi)):
             if mode not in c4_modes:
                 for key in (f"{name}_path", f"c4_{name}_sum", f"c4_{name}_rstar", f"{name}0_j"):
@@ -322,20 +286,16 @@ def _pair_key(cfg: Config, n_segments: int, c4_modes):
     return (tuple(sorted(cfg.to_dict().items(), key=lambda kv: kv[0])), n_segments, tuple(c4_modes))
 
 
-def _pair_job(args):
-    cfg, n_segments, c4_modes = args
-    return pair_run(cfg, n_segments, c4_modes=c4_modes)
-
-
-def pair_runs(cfg: Config, seeds, workers: int = 1, progress=None, n_segments: int = 15,
+def pair_runs(cfg: Config, seeds, runner: Runner | None = None, n_segments: int = 15,
               c4_modes=("st", "at")) -> list:
-    """pair_run for each seed (memoised in this process, so claims share runs)."""
+    """pair_run for each seed, as sweep jobs of ``runner`` (see ``as_runner``);
+    memoised in this process, so claims share runs."""
     cfgs = [cfg.replace(seed=int(s)) for s in seeds]
     key = lambda c: _pair_key(c, n_segments, c4_modes)
     todo = [c for c in cfgs if key(c) not in _PAIR_CACHE]
     if todo:
-        res = pmap(_pair_job, [(c, n_segments, tuple(c4_modes)) for c in todo], workers, progress,
-                   label=f"ST+AT pairs ({describe_regime(cfg)})")
+        res = as_runner(runner).map(pair_run, todo, {"n_segments": n_segments, "c4_modes": list(c4_modes)},
+                                    label=f"ST+AT pairs ({describe_regime(cfg)})")
         for c, r in zip(todo, res):
             _PAIR_CACHE[key(c)] = r
     return [_PAIR_CACHE[key(c)] for c in cfgs]
@@ -370,7 +330,9 @@ def claim_cli(module, argv=None) -> int:
     p.add_argument("--regime", choices=tuple(REGIMES), default="defaults",
                    help="parameter regime (default: SPEC defaults)")
     p.add_argument("--seeds", type=int, default=10, help="number of seeds 0..N-1 (default 10)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="tcp://HOST:PORT of a Dask scheduler, or local:N for a Dask LocalCluster")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one Config field (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -381,7 +343,9 @@ def claim_cli(module, argv=None) -> int:
         key, _, val = item.partition("=")
         over[key.strip()] = coerce(key.strip(), val)
     cfg = regime_config(args.regime, **over)
-    recs = pair_runs(cfg, range(args.seeds), args.workers, None if args.quiet else sys.stderr)
+    runner = Runner(scheduler=args.scheduler, workers=args.workers,
+                    progress=None if args.quiet else sys.stderr)
+    recs = pair_runs(cfg, range(args.seeds), runner)
     res = module.check(recs, cfg)
     print(res.text())
     return 0 if res.passed else 1

@@ -28,6 +28,7 @@ import numpy as np
 
 from reffeat import Config
 from reffeat.output import atomic_write_bytes, package_versions
+from reffeat.sweep import Runner
 
 from . import m1, m2, m3, p1, p2, p3, p4
 from . import report as R
@@ -115,7 +116,15 @@ def build_parser():
                    help="CI mode: 5 seeds in the 'quick' regime, coarse grids, no variant table")
     p.add_argument("--only", choices=("claims", "phase", "variants", "all"), default="all",
                    help="run only one part (default all)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="local worker processes when no --scheduler is given (default 2)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run the sweeps on a Dask cluster: tcp://HOST:PORT of a running scheduler, or "
+                        "local:N to start a LocalCluster of N workers (needs pip install \"reffeat[dask]\")")
+    p.add_argument("--store", metavar="DIR",
+                   help="result store of finished jobs (default DIR/store): a rerun reads them instead "
+                        "of training again")
+    p.add_argument("--refresh", action="store_true", help="rerun jobs that are already in the store")
     p.add_argument("--out", metavar="DIR",
                    help="output directory: REPORT.md, results.json, figures/ (default "
                         "runs/verify-<timestamp>; --quick: runs/verify-quick)")
@@ -159,11 +168,11 @@ def load_results(path):
 
 
 # ---------------------------------------------------------------- running
-def run_claims(preset, workers, progress):
+def run_claims(preset, runner, progress):
     results, records = {}, {}
     for reg, c4_modes in preset["claim_regimes"].items():
         cfg = regime_config(reg)
-        recs = pair_runs(cfg, range(preset["claim_seeds"]), workers, progress, c4_modes=c4_modes)
+        recs = pair_runs(cfg, range(preset["claim_seeds"]), runner, c4_modes=c4_modes)
         records[reg] = (cfg, recs)
         results[reg] = {}
         for mod in CLAIM_MODULES:
@@ -176,20 +185,19 @@ def run_claims(preset, workers, progress):
     return results, records
 
 
-def run_phase(preset, workers, progress):
+def run_phase(preset, runner):
     out = {}
-    out["pref"] = S.st_preference(workers=workers, progress=progress, **preset["pref"])
-    out["susc"] = S.susceptibility(workers=workers, progress=progress, **preset["susc"])
-    out["atsucc"] = S.at_success(workers=workers, progress=progress, **preset["atsucc"])
+    out["pref"] = S.st_preference(runner=runner, **preset["pref"])
+    out["susc"] = S.susceptibility(runner=runner, **preset["susc"])
+    out["atsucc"] = S.at_success(runner=runner, **preset["atsucc"])
     return out
 
 
-def run_variants(preset, workers, progress):
+def run_variants(preset, runner):
     out = {"stability": S.variants(_eta_rows(preset["eta_rows"]), range(preset["stability_seeds"]),
-                                   workers=workers, progress=progress)}
+                                   runner=runner)}
     if preset["variants"]:
-        out["variants"] = S.variants(variant_rows(), range(preset["variant_seeds"]),
-                                     workers=workers, progress=progress)
+        out["variants"] = S.variants(variant_rows(), range(preset["variant_seeds"]), runner=runner)
     return out
 
 
@@ -654,18 +662,41 @@ def main(argv=None) -> int:
                       claims_res, records, phase, var, figs)
         print(f"rebuilt {report_path}, its results.json and {len(figs)} figures from {args.from_results}")
         return 1 if failed_figs else 0
-    if args.only in ("claims", "all"):
-        t = time.perf_counter()
-        claims_res, records = run_claims(preset, args.workers, progress)
-        timings["claims"] = time.perf_counter() - t
-    if args.only in ("phase", "all"):
-        t = time.perf_counter()
-        phase = run_phase(preset, args.workers, progress)
-        timings["phase diagrams"] = time.perf_counter() - t
-    if args.only in ("variants", "all"):
-        t = time.perf_counter()
-        var = run_variants(preset, args.workers, progress)
-        timings["variants"] = time.perf_counter() - t
+    try:
+        runner = Runner(scheduler=args.scheduler, workers=args.workers, progress=progress,
+                        store=os.path.abspath(args.store or os.path.join(out_dir, "store")),
+                        refresh=args.refresh)
+        if runner.kind in ("local-cluster", "address"):
+            import reffeat.sweep as _sweep
+            _sweep._import_distributed()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if progress:
+        print(f"[verify] jobs run on {runner.describe()}; result store {runner.store}", file=progress)
+    try:
+        if args.only in ("claims", "all"):
+            t = time.perf_counter()
+            claims_res, records = run_claims(preset, runner, progress)
+            timings["claims"] = time.perf_counter() - t
+        if args.only in ("phase", "all"):
+            t = time.perf_counter()
+            phase = run_phase(preset, runner)
+            timings["phase diagrams"] = time.perf_counter() - t
+        if args.only in ("variants", "all"):
+            t = time.perf_counter()
+            var = run_variants(preset, runner)
+            timings["variants"] = time.perf_counter() - t
+    except KeyboardInterrupt:
+        print(f"interrupted; finished jobs are kept in {runner.store} (run the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except ValueError as exc:                    # e.g. the Dask scheduler cannot be reached
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tot = runner.totals
+    print(f"sweep jobs: {tot['ran']} ran, {tot['from_store']} read from the store, {tot['failed']} failed, "
+          f"{tot['retried']} rerun after a worker died ({runner.describe()}; store {runner.store})")
     figs, failed_figs = _figures(mode, claims_res, records, phase, var, fig_dir)
     timings["total"] = time.perf_counter() - t_all
     expected_ok = None

@@ -16,7 +16,8 @@ parameter space, next to the analytic boundaries.
                     over seeds: final Γ, Φ, clean and robust accuracy, blow-ups.
 
 Each grid point is a pure function of its Config (seed included) and is run
-through ``common.pmap``. Sweeps use ``SWEEP_BASE`` (n_train = 40, n_test = 100,
+through ``reffeat.sweep`` (a ``Runner``: local processes or a Dask cluster,
+with a result store). Sweeps use ``SWEEP_BASE`` (n_train = 40, n_test = 100,
 one PGD start): with σ_ξ = 0 every training sample of a class is the same
 input up to a permutation of patches (N3 sums over patches), so n_train only
 sets the class proportions; REPORT.md states this next to every diagram.
@@ -32,7 +33,7 @@ import numpy as np
 from reffeat import Config, coefficient_summary, evaluate, problem, train
 from reffeat.claims import claims
 
-from .common import eval_rng, pmap
+from .common import as_runner, eval_rng
 
 SWEEP_BASE = {"n_train": 40, "n_test": 100, "eval_restarts": 0}
 
@@ -75,9 +76,8 @@ def st_point(cfg: Config) -> dict:
             "clean_acc_train_log": res.history["clean_acc"][-1] if res.history["clean_acc"] else math.nan}
 
 
-def susceptibility_point(args) -> dict:
+def susceptibility_point(cfg: Config, eps_values) -> dict:
     """ST at cfg (ε unused in training), then E2 robust accuracy at each ε."""
-    cfg, eps_values = args
     cfg = _quiet(cfg)
     prob = problem(cfg)
     res = train(cfg, "st", prob, track_c4=False)
@@ -127,7 +127,6 @@ def at_point(cfg: Config) -> dict:
     at["stopped"] = res.stopped
     at["blew_up"] = bool(res.stopped is not None or not np.isfinite(at["max_loss"])
                          or at["max_loss"] > 10.0)
-    at["wall_time"] = res.wall_time
     st = _summ(evaluate(st_model(cfg), cfg, prob.test, prob.features, eval_rng(cfg, "st")))
     cl = claims({"st": st, "at": at})
     return {"st": st, "at": at, "claims": {k: bool(v) for k, v in cl.items()}}
@@ -136,8 +135,7 @@ def at_point(cfg: Config) -> dict:
 # sweeps --------------------------------------------------------------------------
 
 
-def st_preference(q_values, P_values, ratios, seeds, T_of_q=None, base=None, workers=1,
-                  progress=None) -> dict:
+def st_preference(q_values, P_values, ratios, seeds, T_of_q=None, base=None, runner=None) -> dict:
     """Grid over (q, P, β/α) of ST runs; α fixed at the base value, β = ratio·α."""
     base = {**SWEEP_BASE, **(base or {})}
     T_of_q = T_of_q or {}
@@ -151,7 +149,7 @@ def st_preference(q_values, P_values, ratios, seeds, T_of_q=None, base=None, wor
                                     "T": int(T_of_q.get(q, base.get("T", 150))), "seed": int(seed)})
                     pts.append(cfg)
                     keys.append((q, P, r, seed))
-    res = pmap(st_point, pts, workers, progress, label="ST preference grid")
+    res = as_runner(runner).map(st_point, pts, label="ST preference grid")
     shape = (len(q_values), len(P_values), len(ratios), len(seeds))
     ratio_arr = np.full(shape, np.nan)
     for (q, P, r, seed), out in zip(keys, res):
@@ -186,14 +184,15 @@ def preference_agreement(sweep: dict) -> dict:
     return out
 
 
-def susceptibility(eps_values, dN_values, seeds, base=None, workers=1, progress=None) -> dict:
+def susceptibility(eps_values, dN_values, seeds, base=None, runner=None) -> dict:
     base = {**SWEEP_BASE, **(base or {})}
     jobs, keys = [], []
     for dN in dN_values:
         for seed in seeds:
-            jobs.append((Config(**{**base, "d_N": int(dN), "seed": int(seed)}), tuple(eps_values)))
+            jobs.append(Config(**{**base, "d_N": int(dN), "seed": int(seed)}))
             keys.append((dN, seed))
-    res = pmap(susceptibility_point, jobs, workers, progress, label="susceptibility grid")
+    res = as_runner(runner).map(susceptibility_point, jobs, {"eps_values": [float(e) for e in eps_values]},
+                                label="susceptibility grid")
     acc = np.full((len(dN_values), len(eps_values), len(seeds)), np.nan)
     clean = np.full((len(dN_values), len(seeds)), np.nan)
     for (dN, seed), out in zip(keys, res):
@@ -218,7 +217,7 @@ def susceptibility_agreement(sweep: dict, level: float = 0.5) -> tuple:
     return agree, tot
 
 
-def at_success(eps_values, alpha_ratios, seeds, base=None, workers=1, progress=None) -> dict:
+def at_success(eps_values, alpha_ratios, seeds, base=None, runner=None) -> dict:
     """Grid ε × α/ε of AT (+ ST) runs at the base regime; α = ratio·ε."""
     base = {**SWEEP_BASE, **(base or {})}
     pts, keys = [], []
@@ -227,7 +226,7 @@ def at_success(eps_values, alpha_ratios, seeds, base=None, workers=1, progress=N
             for seed in seeds:
                 pts.append(Config(**{**base, "eps": float(e), "alpha": float(r * e), "seed": int(seed)}))
                 keys.append((e, r, seed))
-    res = pmap(at_point, pts, workers, progress, label="AT success grid")
+    res = as_runner(runner).map(at_point, pts, label="AT success grid")
     shape = (len(eps_values), len(alpha_ratios), len(seeds))
     rob, phirat, stphi, stgam, atgam, blown, p4 = (np.full(shape, np.nan) for _ in range(7))
     for (e, r, seed), out in zip(keys, res):
@@ -245,7 +244,7 @@ def at_success(eps_values, alpha_ratios, seeds, base=None, workers=1, progress=N
             "points": [{"eps": k[0], "alpha_ratio": k[1], "seed": k[2], **o} for k, o in zip(keys, res)]}
 
 
-def variants(rows, seeds, base=None, workers=1, progress=None) -> dict:
+def variants(rows, seeds, base=None, runner=None) -> dict:
     """rows: list of (label, overrides). Runs at_point for each row × seed."""
     base = {**SWEEP_BASE, **(base or {})}
     pts, keys = [], []
@@ -253,7 +252,7 @@ def variants(rows, seeds, base=None, workers=1, progress=None) -> dict:
         for seed in seeds:
             pts.append(Config(**{**base, **over, "seed": int(seed)}))
             keys.append((label, seed))
-    res = pmap(at_point, pts, workers, progress, label="algorithm variants")
+    res = as_runner(runner).map(at_point, pts, label="algorithm variants")
     table = []
     for label, over in rows:
         outs = [o for (lab, _), o in zip(keys, res) if lab == label]
