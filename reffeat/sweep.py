@@ -592,7 +592,8 @@ class Runner:
 
     def describe(self) -> str:
         if self.kind == "processes":
-            return f"{self.workers or os.cpu_count() or 1} local worker processes"
+            n = self.workers or os.cpu_count() or 1
+            return f"{n} local worker process{'es' if n > 1 else ''}"
         if self.kind == "inline":
             return "this process (inline)"
         if self.kind == "local-cluster":

@@ -46,6 +46,13 @@ METRIC_WORDS = {
     "st.gamma": "ST mean Γ_j (robust coefficient)", "at.gamma": "AT mean Γ_j (robust coefficient)",
     "st.phi": "ST mean Φ_j (non-robust coefficient)", "at.phi": "AT mean Φ_j (non-robust coefficient)",
 }
+PARAM_WORDS = {
+    "alpha": "α (robust feature scale)", "beta": "β (non-robust feature scale)", "eps": "ε (attack radius)",
+    "eta": "η (step size)", "T": "T (training steps)", "P": "P (patches)", "s": "s (robust patches)",
+    "d_N": "d_N (non-robust dimension)", "q": "q (activation power)", "m": "m (neurons per class)",
+    "sigma_xi": "σ_ξ (noise)", "sigma0": "σ_0 (initial scale)", "n_train": "n_train (training samples)",
+    "K": "K (ascent steps)", "lam": "λ (adversarial share)",
+}
 _TOP_KEYS = ("seeds", "modes", "traces", "base", "grid")
 
 
@@ -144,14 +151,15 @@ def heatmap(table, x: str, y: str, metrics, seeds, path: str, title: str) -> str
                        vmax=1.0 if metric.startswith("claims.") or metric.endswith("_acc") else None)
         ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
         ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_xlabel(PARAM_WORDS.get(x, x))
+        ax.set_ylabel(PARAM_WORDS.get(y, y))
         ax.set_title(METRIC_WORDS.get(metric, metric), fontsize=10)
         for iy in range(len(ys)):
             for ix in range(len(xs)):
                 v = grid[iy, ix]
+                dark = bool(np.isfinite(v) and im.norm(v) < 0.5)        # viridis is dark at the low end
                 ax.text(ix, iy, "–" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
-                        fontsize=8, color="white" if np.isfinite(v) and v < 0.5 * np.nanmax(grid) else "black")
+                        fontsize=8, color="white" if dark else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(f"{title}\nmean over seeds {seeds[0]}–{seeds[-1]} ({len(seeds)} seeds); – = no finished job",
                  fontsize=10)

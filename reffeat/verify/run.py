@@ -7,6 +7,11 @@ written outside DIR (default ``runs/verify-<timestamp>``; ``--quick``:
     python -m reffeat.verify --out verify        # full: regenerates the committed verify/ report
     python -m reffeat.verify --quick --out DIR   # CI: 5 seeds in the 'quick' regime, coarse grids
     python -m reffeat.verify --only claims       # just the claim checks (or: phase, variants)
+    python -m reffeat.verify --quick --out DIR --scheduler tcp://HOST:PORT   # on a Dask cluster
+
+Every training is a job of ``reffeat.sweep`` (local worker processes, or a Dask
+cluster with --scheduler), kept in the result store DIR/store: a rerun with the
+same --out, after Ctrl-C or a lost client, trains only the jobs not stored yet.
 
 Exit status (full): 1 if any claim P1–P4, M1–M3 fails on a majority of seeds
 at the SPEC defaults; 0 otherwise. Exit status (--quick): 1 if any claim's
