@@ -48,7 +48,8 @@ from __future__ import annotations
 import numpy as np
 
 from .attacks import _apply, direction, project
-from .model import _fast, dloss_dF, forward, forward_and_slopes
+from . import backend as _backend
+from .model import dloss_dF, forward, forward_and_slopes
 
 LOSSES = ("ce", "dlr")
 _NORMS = ("linf", "l2", "l2-patch")
@@ -90,17 +91,18 @@ def dlr_and_grad_F(F: np.ndarray, y: np.ndarray):
 _LOSS_FN = {"ce": ce_and_grad_F, "dlr": dlr_and_grad_F}
 
 
-def loss_and_grad_x(W, X, y, q: float, rho: float, loss: str = "ce"):
+def loss_and_grad_x(W, X, y, q: float, rho: float, loss: str = "ce", *, backend=None):
     """E2c with G3: (per-sample loss (n,), ∇_X ℓ (n, P, d), F (n, k)) for loss "ce" or "dlr".
 
     ∇_{x_p} ℓ = Σ_j c_j Σ_r σ'(⟨w_{j,r}, x_p⟩) w_{j,r}, c = ∂ℓ/∂F (G1 for CE).
     """
     k, m, d = W.shape
     n, P, _ = X.shape
-    if loss == "ce" and (kern := _fast(None)) is not None:
+    kern = _backend.kernels(backend)
+    if loss == "ce" and kern is not None:
         F, losses, _, G = kern._fused_call(W, X, y, q, rho, 2)     # fused G1 × N2 × G3
         return losses, G, F
-    F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True)
+    F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True, backend=backend)
     losses, C = _LOSS_FN[loss](F, y)
     Sp *= C[:, None, :, None]                     # Sp is a fresh array: scale in place
     G = (Sp.reshape(n * P, k * m) @ W.reshape(k * m, d).astype(Sp.dtype, copy=False)).reshape(n, P, d)
@@ -155,7 +157,7 @@ def _check(eps, norm, loss, steps, restarts, alpha, rho_osc):
 
 
 def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, clip=None,
-             alpha=0.75, rho_osc=0.75):
+             alpha=0.75, rho_osc=0.75, backend=None):
     """E2c: one APGD run from the perturbation ``start`` (n, P, d) (see ``random_start``).
 
     Returns a dict: ``X_adv`` (n, P, d) — per sample the first misclassified
@@ -168,7 +170,8 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
     X = np.asarray(X, dtype=np.float64)
     ckpts = set(checkpoints(steps))
     Xa = _apply(X, start, clip)
-    L, G, F = loss_and_grad_x(W, Xa, y, q, rho, loss)
+    backend = _backend.resolve(backend)
+    L, G, F = loss_and_grad_x(W, Xa, y, q, rho, loss, backend=backend)
     fooled = F.argmax(axis=1) != y
     X_adv = Xa.copy()
     X_best, G_best, L_best = Xa.copy(), G.copy(), L.copy()
@@ -183,7 +186,7 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
         Z = _apply(X, project(Xa + eta * direction(G, norm) - X, eps, norm), clip)
         Xn = _apply(X, project(Xa + a * (Z - Xa) + (1.0 - a) * (Xa - X_old) - X, eps, norm), clip)
         X_old, Xa = Xa, Xn
-        L, G, F = loss_and_grad_x(W, Xa, y, q, rho, loss)
+        L, G, F = loss_and_grad_x(W, Xa, y, q, rho, loss, backend=backend)
         wrong = F.argmax(axis=1) != y
         new = wrong & ~fooled
         X_adv[new] = Xa[new]
@@ -208,7 +211,7 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
 
 def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss: str = "ce",
          steps: int = 100, restarts: int = 0, rng: np.random.Generator, clip=None,
-         alpha: float = 0.75, rho_osc: float = 0.75, batch: int = 500):
+         alpha: float = 0.75, rho_osc: float = 0.75, batch: int = 500, backend=None):
     """E2c: APGD-CE (``loss="ce"``) or APGD-DLR (``loss="dlr"``, k ≥ 3).
 
     X (n, P, d), y (n,) -> (X_adv (n, P, d), fooled (n,) bool). 1 + ``restarts``
@@ -221,8 +224,9 @@ def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss:
         raise ValueError(f"APGD-DLR needs k >= 3 classes (got k={W.shape[0]})")
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
+    backend = _backend.resolve(backend)
     X_adv = _apply(X, None, clip)
-    fooled = forward(W, X_adv, q, rho).argmax(axis=1) != y
+    fooled = forward(W, X_adv, q, rho, backend=backend).argmax(axis=1) != y
     if eps == 0:
         return X_adv, fooled
     for _ in range(restarts + 1):
@@ -232,7 +236,7 @@ def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss:
             idx = todo[b:b + batch]
             r = apgd_run(W, X[idx], y[idx], q=q, rho=rho, eps=eps, norm=norm, loss=loss,
                          steps=steps, start=starts[b:b + batch], clip=clip, alpha=alpha,
-                         rho_osc=rho_osc)
+                         rho_osc=rho_osc, backend=backend)
             X_adv[idx] = r["X_adv"]
             fooled[idx] = r["fooled"]
     return X_adv, fooled

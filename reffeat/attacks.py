@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import backend as _backend
 from .model import grad_x_and_loss, per_sample_loss, predict
 
 _NORMS = ("linf", "l2", "l2-patch")
@@ -90,24 +91,24 @@ def _apply(X, delta, clip):
     return Xa
 
 
-def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets):
+def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets,
+                backend=None):
     """One T2 run from perturbation `start` (n,P,d; None: from X itself). Returns X^{(K)}.
 
-    With the numba backend (``model.get_backend()``) the loop runs in
-    ``kernels.ascent_run``; the numpy loop below is its reference.
+    On the numba backend the loop runs in its twin ``kernels._ascent_run``
+    (chunked GEMM → σ'/G1 → GEMM (G3) → step, same arithmetic); the numpy loop
+    below is the reference.
     """
-    from .model import _fast
     sign = 1.0
     yy = y
     if targets is not None:                 # targeted: descend ℓ(W; X, t)
         sign, yy = -1.0, targets
     Xa = _apply(X, start, clip)
-    kern = _fast(None)
+    kern = _backend.kernels(backend)
     if kern is not None:                    # norm and ascent were validated by attack()
-        # fused chunked GEMM → σ'/G1 → GEMM (G3) → step (numba); same arithmetic as below
-        return kern.ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
+        return kern._ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     for _ in range(steps):
-        _, g = grad_x_and_loss(W, Xa, yy, q, rho)
+        _, g = grad_x_and_loss(W, Xa, yy, q, rho, backend="reference")
         delta = project(Xa - X + sign * gamma * direction(g, norm, ascent), eps, norm)
         Xa = _apply(X, delta, clip)
     return Xa
@@ -116,15 +117,16 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, t
 def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", steps: int = 1,
            step_size: float | None = None, random_start: bool = False,
            rng: np.random.Generator | None = None, restarts: int = 0, ascent: str = "sign",
-           clip=None, targets=None) -> np.ndarray:
+           clip=None, targets=None, backend=None) -> np.ndarray:
     """T2: adversarial inputs X_adv (n, P, d) in B(X, ε) by K steps of gradient ascent.
 
     ``step_size`` γ defaults to ε. With ``restarts`` R > 0 the attack is run
     1 + R times (restarts from random starts); per sample the run that
     misclassifies (reaches the target, if targeted) — else the one with the
-    highest loss — is kept.
+    highest loss — is kept.  ``backend``: see ``reffeat.backend``.
     """
     _check(eps, norm, steps, step_size, ascent)
+    backend = _backend.resolve(backend)
     if not isinstance(restarts, (int, np.integer)) or restarts < 0:
         raise ValueError(f"restarts must be an integer >= 0 (got {restarts!r})")
     gamma = eps if step_size is None else step_size
@@ -136,16 +138,17 @@ def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", ste
     for run in range(restarts + 1):
         rs = random_start if run == 0 else True
         start = _random_start(X.shape, eps, norm, rng) if rs else None
-        Xa = _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets)
+        Xa = _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets,
+                         backend)
         if restarts == 0:
             return Xa
-        pred = predict(W, Xa, q, rho)
+        pred = predict(W, Xa, q, rho, backend=backend)
         if targets is None:
             success = pred != y
-            score = per_sample_loss(W, Xa, y, q, rho)
+            score = per_sample_loss(W, Xa, y, q, rho, backend=backend)
         else:
             success = pred == targets
-            score = -per_sample_loss(W, Xa, targets, q, rho)
+            score = -per_sample_loss(W, Xa, targets, q, rho, backend=backend)
         if best is None:
             best, best_ok, best_score = Xa, success, score
             continue
@@ -185,10 +188,10 @@ def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm
 
 
 def feature_attack_correct(W, X, y, V, *, q: float, rho: float, eps: float,
-                           norm: str = "linf", clip=None) -> np.ndarray:
+                           norm: str = "linf", clip=None, backend=None) -> np.ndarray:
     """E2b: boolean (n,) — True where the point is classified correctly under
     every feature-aligned perturbation."""
     ok = np.ones(len(y), dtype=bool)
     for delta in feature_perturbations(V, y, X.shape[1], eps, norm):
-        ok &= predict(W, _apply(X, delta, clip), q, rho) == y
+        ok &= predict(W, _apply(X, delta, clip), q, rho, backend=backend) == y
     return ok

@@ -1,147 +1,288 @@
 """Fast paths of N1–N3, L1–L3, G1–G3, the T2 ascent and C4: BLAS products
 around fused numba loops.  The plain-numpy code in ``model.py`` /
 ``activation.py`` / ``attacks.py`` / ``metrics.py`` is the reference; every
-function here returns what its reference twin returns (tests/test_kernels.py:
-≤ 1e-10 relative in float64 on random shapes incl. n = P = m = d = 1, partial
-chunks, all three threat norms, targeted, clipped, and 1 vs 2 threads ≤ 1e-12).
+public function here carries its reference twin's name and returns what it
+returns (tests/test_kernels.py, tests/test_backend.py: ≤ 1e-10 relative in
+float64 on random shapes incl. n = P = m = d = 1, partial chunks, all three
+threat norms, targeted, clipped; identical for 1 and 2 threads).  Which one a
+call runs on is chosen in ``reffeat.backend``.
 
-Per kernel, what runs it and why (timings on this 2-core AMD EPYC, numpy 2.4 /
-OpenBLAS 0.3.3x, numba 0.68, machine shared with other jobs, load 4–8, so only
-ratios measured in one run mean anything):
+Per kernel, what runs it and why (the measured speeds are in the output of
+``python -m reffeat.bench`` and in the README, not here):
 
 * pre-activations z = X Wᵀ, (n·P, d)×(d, k·m); G2 = Aᵀ X; G3 = A W — GEMMs:
-  **BLAS** (``np.dot(a, b, out)`` inside numba, i.e. scipy's OpenBLAS, one
-  thread per chunk).  OpenBLAS gives 35–46 GFLOP/s per core on these chunk
-  shapes (peak ~50) even for d = 36, k·m = 64; a numba loop without register
-  blocking cannot.  Single-thread profile of the default AT step: the four
-  products are ~76% of its time.
+  **BLAS** (``np.dot(a, b, out)`` inside numba, i.e. scipy's OpenBLAS) on a
+  chunk of whole samples.  These four products are most of a training step.
 * σ, σ' (N1, N2), F = Σ_p Σ_r σ (N3), log-softmax, loss (L1, L2) and
   A = (logit_j − 1[j=y]) σ'(z) (G1 × N2): **numba** ``_activate``, two passes
-  over a sample's block (accumulate σ per column, then overwrite z by A):
-  0.7 ns/element for F, 1.5 ns for F + A on one core; the numpy reference
-  spends more on these ~12 elementwise passes and 3 extra (n, P, k, m) arrays
-  than on its GEMM (profile of ``python -m reffeat.run``: σ/σ' 35 s vs GEMM 24 s).
-  Each q case (1, 2, 3, other) has its own loop so each vectorises; storing σ'
-  in the σ loop instead of a second pass was 3.4× slower (aliasing).
+  over a sample's block (accumulate σ per column, then overwrite z by A),
+  instead of the reference's ~12 elementwise passes over 3 extra (n, P, k, m)
+  arrays.  Each q case (1, 2, 3, other) has its own loop so each vectorises.
 * T2 step X ← X + Π(X^s − X + γ D(g)) (+ box clip), all norms: **numba**
   ``_step``, fused with the products above in ``_ascent``: all K steps of a
   chunk run before the next chunk (its inputs stay in cache), no (n, P, d)
   gradient array is kept.
-* C4 parts (``c4_parts``, twin of ``metrics.c4_decomposition``) and G2 + C4
-  together (``grad_w_and_c4``, twin of ``metrics.grad_w_and_c4``): **numba**
-  ``_grad_c4`` — the step's own A (G1 × N2) times the BLAS projections
-  ⟨x, u_j⟩, ⟨x, v_j⟩, accumulated by (own/other, patch type, j, r).  The
-  training loop logs C4 at every step; computing it from the step's backward
-  pass instead of a second forward pass cut 300 default AT steps with C4 from
-  3.06 s to 2.2 s (without C4: 2.05 s).
+* C4 parts (``c4_decomposition``) and G2 + C4 together (``grad_w_and_c4``):
+  **numba** ``_grad_c4`` — the step's own A (G1 × N2) times the BLAS projections
+  ⟨x, u_j⟩, ⟨x, v_j⟩, accumulated by (own/other, patch type, j, r), so the C4
+  log of every training step costs one extra (n·P, d)×(d, 2k) product, not a
+  second forward pass.
 
-Threads — one pool only.  Each driver is ONE ``prange`` region over a fixed
-number of work slots (``SLOTS``); a slot takes chunks s, s+S, … of whole
-samples (≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``, buffer reused) and
-runs GEMM → _activate → GEMM itself.  The first version called numpy's
-threaded BLAS per chunk between numba parallel loops: two thread pools spinning
-against each other on 2 cores made the default ST step 630 ms instead of 24 ms
-single-threaded (under load ~7).  So scipy's OpenBLAS (the one numba's np.dot
-calls) is set to one thread at import (``SCIPY_BLAS`` says what was done; numpy's
-own BLAS is untouched), and ``OMP_WAIT_POLICY`` defaults to PASSIVE (spinning
-workers cost 1.5–2.5× under load; one wake-up per call costs microseconds).
-numba uses NUMBA_NUM_THREADS, or OMP_NUM_THREADS if only that is set.
+Work split and threads.  A batch is cut into chunks of whole samples
+(≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``) and the chunks are dealt to
+``SLOTS`` work slots (chunk c to slot c mod S); each slot has its own buffers and
+G2/C4 partials, and the partials are added in slot order.  Chunk size and slot
+count depend only on the shapes (never on the machine or the thread setting), so
+the summation order, hence every bit of the result, is the same on any machine
+with the same BLAS.  The kernels are serial numba functions that release the GIL
+(``nogil``); the slots of one call run on a small thread pool of
+``configure_threads()`` threads (default: one — run in the caller's thread).
+There is no numba ``parallel=True``: its compile cost (seconds per kernel) is
+paid on every first run, and a fixed set of slots needs no parfor scheduling.
 
-Determinism: chunk size and slot count depend only on the shapes, every sum
-inside a slot is in a fixed order, slot partials of G2/C4 are added in slot
-order — the result does not depend on the thread count.
+Nothing happens at import except defining the functions: no environment
+variable, numba setting or BLAS thread count is touched.  The commands call
+``configure_threads()`` (thread count from REFFEAT_THREADS / NUMBA_NUM_THREADS /
+OMP_NUM_THREADS, else the core count), otherwise the first kernel call does;
+scipy's OpenBLAS, which the kernels call from their own threads, is held at one
+thread during each call and restored after (``_Blas``).  Each kernel compiles on its first
+call, for the dtypes it is called with (float32 only if float32 W and X are
+passed), and is cached on disk in a directory that does not depend on where the
+package is imported from (``cache_dir()``), so a checkout and an installed copy
+of the same source share one cache.
 
 Memory: nothing of size (n, P, k, m) is materialised except where the API
 returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
 allocated by the drivers (the kernels allocate nothing), so ``tracemalloc`` sees
 the whole footprint: an AT step needs X^adv, S chunk buffers and S G2 partials.
 
-dtype: float64 by default.  float32 W and X (both) select float32 kernels
-(compiled on first use): the AT step is 1.5–2.0× faster at the MNIST and CIFAR
-bench sizes, one update agrees with float64 to ~2–4e-7 relative; the real-image
-pipeline uses it with ``--dtype float32`` (``images.ImageTrainConfig.dtype``).
+dtype: float64 by default; float32 W and X (both) select float32 kernels
+(compiled on first use; the real-image pipeline's ``--dtype float32``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 
 import numpy as np
 import numba
-from numba import njit, prange
-
-# numba's OpenMP pool: sleep instead of spinning between parallel regions.  On a
-# 2-core machine that is shared (or runs OpenBLAS's pool too) spinning threads
-# steal the cores the working ones need (measured 2–3× slower steps under load);
-# one wake-up per kernel call costs microseconds.  An explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-if "NUMBA_NUM_THREADS" not in os.environ and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-    numba.set_num_threads(max(1, min(int(os.environ["OMP_NUM_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
-
-
-def _scipy_blas_single_thread() -> str:
-    """Make the BLAS that numba's ``np.dot`` calls (scipy's bundled OpenBLAS) single-threaded.
-
-    The kernels call it from inside numba's own parallel region, one chunk per
-    thread; letting OpenBLAS start its own thread pool on top would put two
-    spinning pools on the same cores (measured: 10–100× slower on this 2-core
-    machine).  Only the thread count of scipy's BLAS changes (numpy's BLAS,
-    a separate library, is untouched).  Returns what was done, for the report.
-    """
-    import ctypes
-    import glob
-    import scipy
-    libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
-    for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn(1)
-                return f"{os.path.basename(path)}: {name}(1)"
-    return "scipy OpenBLAS not found (BLAS threads unchanged)"
-
-
-SCIPY_BLAS = _scipy_blas_single_thread()
 
 #: A chunk is whole samples with ≈ CHUNK_ROWS patch rows, fewer if its working set
 #: (rows × (k·m + 2d) × itemsize: z/A, the input rows, the G3 rows) would exceed
-#: CHUNK_BYTES (this machine's per-core L2, 1 MiB).  Measured (bench AT step, 2
-#: threads, 64…2048 rows per chunk, 3 interleaved rounds): 256 rows was best or
-#: within 7% of best for all three bench sizes — fewer rows pay BLAS's packing of
-#: W too often, more rows leave L2 (the earlier rule, 1 MiB of pre-activations
-#: alone, gave 1600-row chunks at the default size: 4.0 vs 3.6 ms).
+#: CHUNK_BYTES (a typical per-core L2).  Fewer rows pay BLAS's packing of W too
+#: often, more rows leave L2 (bench measurements: README).
 CHUNK_ROWS = 256
 CHUNK_BYTES = 1 << 20
-#: number of parallel work slots (each with its own chunk buffer and G2 partial):
-#: the machine's core count (2 here), never the thread setting, so the result does
-#: not depend on NUMBA_NUM_THREADS / OMP_NUM_THREADS.  2 slots measured as fast as
-#: 4 on this machine, with half the buffers (CIFAR-size AT step: 2.4× instead of
-#: 3.8× the input + weights).
-SLOTS = max(2, min(os.cpu_count() or 2, 16))
+#: Number of work slots (each with its own chunk buffer and G2/C4 partial): a
+#: constant, so the summation order is the same on every machine.  More slots
+#: would let more than two threads work, at the cost of more buffers and of
+#: results whose last bits differ from those recorded with two slots.
+SLOTS = 2
 
 _MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2
 _NORM_CODES = {"linf": 0, "l2": 1, "l2-patch": 2}
 
 
+# ---------------------------------------------------------------- cache
+def cache_dir() -> str:
+    """Where compiled kernels are cached: $REFFEAT_CACHE_DIR/numba, else
+    $XDG_CACHE_HOME/reffeat/numba (default ~/.cache/reffeat/numba), in a
+    sub-directory named by the hash of this file's source.  When NUMBA_CACHE_DIR
+    is set, numba's own rule applies instead (that directory, keyed by path)."""
+    root = os.environ.get("REFFEAT_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "reffeat")
+    with open(__file__, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+    return os.path.join(root, "numba", f"kernels-{digest}")
+
+
+def _cache_class():
+    """numba's FunctionCache with a locator that puts the cache in ``cache_dir()``
+    (numba's default locators key the cache by the source file's path, so a
+    checkout and an installed copy compiled twice).  None if numba's internals
+    are not as expected or NUMBA_CACHE_DIR is set: then plain ``cache=True``."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    try:
+        from numba.core import caching
+        base_locator = caching._SourceFileBackedLocatorMixin
+        abstract = caching._CacheLocator
+    except (ImportError, AttributeError):
+        return None
+    path = cache_dir()
+
+    class _Locator(base_locator, abstract):
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+
+        def get_cache_path(self):
+            return path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.abspath(py_file) != os.path.abspath(__file__):
+                return None
+            return super().from_function(py_func, py_file)
+
+    class _Impl(caching.CompileResultCacheImpl):
+        _locator_classes = [_Locator] + list(caching.CompileResultCacheImpl._locator_classes)
+
+    class _Cache(caching.FunctionCache):
+        _impl_class = _Impl
+
+    return _Cache
+
+
+_CACHE = _cache_class()
+
+
+def _jit(fn):
+    """A serial, GIL-releasing, disk-cached numba kernel (compiled on first call)."""
+    disp = numba.njit(nogil=True, cache=_CACHE is None)(fn)
+    if _CACHE is not None:
+        try:
+            disp._cache = _CACHE(fn)
+        except Exception:                   # no writable cache dir: compile every time
+            pass
+    return disp
+
+
+# ---------------------------------------------------------------- threads
+_threads = None                 # None: not configured yet (configure_threads() on first call)
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _env_threads():
+    for var in ("REFFEAT_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        raw = os.environ.get(var, "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(f"environment variable {var} must be an integer >= 1 (got {raw!r})")
+            return int(raw), var
+    return max(1, os.cpu_count() or 1), "core count"
+
+
+def configure_threads(threads: int | None = None) -> dict:
+    """Set how many threads run the work slots of a kernel call.  The commands call
+    it once (and record what it returns); otherwise the first kernel call does,
+    with ``threads=None``: REFFEAT_THREADS, else NUMBA_NUM_THREADS, else
+    OMP_NUM_THREADS, else the core count — at most SLOTS are used.  Only this
+    module's own thread pool is affected; results do not depend on the count.
+    Returns {"threads", "source", "slots", "blas"} for the record."""
+    global _threads, _pool
+    if threads is None:
+        threads, source = _env_threads()
+    else:
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1 (got {threads!r})")
+        threads, source = int(threads), "argument"
+    with _pool_lock:
+        _threads = min(int(threads), SLOTS)
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        if _threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="reffeat-slot")
+    return {"threads": _threads, "source": source, "slots": SLOTS, "blas": _Blas.describe()}
+
+
+def threads() -> int:
+    """Threads the kernels use (configured on the first call if not before)."""
+    if _threads is None:
+        configure_threads()
+    return _threads
+
+
+class _Blas:
+    """scipy's bundled OpenBLAS (the BLAS numba's ``np.dot`` calls), held at one
+    thread for the duration of each kernel call and restored after: the kernels
+    call it on chunk-sized products from their own slot threads, and OpenBLAS's
+    own pool on top of them was measured 25× slower (a default AT step 593 ms vs
+    24 ms on the shared 2-core machine).  Nothing is changed outside a call;
+    numpy's own BLAS (a separate library) is never touched."""
+    _fns = None
+
+    @classmethod
+    def _find(cls):
+        if cls._fns is None:
+            cls._fns = (None, None, "scipy OpenBLAS not found (its thread count is left alone)")
+            import ctypes
+            import glob
+            import scipy
+            libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+            for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for prefix in ("scipy_openblas_", "openblas_"):
+                    get = getattr(lib, prefix + "get_num_threads", None)
+                    put = getattr(lib, prefix + "set_num_threads", None)
+                    if get is not None and put is not None:
+                        get.restype = ctypes.c_int
+                        cls._fns = (get, put, f"{os.path.basename(path)}: one thread during kernel calls")
+                        return cls._fns
+        return cls._fns
+
+    @classmethod
+    def describe(cls) -> str:
+        return cls._find()[2]
+
+    def __enter__(self):
+        get, put, _ = self._find()
+        self._old = get() if get is not None else None
+        if self._old is not None and self._old != 1:
+            put(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None and self._old != 1:
+            self._find()[1](self._old)
+        return False
+
+
+def _run_slots(kernel, S, *args):
+    """kernel(s, *args) for every slot s < S: slot 0 in this thread, the others on
+    the pool.  Each slot writes only its own rows and partials, so the result is
+    the same whichever thread runs which slot."""
+    if _threads is None:
+        configure_threads()
+    pool = _pool
+    with _Blas():
+        if pool is None or S == 1:
+            for s in range(S):
+                kernel(s, *args)
+            return
+        futures = [pool.submit(kernel, s, *args) for s in range(1, S)]
+        try:
+            kernel(0, *args)
+        finally:
+            for f in futures:
+                f.result()
+
+
 # ---------------------------------------------------------------- numba kernels
-@njit(cache=True, inline="always")
+@_jit
 def _clip0rho(z, rho):
     """clip(z, 0, ρ) with NaN propagated (as np.maximum/np.minimum do)."""
     zp = 0.0 if z <= 0.0 else z
     return rho if zp > rho else zp
 
 
-@njit(cache=True, inline="always")
+@_jit
 def _pos(t):
     """[t]_+ with NaN propagated."""
     return 0.0 if t <= 0.0 else t
 
 
-@njit(cache=True, inline="always")
+@_jit
 def _sigma_pass(row, a, out, qcase, qm1, inv_q, rho, inv_rho, store):
     """a += σ(row) (N1); if store: out ← σ'(row) (N2).  One loop per q case so
     that each vectorises (σ = [z − ρ]_+ + zc·g/q, g = (zc/ρ)^{q−1}, zc = clip(z, 0, ρ):
@@ -182,7 +323,7 @@ def _sigma_pass(row, a, out, qcase, qm1, inv_q, rho, inv_rho, store):
                 out[c] = g
 
 
-@njit(cache=True, inline="always")
+@_jit
 def _slope_times(row, coef, qcase, qm1, rho, inv_rho):
     """row ← σ'(row) · coef (elementwise; G1 × N2)."""
     km = row.shape[0]
@@ -201,7 +342,7 @@ def _slope_times(row, coef, qcase, qm1, rho, inv_rho):
             row[c] = ((_clip0rho(row[c], rho) * inv_rho) ** qm1) * coef[c]
 
 
-@njit(cache=True)
+@_jit
 def _activate(Z, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode, F, losses, a):
     """N1–N3, L1, L2, G1 on a block of b whole samples, in place (serial).
 
@@ -249,7 +390,7 @@ def _activate(Z, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode, F, losses, a
             _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)
 
 
-@njit(cache=True)
+@_jit
 def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
     """T2 step on a block of whole samples, in place (serial):
     Xa ← X + Π_{B(0,ε)}((Xa − X) + coef·D(g)), then clip to [lo, hi] if clip.
@@ -310,64 +451,62 @@ def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
                 Xa[p, e] = v
 
 
-@njit(parallel=True, cache=True)
-def _fused(Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, want,
+@_jit
+def _fused(s, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, want,
            F, losses, Zbuf, acc, G, tmp, gx):
-    """Chunked GEMM → _activate → GEMM over the whole batch, one parallel region.
+    """Slot s of the chunked GEMM → _activate → GEMM pass over the batch.
 
     want 0: F only (N3);  1: also G[s] += Aᵀ X per slot (G2);  2: also gx = A W (G3);
     3: gx (n·P, k·m) ← σ'(z) (N2);  4: gx (n·P, k·m) ← A (G1 × N2) — the last two
     return a full array, so the chunk is computed in place in gx, not in Zbuf.
-    Slot s (prange; slots are fixed, not threads) handles chunks s, s+S, s+2S, …
-    of b samples each with its own buffers Zbuf[s], acc[s], tmp[s], so results do
-    not depend on the thread count.
+    Slot s handles chunks s, s+S, s+2S, … of b samples each with its own buffers
+    Zbuf[s], acc[s], tmp[s] (S = Zbuf.shape[0]; slots are fixed by the shapes, not
+    by the threads), so results do not depend on which thread runs which slot.
     """
     n = F.shape[0]
     S = Zbuf.shape[0]
     nch = (n + b - 1) // b
     Wt = W2.T
     mode = 0 if want == 0 else 1 if want == 3 else 2
-    for s in prange(S):
-        for c in range(s, nch, S):
-            i0 = c * b
-            i1 = min(n, i0 + b)
-            r0, r1 = i0 * P, i1 * P
-            Zc = gx[r0:r1] if want >= 3 else Zbuf[s, : r1 - r0]
-            np.dot(Xf[r0:r1], Wt, Zc)                                    # pre-activations
-            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                      F[i0:i1], losses[i0:i1], acc[s])
-            if want == 1:
-                np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
-                G[s] += tmp[s]
-            elif want == 2:
-                np.dot(Zc, W2, gx[r0:r1])                                # G3
+    for c in range(s, nch, S):
+        i0 = c * b
+        i1 = min(n, i0 + b)
+        r0, r1 = i0 * P, i1 * P
+        Zc = gx[r0:r1] if want >= 3 else Zbuf[s, : r1 - r0]
+        np.dot(Xf[r0:r1], Wt, Zc)                                    # pre-activations
+        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                  F[i0:i1], losses[i0:i1], acc[s])
+        if want == 1:
+            np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
+            G[s] += tmp[s]
+        elif want == 2:
+            np.dot(Zc, W2, gx[r0:r1])                                # G3
 
 
-@njit(parallel=True, cache=True)
-def _ascent(Xaf, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, steps,
+@_jit
+def _ascent(s, Xaf, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, steps,
             coef, eps, norm, plain, lo, hi, clip, F, losses, Zbuf, acc, gbuf):
-    """T2: all K steps of one chunk (GEMM → _activate → GEMM (G3) → _step) before
+    """T2 (slot s): all K steps of one chunk (GEMM → _activate → GEMM (G3) → _step) before
     the next chunk, so the chunk stays in cache; Xaf (n·P, d) updated in place."""
     n = F.shape[0]
     S = Zbuf.shape[0]
     nch = (n + b - 1) // b
     Wt = W2.T
-    for s in prange(S):
-        for c in range(s, nch, S):
-            i0 = c * b
-            i1 = min(n, i0 + b)
-            r0, r1 = i0 * P, i1 * P
-            Zc = Zbuf[s, : r1 - r0]
-            gc = gbuf[s, : r1 - r0]
-            for _ in range(steps):
-                np.dot(Xaf[r0:r1], Wt, Zc)
-                _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
-                          F[i0:i1], losses[i0:i1], acc[s])
-                np.dot(Zc, W2, gc)
-                _step(Xaf[r0:r1], Xf[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
+    for c in range(s, nch, S):
+        i0 = c * b
+        i1 = min(n, i0 + b)
+        r0, r1 = i0 * P, i1 * P
+        Zc = Zbuf[s, : r1 - r0]
+        gc = gbuf[s, : r1 - r0]
+        for _ in range(steps):
+            np.dot(Xaf[r0:r1], Wt, Zc)
+            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
+                      F[i0:i1], losses[i0:i1], acc[s])
+            np.dot(Zc, W2, gc)
+            _step(Xaf[r0:r1], Xf[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
 
 
-@njit(cache=True)
+@_jit
 def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
     """C4 on a chunk of whole samples starting at sample i0 (serial):
     o[own/other, f, t, j, r] += −scale · A[row, j·m+r] · proj[row, f·k+j]
@@ -395,10 +534,10 @@ def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
                     o[who, 1, t, j, r] += a * pv
 
 
-@njit(parallel=True, cache=True)
-def _grad_c4(Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, scale,
+@_jit
+def _grad_c4(s, Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, scale,
              want_g, F, losses, Zbuf, acc, G, tmp, proj, out):
-    """G2 and C3/C4 from ONE backward pass, one parallel region: per chunk
+    """G2 and C3/C4 from ONE backward pass (slot s): per chunk
     GEMM (z) → _activate (Zc ← A, losses) → [GEMM G[s] += Aᵀ X  if want_g]
     → GEMM proj = X [U; V]ᵀ → _c4_accumulate into out[s].  C3 is −step·G2
     projected on u_j / v_j, so the step's own A serves both (the training loop
@@ -409,21 +548,20 @@ def _grad_c4(Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, inv_r
     nch = (n + b - 1) // b
     Wt = W2.T
     UVt = UV.T
-    for s in prange(S):
-        for c in range(s, nch, S):
-            i0 = c * b
-            i1 = min(n, i0 + b)
-            r0, r1 = i0 * P, i1 * P
-            Zc = Zbuf[s, : r1 - r0]
-            np.dot(Xf[r0:r1], Wt, Zc)
-            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
-                      F[i0:i1], losses[i0:i1], acc[s])                   # Zc ← A
-            if want_g:
-                np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
-                G[s] += tmp[s]
-            pc = proj[s, : r1 - r0]
-            np.dot(Xf[r0:r1], UVt, pc)                                   # ⟨x, u_j⟩, ⟨x, v_j⟩
-            _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
+    for c in range(s, nch, S):
+        i0 = c * b
+        i1 = min(n, i0 + b)
+        r0, r1 = i0 * P, i1 * P
+        Zc = Zbuf[s, : r1 - r0]
+        np.dot(Xf[r0:r1], Wt, Zc)
+        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
+                  F[i0:i1], losses[i0:i1], acc[s])                   # Zc ← A
+        if want_g:
+            np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
+            G[s] += tmp[s]
+        pc = proj[s, : r1 - r0]
+        np.dot(Xf[r0:r1], UVt, pc)                                   # ⟨x, u_j⟩, ⟨x, v_j⟩
+        _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
 
 
 # ---------------------------------------------------------------- drivers
@@ -504,7 +642,7 @@ def _fused_call(W, X, y, q, rho, want):
     tmp = np.empty((S, km, d) if want == 1 else (1, 1, 1), dtype=dt)
     shape = {2: (n * P, d), 3: (n * P, km), 4: (n * P, km)}.get(want, (1, 1))
     gx = np.empty(shape, dtype=dt)
-    _fused(Xf, W2, yy, P, k, m, *_qargs(q, rho), b, want, F, losses, Zbuf, acc, G, tmp, gx)
+    _run_slots(_fused, S, Xf, W2, yy, P, k, m, *_qargs(q, rho), b, want, F, losses, Zbuf, acc, G, tmp, gx)
     if want == 2:
         return F, losses, G, gx.reshape(n, P, d)
     if want >= 3:
@@ -539,13 +677,18 @@ def grad_w(W, X, y, q, rho):
     return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d)
 
 
+def grad_x(W, X, y, q, rho):
+    """G3: ∇_X ℓ (n, P, d), not divided by n."""
+    return _fused_call(W, X, y, q, rho, 2)[3]
+
+
 def grad_x_and_loss(W, X, y, q, rho):
     """G3 and L2: (losses (n,), ∇_X ℓ (n, P, d)), not divided by n."""
     _, losses, _, gx = _fused_call(W, X, y, q, rho, 2)
     return losses, gx
 
 
-def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign):
+def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign):
     """T2: K steps of gradient ascent from Xa (n, P, d), returning X^{(K)}.
 
     ``Xa`` is the start point already in the box (X + start, clipped); it is
@@ -560,7 +703,7 @@ def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
         raise ValueError(f"start point must have the shape of X {X.shape} (got {Xa.shape})")
     b, S = _layout(n, P, d, km, dt)
     lo, hi, do_clip = (0.0, 0.0, False) if clip is None else (float(clip[0]), float(clip[1]), True)
-    _ascent(Xa.reshape(n * P, d), Xf, W2, _labels(y, n, k), P, k, m, *_qargs(q, rho), b,
+    _run_slots(_ascent, S, Xa.reshape(n * P, d), Xf, W2, _labels(y, n, k), P, k, m, *_qargs(q, rho), b,
             int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
             ascent == "plain", lo, hi, do_clip, np.empty((n, k), dtype=dt),
             np.empty(n, dtype=dt), np.empty((S, b * P, km), dtype=dt),
@@ -583,7 +726,7 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     losses = np.zeros(n, dtype=dt)
     G = np.zeros((S, km, d) if want_g else (1, 1, 1), dtype=dt)
     out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
-    _grad_c4(Xf, W2, _labels(y, n, k), types, codes, UV, P, k, m, *_qargs(q, rho), b,
+    _run_slots(_grad_c4, S, Xf, W2, _labels(y, n, k), types, codes, UV, P, k, m, *_qargs(q, rho), b,
              float(step) / max(n, 1), bool(want_g), np.empty((n, k), dtype=dt), losses,
              np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt), G,
              np.empty((S, km, d) if want_g else (1, 1, 1), dtype=dt),
@@ -595,8 +738,8 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d), parts
 
 
-def c4_parts(W, X, y, patch_types, U, V, q, rho, step):
-    """C4 (fast twin of ``metrics.c4_decomposition``, same arguments and result):
+def c4_decomposition(W, X, y, patch_types, U, V, q, rho, step):
+    """C4 (twin of ``metrics.c4_decomposition``, same arguments and result):
     (dGamma, dPhi), each (2, 3, k, m) = [own/other, R/N/noise, j, r], the parts of
     the one-step change ΔΓ_{j,r}, ΔΦ_{j,r} of C3 for a step η = ``step`` at X."""
     return _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, False)
@@ -604,6 +747,6 @@ def c4_parts(W, X, y, patch_types, U, V, q, rho, step):
 
 def grad_w_and_c4(W, X, y, patch_types, U, V, q, rho, step):
     """G2 and C4 from one backward pass (fast twin of ``metrics.grad_w_and_c4``):
-    (L_S(W), ∇_W L_S (k, m, d), (dGamma, dPhi)) — what ``grad_w`` and ``c4_parts``
+    (L_S(W), ∇_W L_S (k, m, d), (dGamma, dPhi)) — what ``grad_w`` and ``c4_decomposition``
     return, at the cost of one ``grad_w`` plus a (n·P, d)×(d, 2k) product."""
     return _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, True)

@@ -23,7 +23,8 @@ import numpy as np
 from .apgd import apgd, worst_case
 from .attacks import attack, feature_attack_correct
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
-from .model import dloss_dF, forward, forward_and_slopes, get_backend, grad_w, predict
+from . import backend as _backend
+from .model import dloss_dF, forward, forward_and_slopes, grad_w, predict
 
 OWN, OTHER = 0, 1
 PATCH_TYPES = (ROBUST, NONROBUST, NOISE)
@@ -65,22 +66,23 @@ def coefficient_summary(W: np.ndarray, U: np.ndarray, V: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------- C3, C4
-def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: float):
+def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: float, *,
+                     backend=None):
     """C4: parts of the one-step change of Γ_{j,r} and Φ_{j,r} (C3).
 
     ``step`` is the learning-rate factor of this point set (η for ST/AT;
     η(1−λ) and ηλ for the two halves of λ-mixed AT).
     Returns (dGamma, dPhi), each (2, 3, k, m): [own/other, R/N/noise, j, r];
     summing over the first two axes gives the exact C3 change.
-    The numba backend computes the same parts with ``kernels.c4_parts``
-    (tests/test_kernels.py holds the two equal); the code below is the reference.
+    The numba backend computes the same parts with its twin
+    ``kernels.c4_decomposition`` (tests/test_kernels.py holds the two equal);
+    the code below is the reference.
     """
-    if get_backend() == "numba":
-        from .kernels import c4_parts
-        return c4_parts(W, X, y, patch_types, U, V, q, rho, step)
+    if (kern := _backend.kernels(backend)) is not None:
+        return kern.c4_decomposition(W, X, y, patch_types, U, V, q, rho, step)
     n, P, d = X.shape
     k, m, _ = W.shape
-    F, Sp = forward_and_slopes(W, X, q, rho)                    # (n,k), σ' (n,P,k,m)
+    F, Sp = forward_and_slopes(W, X, q, rho, backend="reference")   # (n,k), σ' (n,P,k,m)
     C, _ = dloss_dF(F, y)                                       # logit − 1[j=y]
     push = -(step / n) * C                                      # (n,k): (η/n)(1[y=j] − logit_j)
     own = np.zeros((n, k))
@@ -100,7 +102,8 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
     return out[0], out[1]
 
 
-def grad_w_and_c4(W, X, y, patch_types, U, V, q: float, rho: float, step: float):
+def grad_w_and_c4(W, X, y, patch_types, U, V, q: float, rho: float, step: float, *,
+                  backend=None):
     """G2 and C4 of one training step from one backward pass:
     (L_S(W), ∇_W L_S (k, m, d), (dGamma, dPhi)) — exactly ``model.grad_w`` and
     ``c4_decomposition`` (C3 is −``step``·∇_W L_S projected on u_j and v_j, so
@@ -108,11 +111,10 @@ def grad_w_and_c4(W, X, y, patch_types, U, V, q: float, rho: float, step: float)
     back-propagated array instead of a second forward pass).  The reference is
     the two calls below (tests/test_kernels.py holds the two equal).
     """
-    if get_backend() == "numba":
-        from .kernels import grad_w_and_c4 as fast
-        return fast(W, X, y, patch_types, U, V, q, rho, step)
+    if (kern := _backend.kernels(backend)) is not None:
+        return kern.grad_w_and_c4(W, X, y, patch_types, U, V, q, rho, step)
     L, G = grad_w(W, X, y, q, rho, backend="reference")
-    return L, G, c4_decomposition(W, X, y, patch_types, U, V, q, rho, step)
+    return L, G, c4_decomposition(W, X, y, patch_types, U, V, q, rho, step, backend="reference")
 
 
 def c4_per_step(parts: np.ndarray) -> np.ndarray:
@@ -122,12 +124,12 @@ def c4_per_step(parts: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- E1–E4
-def accuracy(W, X, y, q: float, rho: float) -> float:
+def accuracy(W, X, y, q: float, rho: float, *, backend=None) -> float:
     """E1: fraction of points with argmax_j F_j = y."""
-    return float((predict(W, X, q, rho) == y).mean())
+    return float((predict(W, X, q, rho, backend=backend) == y).mean())
 
 
-def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None) -> dict:
+def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None, *, backend=None) -> dict:
     """E2: per-point booleans (n,) — ``clean`` (E1), ``pgd`` (a), ``feature`` (b),
     ``apgd_ce`` and ``apgd_dlr`` (c; None when ``cfg.eval_apgd_K`` = 0, and
     APGD-DLR None for k < 3, where the DLR loss is undefined) — and their
@@ -140,26 +142,28 @@ def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None) -> dict
     """
     Xp = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=cfg.eval_K,
                 step_size=cfg.eval_step_size, random_start=True, rng=rng,
-                restarts=cfg.eval_restarts, clip=clip)
-    out = {"clean": predict(W, X, cfg.q, cfg.rho) == y,
-           "pgd": predict(W, Xp, cfg.q, cfg.rho) == y,
+                restarts=cfg.eval_restarts, clip=clip, backend=backend)
+    out = {"clean": predict(W, X, cfg.q, cfg.rho, backend=backend) == y,
+           "pgd": predict(W, Xp, cfg.q, cfg.rho, backend=backend) == y,
            "feature": feature_attack_correct(W, X, y, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
-                                             norm=cfg.norm, clip=clip),
+                                             norm=cfg.norm, clip=clip, backend=backend),
            "apgd_ce": None, "apgd_dlr": None}
     if cfg.eval_apgd_K > 0:
         for loss in ("ce", "dlr"):
             if loss == "dlr" and W.shape[0] < 3:
                 continue
             out[f"apgd_{loss}"] = ~apgd(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
-                                        loss=loss, steps=cfg.eval_apgd_K, rng=rng, clip=clip)[1]
+                                        loss=loss, steps=cfg.eval_apgd_K, rng=rng, clip=clip,
+                                        backend=backend)[1]
     out["robust"] = worst_case(out)
     out["X_pgd"] = Xp
     return out
 
 
-def one_step_perturbation(W, X, y, cfg) -> np.ndarray:
+def one_step_perturbation(W, X, y, cfg, *, backend=None) -> np.ndarray:
     """The perturbation of T2 with K=1, γ=ε from the clean point (the theory's object)."""
-    return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=1) - X
+    return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=1,
+                  backend=backend) - X
 
 
 def alignment(delta, y, V, eps: float, norm: str, patch_types=None, which=NONROBUST) -> float:
@@ -182,7 +186,7 @@ def alignment(delta, y, V, eps: float, norm: str, patch_types=None, which=NONROB
     return float(vals.mean()) if vals.size else float("nan")
 
 
-def feature_responses(W, cfg, features) -> dict:
+def feature_responses(W, cfg, features, *, backend=None) -> dict:
     """E4: F(W; ·) on pure robust and pure non-robust inputs of each class.
 
     Returns ``F_robust`` and ``F_nonrobust`` (k, k) — row j is the input of
@@ -190,7 +194,8 @@ def feature_responses(W, cfg, features) -> dict:
     of the network on the k pure inputs of each kind.
     """
     XR, XN = pure_inputs(cfg, features)
-    FR, FN = forward(W, XR, cfg.q, cfg.rho), forward(W, XN, cfg.q, cfg.rho)
+    FR = forward(W, XR, cfg.q, cfg.rho, backend=backend)
+    FN = forward(W, XN, cfg.q, cfg.rho, backend=backend)
     j = np.arange(cfg.k)
     return {
         "robust": float(FR[j, j].mean()),
@@ -202,16 +207,17 @@ def feature_responses(W, cfg, features) -> dict:
     }
 
 
-def evaluate(W, cfg, test, features, rng: np.random.Generator) -> dict:
+def evaluate(W, cfg, test, features, rng: np.random.Generator, *, backend=None) -> dict:
     """E1–E4 of one trained W on a test set ``test`` = (X, y, patch_types)."""
     X, y, types = test
     U, V = features
-    rc = robust_correct(W, X, y, V, cfg, rng)
-    d1 = one_step_perturbation(W, X, y, cfg)
+    backend = _backend.resolve(backend)
+    rc = robust_correct(W, X, y, V, cfg, rng, backend=backend)
+    d1 = one_step_perturbation(W, X, y, cfg, backend=backend)
     dp = rc["X_pgd"] - X
     summ = coefficient_summary(W, U, V)
     out = {
-        "clean_acc": accuracy(W, X, y, cfg.q, cfg.rho),
+        "clean_acc": accuracy(W, X, y, cfg.q, cfg.rho, backend=backend),
         "robust_acc": float(rc["robust"].mean()),
         "robust_acc_pgd": float(rc["pgd"].mean()),
         "robust_acc_feature_attack": float(rc["feature"].mean()),
@@ -226,6 +232,6 @@ def evaluate(W, cfg, test, features, rng: np.random.Generator) -> dict:
         "alignment": alignment(d1, y, V, cfg.eps, cfg.norm, types, NONROBUST),
         "alignment_pgd": alignment(dp, y, V, cfg.eps, cfg.norm, types, NONROBUST),
         "alignment_robust_patches": alignment(d1, y, V, cfg.eps, cfg.norm, types, ROBUST),
-        "responses": feature_responses(W, cfg, features),
+        "responses": feature_responses(W, cfg, features, backend=backend),
     }
     return out

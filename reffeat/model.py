@@ -17,14 +17,12 @@ The numpy bodies below are the *reference*: every pre-activation
 are the two products of the same "back-propagated" array
 A[i,p,j,r] = (logit_j − 1[j=y_i]) σ'(z_{i,p,j,r}) with X and with W.
 
-Backends. Every public function takes ``backend=None|"numba"|"reference"``.
-``"numba"`` (the default) runs the fused chunked kernels of ``kernels.py``
-(BLAS products + numba σ/softmax/G1 passes, nothing of size (n,P,k,m) kept);
-``"reference"`` runs the numpy code in this file.  ``None`` means the global
-choice: the environment variable ``REFFEAT_BACKEND=numba|reference`` read at
-import, changed at run time by ``set_backend(name)`` (which returns the
-previous name) and read by ``get_backend()``.  The two agree to ≤ 1e-10
-relative in float64 (tests/test_kernels.py).
+Backends. Every public function takes ``backend=None|"numba"|"reference"``;
+``"numba"`` runs the same-named function of ``kernels.py`` (BLAS products +
+numba σ/softmax/G1 passes, nothing of size (n,P,k,m) kept), ``"reference"``
+the numpy code in this file, ``None`` the current choice of ``reffeat.backend``
+(REFFEAT_BACKEND, ``set_backend``, ``with use_backend(...)``).  The two agree
+to ≤ 1e-10 relative in float64 (tests/test_kernels.py, tests/test_backend.py).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -39,47 +37,16 @@ relative in float64 (tests/test_kernels.py).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from . import backend as _backend
 from .activation import smoothed_relu_and_grad
-
-BACKENDS = ("numba", "reference")
-
-
-def _check_backend(name):
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {name!r})")
-    return name
-
-
-_env_backend = os.environ.get("REFFEAT_BACKEND", "").strip().lower() or "numba"
-if _env_backend not in BACKENDS:
-    raise ValueError(f"environment variable REFFEAT_BACKEND must be one of {', '.join(BACKENDS)} "
-                     f"(got {_env_backend!r})")
-_backend = _env_backend
-
-
-def set_backend(name: str) -> str:
-    """Choose the implementation used when ``backend=None``: "numba" or "reference".
-    Returns the previous choice (so ``old = set_backend("reference"); ...; set_backend(old)``)."""
-    global _backend
-    old, _backend = _backend, _check_backend(name)
-    return old
-
-
-def get_backend() -> str:
-    """The implementation used when ``backend=None`` ("numba" or "reference")."""
-    return _backend
+from .backend import BACKENDS, get_backend, set_backend, use_backend  # noqa: F401  (re-exported)
 
 
 def _fast(backend):
-    """The kernels module if the numba path is selected, else None (imported lazily)."""
-    if (_backend if backend is None else _check_backend(backend)) == "reference":
-        return None
-    from . import kernels
-    return kernels
+    """The kernels module if this call runs on numba, else None (``reffeat.backend``)."""
+    return _backend.kernels(backend)
 
 
 def init_weights(k: int, m: int, d: int, sigma0: float, rng: np.random.Generator) -> np.ndarray:
@@ -90,7 +57,8 @@ def init_weights(k: int, m: int, d: int, sigma0: float, rng: np.random.Generator
 def preactivations(W: np.ndarray, X: np.ndarray, *, backend=None) -> np.ndarray:
     """z_{i,p,j,r} = ⟨w_{j,r}, x_{i,p}⟩.  W (k,m,d), X (n,P,d) -> Z (n,P,k,m).
 
-    One BLAS product on both backends (``backend`` is accepted for symmetry)."""
+    One BLAS product on both backends (``backend`` is validated, for symmetry)."""
+    _backend.resolve(backend)
     k, m, d = W.shape
     n, P, _ = X.shape
     return (X.reshape(n * P, d) @ W.reshape(k * m, d).T).reshape(n, P, k, m)
@@ -175,18 +143,23 @@ def grad_x(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
     Not divided by n: row i is the gradient of sample i's own loss.
     """
     if (kern := _fast(backend)) is not None:
-        return kern.grad_x_and_loss(W, X, y, q, rho)[1]
-    k, m, d = W.shape
-    n, P, _ = X.shape
+        return kern.grad_x(W, X, y, q, rho)
     _, A = backprop(W, X, y, q, rho, backend="reference")
-    return (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)
+    return backward_x(W, A)
 
 
 def grad_x_and_loss(W, X, y, q: float, rho: float, *, backend=None):
     """G3 and L2 in one pass: (per-sample losses (n,), ∇_X ℓ (n,P,d))."""
     if (kern := _fast(backend)) is not None:
         return kern.grad_x_and_loss(W, X, y, q, rho)
-    k, m, d = W.shape
-    n, P, _ = X.shape
     losses, A = backprop(W, X, y, q, rho, backend="reference")
-    return losses, (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)
+    return losses, backward_x(W, A)
+
+
+def backward_x(W, A) -> np.ndarray:
+    """G3's last product: ∇_{x_p} = Σ_j Σ_r A[i,p,j,r] w_{j,r} for any array
+    A (n,P,k,m) of ∂(loss)/∂z_{i,p,j,r} (G3 has A = (logit_j − 1[j=y]) σ'(z)).
+    One BLAS product on both backends.  W (k,m,d), A (n,P,k,m) -> (n,P,d)."""
+    k, m, d = W.shape
+    n, P = A.shape[:2]
+    return (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)

@@ -14,7 +14,7 @@ KEYS = ("name", "st_step_s", "at_step_s", "pgd10_step_s", "reference_at_step_s",
 
 def test_bench_json_contract(capsys, monkeypatch):
     monkeypatch.setattr(bench, "WARM_S", 0.02)
-    assert bench.main(["--json", "--config", "default", "--reps", "5"]) == 0
+    assert bench.main(["--json", "--config", "default", "--reps", "5", "--no-compile-probe"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert math.isfinite(res["gemm_gflops"]) and res["gemm_gflops"] > 0
     (c,) = res["configs"]
@@ -34,3 +34,15 @@ def test_bench_json_contract(capsys, monkeypatch):
 def test_bench_rejects_too_few_reps(capsys):
     assert bench.main(["--reps", "3"]) == 2
     assert "--reps must be >= 5" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compile_probe_reports_cold_and_warm():
+    """The compile-time probe: the default run's kernels compiled in an empty
+    cache, then loaded from it; loading must do no compiling (cache hits)."""
+    res = bench.compile_time()
+    for what in ("cold", "warm"):
+        assert set(res[what]["kernels"]) == {"T2 ascent (_ascent)", "G2 + C4 (_grad_c4)",
+                                             "N3 forward / G2 (_fused)"}
+        assert math.isfinite(res[what]["total_wall_s"]) and res[what]["total_wall_s"] > 0
+    assert res["warm"]["total_cpu_s"] < res["cold"]["total_cpu_s"], res

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from reffeat import attacks, kernels, model
+from reffeat import attacks, backend, kernels, model
 
 TOL = 1e-10
 Q = [1.0, 2.0, 3.0, 4.0, 2.5]
@@ -167,7 +167,7 @@ def test_backend_switch_and_validation(monkeypatch):
     old = model.set_backend("reference")
     try:
         assert model.get_backend() == "reference"
-        assert model._fast(None) is None and model._fast("numba") is kernels
+        assert backend.kernels(None) is None and backend.kernels("numba") is kernels
     finally:
         model.set_backend(old)
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -187,8 +187,13 @@ def test_env_var_selects_backend():
 
 
 _THREADS_SCRIPT = """
-import json, numpy as np, numba
-from reffeat import attacks, metrics, model
+import json, os, sys
+if sys.argv[1] == "cpu64":
+    os.cpu_count = lambda: 64                    # a bigger machine, as the kernels would see it
+import numpy as np
+from reffeat import attacks, kernels, metrics, model
+if sys.argv[1] != "unconfigured":
+    kernels.configure_threads()
 rng = np.random.default_rng(0)
 W = rng.standard_normal((10, 50, 49)) / 7; X = rng.random((61, 16, 49)); y = rng.integers(0, 10, 61)
 L, G = model.grad_w(W, X, y, 3.0, 1.0)
@@ -196,31 +201,91 @@ l, gx = model.grad_x_and_loss(W, X, y, 3.0, 1.0)
 Xa = attacks.attack(W, X, y, q=3.0, rho=1.0, eps=0.1, steps=5, step_size=0.03, clip=(0, 1))
 types = rng.integers(0, 3, (61, 16)); U = rng.standard_normal((10, 49)); V = rng.standard_normal((10, 49))
 _, _, (c4g, c4p) = metrics.grad_w_and_c4(W, X, y, types, U, V, 3.0, 1.0, 0.5)
-print(json.dumps({"threads": numba.get_num_threads(), "L": L, "G": G.ravel().tolist(),
+print(json.dumps({"threads": kernels.threads(), "L": L, "G": G.ravel().tolist(),
                   "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist(),
                   "c4": c4g.ravel().tolist() + c4p.ravel().tolist()}))
 """
 
 
-def test_results_do_not_depend_on_thread_count():
+def test_results_do_not_depend_on_threads_or_cores():
+    """Bit-identical results with 1 and 2 threads (NUMBA_NUM_THREADS), with the
+    library's own default, and on a machine reporting 64 cores: the work split
+    depends only on the shapes."""
     outs = {}
-    for t in (1, 2):
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
-                   PYTHONPATH=os.pathsep.join(sys.path))
-        env.pop("REFFEAT_BACKEND", None)
-        res = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True,
-                             text=True)
+    for name, threads, arg in (("1 thread", "1", "configured"), ("2 threads", "2", "configured"),
+                               ("default", None, "unconfigured"), ("64 cores", None, "cpu64")):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        for var in ("REFFEAT_BACKEND", "REFFEAT_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+            env.pop(var, None)
+        if threads:
+            env["NUMBA_NUM_THREADS"] = threads
+        res = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, arg], env=env,
+                             capture_output=True, text=True)
         assert res.returncode == 0, res.stderr[-2000:]
-        outs[t] = json.loads(res.stdout)
-        assert outs[t]["threads"] == t
-    for key in ("L", "G", "gx", "Xa", "c4"):
-        err = _rel(outs[2][key], outs[1][key])
-        assert err <= 1e-12, f"{key}: 1 vs 2 threads differ by rel {err:.2e}"
+        outs[name] = json.loads(res.stdout)
+    assert outs["1 thread"]["threads"] == 1 and outs["2 threads"]["threads"] == 2
+    for name, out in outs.items():
+        for key in ("L", "G", "gx", "Xa", "c4"):
+            assert out[key] == outs["1 thread"][key], \
+                f"{key}: {name} differs from 1 thread (max abs diff " \
+                f"{np.max(np.abs(np.subtract(out[key], outs['1 thread'][key]))):.2e})"
+
+
+_IMPORT_SCRIPT = """
+import ctypes, glob, json, os
+import numba, scipy
+libs = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "*openblas*.so*")))
+get = None
+for path in libs:
+    lib = ctypes.CDLL(path)
+    get = getattr(lib, "scipy_openblas_get_num_threads", None) or getattr(lib, "openblas_get_num_threads", None)
+    if get is not None:
+        break
+before = {"omp": os.environ.get("OMP_WAIT_POLICY"), "numba": numba.get_num_threads(),
+          "blas": get() if get else None}
+import reffeat.kernels
+after_import = {"omp": os.environ.get("OMP_WAIT_POLICY"), "numba": numba.get_num_threads(),
+                "blas": get() if get else None}
+import numpy as np
+from reffeat import model
+rng = np.random.default_rng(0)
+model.grad_w(rng.standard_normal((3, 4, 5)), rng.standard_normal((7, 6, 5)), rng.integers(0, 3, 7), 3.0, 1.0)
+after_call = {"omp": os.environ.get("OMP_WAIT_POLICY"), "numba": numba.get_num_threads(),
+              "blas": get() if get else None}
+print(json.dumps([before, after_import, after_call]))
+"""
+
+
+def test_import_and_calls_leave_the_process_alone():
+    """Importing the kernels (and calling them) sets no OMP_WAIT_POLICY, no numba
+    thread count and leaves scipy's OpenBLAS thread count as it was."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for var in ("OMP_WAIT_POLICY", "REFFEAT_BACKEND"):
+        env.pop(var, None)
+    res = subprocess.run([sys.executable, "-c", _IMPORT_SCRIPT], env=env, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    before, after_import, after_call = json.loads(res.stdout)
+    assert after_import == before, f"import changed the process: {before} -> {after_import}"
+    assert after_call == before, f"a kernel call left the process changed: {before} -> {after_call}"
+
+
+def test_work_split_depends_only_on_shapes(monkeypatch):
+    """The (chunk size, slot count) rule never reads the machine."""
+    before = {shape: kernels._layout(*shape, np.float64) for shape in
+              [(200, 64, 36, 64), (128, 16, 192, 500), (1, 1, 1, 1), (7, 3, 2, 2)]}
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    kernels.configure_threads(1)
+    try:
+        for shape, layout in before.items():
+            assert kernels._layout(*shape, np.float64) == layout
+    finally:
+        kernels.configure_threads()
 
 
 @pytest.mark.parametrize("scale", [1.0, 40.0])
-def test_c4_parts_match_metrics_reference(scale):
-    """kernels.c4_parts is the fast twin of metrics.c4_decomposition (C4), all three patch types."""
+def test_c4_twin_matches_metrics_reference(scale):
+    """kernels.c4_decomposition is the twin of metrics.c4_decomposition (C4), all three patch types."""
     from reffeat import Config
     from reffeat.metrics import c4_decomposition
     from reffeat.train import problem
@@ -234,7 +299,7 @@ def test_c4_parts_match_metrics_reference(scale):
         ref = c4_decomposition(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
     finally:
         model.set_backend(old)
-    fast = kernels.c4_parts(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
+    fast = kernels.c4_decomposition(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
     for name, a, b in zip(("dGamma", "dPhi"), fast, ref):
         assert a.shape == b.shape == (2, 3, cfg.k, cfg.m)
         err = _rel(a, b)
@@ -299,3 +364,39 @@ def test_grad_w_and_c4_random_shapes(shape, q, seed, scale, step):
         assert a.shape == b.shape
         err = _rel(a, b)
         assert err <= TOL, f"{name}: rel err {err:.2e} (n, P, d, k, m = {shape}, q={q})"
+
+
+_CACHE_SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from reffeat import kernels
+assert kernels.__file__.startswith(sys.argv[1]), kernels.__file__
+a = np.zeros((2, 3)); kernels._step(a, a.copy(), np.ones((2, 3)), 1, 0.1, 0.2, 0, False, 0.0, 1.0, False)
+st = kernels._step.stats
+print(json.dumps({"hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values()),
+                  "dir": kernels.cache_dir()}))
+"""
+
+
+def test_cache_does_not_depend_on_where_the_package_is(tmp_path):
+    """Two copies of the package at different paths share one compiled cache
+    (numba's default keys the cache by the source path: a checkout and an
+    installed copy compiled twice)."""
+    import shutil
+    src = os.path.dirname(os.path.dirname(os.path.abspath(kernels.__file__)))
+    outs = []
+    for name in ("checkout", "site-packages"):
+        dst = tmp_path / name
+        shutil.copytree(os.path.join(src, "reffeat"), dst / "reffeat",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        env = dict(os.environ, REFFEAT_CACHE_DIR=str(tmp_path / "cache"))
+        env.pop("NUMBA_CACHE_DIR", None)
+        env.pop("PYTHONPATH", None)
+        res = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT, str(dst)], env=env,
+                             capture_output=True, text=True, cwd=str(tmp_path))
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs.append(json.loads(res.stdout))
+    assert outs[0]["dir"] == outs[1]["dir"] and outs[0]["dir"].startswith(str(tmp_path / "cache"))
+    assert outs[0]["misses"] == 1, outs[0]
+    assert outs[1] == {**outs[1], "hits": 1, "misses": 0}, f"second copy compiled again: {outs[1]}"

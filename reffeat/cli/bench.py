@@ -24,8 +24,11 @@ measurements, interleaved with the configs, because the machine may be shared).
 Peak memory is the ``tracemalloc`` peak above the baseline during one AT step
 (all buffers of the fast path are numpy arrays, so this is the whole footprint
 apart from BLAS's fixed internal buffers), compared with the bytes of the input
-batch plus the weights.  numba compile (or cache-load) time of the first call is
-reported separately and is not in any step time.
+batch plus the weights.  numba compile time is reported separately and is in no
+step time: the kernels the default run uses are compiled in a fresh process into
+an empty cache directory (what the first run after installing pays) and loaded
+from it by a second process (``compile``); the first calls of this process
+(cache loads, or compiles if the cache was empty) are reported too.
 
 ``--json`` prints one JSON object instead of the table.
 """
@@ -110,41 +113,88 @@ def _problem(name: str):
 
 def _steps(W, X, y, eps, clip, backend):
     from ..attacks import attack
-    from ..model import grad_w, set_backend
+    from ..model import grad_w
 
     def st():
         _, G = grad_w(W, X, y, Q, RHO, backend=backend)
         return W - ETA * G
 
     def at():
-        old = set_backend(backend)
-        try:
-            Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=1, clip=clip)
-        finally:
-            set_backend(old)
+        Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=1, clip=clip, backend=backend)
         _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
         return W - ETA * G
 
     def pgd10():
-        old = set_backend(backend)
-        try:
-            Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=10, step_size=eps / 4,
-                        random_start=True, rng=np.random.default_rng(0), clip=clip)
-        finally:
-            set_backend(old)
+        Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=10, step_size=eps / 4,
+                    random_start=True, rng=np.random.default_rng(0), clip=clip, backend=backend)
         _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
         return W - ETA * G
 
     return st, at, pgd10
 
 
-def _compile_stats():
+def _kernel_dispatchers():
     from .. import kernels
+    return [f for f in vars(kernels).values() if hasattr(f, "stats") and hasattr(f, "py_func")]
+
+
+def _compile_stats():
     hits = misses = 0
-    for f in (kernels._fused, kernels._ascent):
+    for f in _kernel_dispatchers():
         hits += sum(f.stats.cache_hits.values())
         misses += sum(f.stats.cache_misses.values())
     return hits, misses
+
+
+#: What the first ``python -m reffeat.run`` compiles: each kernel it uses, once, in
+#: the order the run first calls them (T2 ascent, G2 + C4, forward, G2).
+_COMPILE_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from reffeat import Config, kernels
+from reffeat.train import problem
+t_import = time.perf_counter() - t0
+kernels.configure_threads()
+cfg = Config(); prob = problem(cfg); X, y, types = prob.train; U, V = prob.features; W = prob.W0
+calls = [("T2 ascent (_ascent)", lambda: kernels._ascent_run(W, X, y, cfg.q, cfg.rho, cfg.eps, cfg.norm, 1,
+                                                          cfg.eps, X.copy(), "sign", None, 1.0)),
+         ("G2 + C4 (_grad_c4)", lambda: kernels.grad_w_and_c4(W, X, y, types, U, V, cfg.q, cfg.rho, cfg.eta)),
+         ("N3 forward / G2 (_fused)", lambda: (kernels.forward(W, X, cfg.q, cfg.rho),
+                                               kernels.grad_w(W, X, y, cfg.q, cfg.rho)))]
+out = {"import_s": t_import, "kernels": {}}
+for name, fn in calls:
+    t = time.perf_counter(); c = time.process_time()
+    fn()
+    out["kernels"][name] = {"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
+print(json.dumps(out))
+"""
+
+
+def compile_time() -> dict:
+    """numba compile time of the kernels the default run uses, measured apart from
+    any step: a fresh process compiles them into an empty cache directory
+    (``cold``: what the first run after installing pays), then a second fresh
+    process loads them from that cache (``warm``)."""
+    import subprocess
+    import tempfile
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="reffeat-bench-cache-") as tmp:
+        env = dict(os.environ, REFFEAT_CACHE_DIR=tmp, PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
+            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        env.pop("NUMBA_CACHE_DIR", None)
+        env.pop("REFFEAT_BACKEND", None)
+        for what in ("cold", "warm"):
+            res = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env,
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"compile-time probe failed: {res.stderr[-500:]}")
+            r = json.loads(res.stdout)
+            r["total_wall_s"] = float(sum(v["wall_s"] for v in r["kernels"].values()))
+            r["total_cpu_s"] = float(sum(v["cpu_s"] for v in r["kernels"].values()))
+            out[what] = r
+    return out
 
 
 def bench_config(name: str, reps: int, gemm: list, ref_reps: int | None = None) -> dict:
@@ -199,13 +249,14 @@ def bench_config(name: str, reps: int, gemm: list, ref_reps: int | None = None) 
     return out
 
 
-def run(names=None, reps: int = 7, ref_reps: int | None = None) -> dict:
-    import numba
+def run(names=None, reps: int = 7, ref_reps: int | None = None, compile_probe: bool = True) -> dict:
+    from .. import kernels
+    threads = kernels.configure_threads()
     names = list(CONFIGS) if not names else names
+    compiled = compile_time() if compile_probe else None
     gemm = [gemm_gflops(reps=max(5, reps))]
     hits0, miss0 = _compile_stats()
     t0 = time.perf_counter()
-    from .. import kernels  # noqa: F401  (import cost is not compile cost)
     configs = [bench_config(nm, reps, gemm, ref_reps) for nm in names]
     hits, misses = _compile_stats()
     g = float(np.median(gemm))
@@ -216,7 +267,8 @@ def run(names=None, reps: int = 7, ref_reps: int | None = None) -> dict:
         "gemm_gflops": g,
         "gemm_gflops_samples": gemm,
         "configs": configs,
-        "numba_threads": numba.get_num_threads(),
+        "threads": threads,
+        "compile": compiled,
         "numba_cache": {"hits": hits - hits0, "misses": misses - miss0},
         "numba_compile_or_load_s": float(sum(c["first_call_overhead_s"] for c in configs)),
         "env": {key: os.environ.get(key) for key in
@@ -229,7 +281,8 @@ def run(names=None, reps: int = 7, ref_reps: int | None = None) -> dict:
 def format_table(res: dict) -> str:
     lines = [f"float64 GEMM (numpy.matmul 2048²): {res['gemm_gflops']:.1f} GFLOP/s "
              f"(samples {', '.join(f'{g:.1f}' for g in res['gemm_gflops_samples'])}); "
-             f"numba threads {res['numba_threads']}; load average {res['load_average']}"]
+             f"kernel threads {res['threads']['threads']} ({res['threads']['source']}); "
+             f"load average {res['load_average']}"]
     head = (f"{'config':8s} {'ST s':>9s} {'AT s':>9s} {'PGD10 s':>9s} {'ref AT s':>9s} "
             f"{'speedup':>8s} {'GF/s AT':>8s} {'%peak AT':>9s} {'%peak ST':>9s} "
             f"{'peak MB':>8s} {'×(X+W)':>7s}")
@@ -245,8 +298,15 @@ def format_table(res: dict) -> str:
             lines.append(f"{c['name']:8s} float32 AT step {c['at_step_f32_s']:.5f} s "
                          f"({c['speedup_f32_at']:.2f}× float64; updated W rel diff "
                          f"{c['f32_rel_err_update']:.1e})")
-    lines.append(f"numba first-call (compile or cache load): {res['numba_compile_or_load_s']:.2f} s "
+    lines.append(f"numba first calls in this run (compile or cache load): {res['numba_compile_or_load_s']:.2f} s "
                  f"(cache hits {res['numba_cache']['hits']}, misses {res['numba_cache']['misses']})")
+    comp = res.get("compile")
+    if comp:
+        for what, label in (("cold", "compile, empty cache"), ("warm", "load from cache")):
+            c = comp[what]
+            per = ", ".join(f"{k} {v['wall_s']:.2f} s" for k, v in c["kernels"].items())
+            lines.append(f"kernels of the default run, {label}: {c['total_wall_s']:.2f} s wall "
+                         f"({c['total_cpu_s']:.2f} s CPU; {per}); import {c['import_s']:.2f} s")
     return "\n".join(lines)
 
 
@@ -258,11 +318,14 @@ def main(argv=None) -> int:
     p.add_argument("--ref-reps", type=int, default=None, help="repetitions for the reference (default --reps)")
     p.add_argument("--config", action="append", choices=list(CONFIGS),
                    help="only these configs (repeatable; default all)")
+    p.add_argument("--no-compile-probe", action="store_true",
+                   help="skip measuring the kernels' compile time in an empty cache (two "
+                        "extra processes, ~10-30 s)")
     args = p.parse_args(argv)
     if args.reps < 5:
         print(f"error: --reps must be >= 5 (got {args.reps})", file=sys.stderr)
         return 2
-    res = run(args.config, args.reps, args.ref_reps)
+    res = run(args.config, args.reps, args.ref_reps, compile_probe=not args.no_compile_probe)
     print(json.dumps(res) if args.json else format_table(res))
     return 0
 

@@ -30,3 +30,15 @@ def report_usage_error(exc: BaseException, stream=None) -> int:
     import sys
     print(f"error: {exc}", file=stream or sys.stderr)
     return EXIT_USAGE
+
+
+def configure_threads() -> dict | None:
+    """The commands' one explicit set-up of the compute threads
+    (``reffeat.kernels.configure_threads``: REFFEAT_THREADS / NUMBA_NUM_THREADS /
+    OMP_NUM_THREADS, else the core count).  None on the reference backend, which
+    never imports numba.  Returns what was set, for the outputs' record."""
+    from .. import backend
+    if backend.get_backend() != "numba":
+        return None
+    from .. import kernels
+    return kernels.configure_threads()

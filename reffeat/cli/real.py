@@ -51,6 +51,7 @@ from ..real import lenses
 from ..real.datasets import NAMES, DataError, load
 from ..real.patches import patchify, unpatchify
 from ..real.train import DTYPES, ImageTrainConfig, train_images
+from .common import configure_threads
 
 COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", momentum=0.0,
               batch_size=128, attack_steps=1, norm="linf", lam=1.0,
@@ -360,6 +361,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         c = resolve(args)
+        configure_threads()
         # the R3 config validates the training parameters at the boundary
         train_config(c, "st")
         out = Path(args.out) if args.out else Path("runs") / f"real-{args.dataset}-seed{c['seed']}"

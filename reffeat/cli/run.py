@@ -23,7 +23,7 @@ from ..config import FIELD_NAMES, Config, coerce
 from ..output import atomic_savez, atomic_write_json, package_versions
 from ..metrics import PART_NAMES, c4_per_step, evaluate
 from ..train import MODES, problem, train
-from .common import Parser, UsageError
+from .common import Parser, UsageError, configure_threads
 
 EPILOG = """
 examples:
@@ -168,6 +168,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     modes = list(MODES) if args.mode == "both" else [args.mode]
+    configure_threads()
     out = args.out or os.path.join("runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     try:
         summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,

@@ -26,7 +26,9 @@
     Filtered images are not clipped (high-pass images are zero-mean).
 (d) Curves of (a)–(c) over epochs from the per-epoch weight snapshots.
 
-Uses N1–N3 (activation, forward), G3-style back-propagation for φ, T2 (attack).
+Uses N1–N3 (activation, forward), the model's G3 machinery for ∇_x of the
+matching loss (``model.forward_and_slopes`` + ``model.backward_x``), T2
+(attack).  Every function takes ``backend=`` (see ``reffeat.backend``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from ..activation import smoothed_relu_and_grad
 from ..attacks import attack
-from ..model import preactivations, predict
+from ..model import backward_x, forward, forward_and_slopes, preactivations, predict
 
 REPS = ("hidden", "logits", "pre")
 BATCH = 500
@@ -46,73 +48,79 @@ def _batches(n: int, size: int = BATCH):
         yield slice(b, min(b + size, n))
 
 
-def predict_batched(W, X, q, rho) -> np.ndarray:
+def predict_batched(W, X, q, rho, *, backend=None) -> np.ndarray:
     out = np.empty(X.shape[0], dtype=np.int64)
     for s in _batches(X.shape[0]):
-        out[s] = predict(W, X[s], q, rho)
+        out[s] = predict(W, X[s], q, rho, backend=backend)
     return out
 
 
-def accuracy(W, X, y, q, rho) -> float:
+def accuracy(W, X, y, q, rho, *, backend=None) -> float:
     """E1 on given data: fraction with argmax_j F_j = y."""
-    return float((predict_batched(W, X, q, rho) == y).mean()) if len(y) else float("nan")
+    if not len(y):
+        return float("nan")
+    return float((predict_batched(W, X, q, rho, backend=backend) == y).mean())
 
 
 def robust_accuracy(W, X, y, eps: float, *, q, rho, norm="linf", steps=10, step_size=None,
-                    restarts=1, rng=None, clip=(0.0, 1.0)) -> float:
+                    restarts=1, rng=None, clip=(0.0, 1.0), backend=None) -> float:
     """(a) accuracy under PGD-K (random start, ``restarts`` extra runs), γ = ε/4 by default."""
     if eps == 0:
-        return accuracy(W, X, y, q, rho)
+        return accuracy(W, X, y, q, rho, backend=backend)
     gamma = eps / 4 if step_size is None else step_size
     rng = np.random.default_rng(0) if rng is None else rng
     correct = 0
     for s in _batches(X.shape[0]):
         Xa = attack(W, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
-                    step_size=gamma, random_start=True, rng=rng, restarts=restarts, clip=clip)
-        correct += int((predict(W, Xa, q, rho) == y[s]).sum())
+                    step_size=gamma, random_start=True, rng=rng, restarts=restarts, clip=clip,
+                    backend=backend)
+        correct += int((predict(W, Xa, q, rho, backend=backend) == y[s]).sum())
     return correct / len(y)
 
 
 def accuracy_vs_eps(W, X, y, eps_list, **kw) -> list[float]:
-    """(a) robust accuracy for each ε (ε = 0 is clean accuracy)."""
+    """(a) robust accuracy for each ε (ε = 0 is clean accuracy); ``kw`` as
+    ``robust_accuracy`` (incl. ``backend``)."""
     return [robust_accuracy(W, X, y, float(e), **kw) for e in eps_list]
 
 
 # ----------------------------------------------------------------- (b) D_R
 
-def representation(W, X, q, rho, kind: str = "hidden") -> np.ndarray:
-    """φ(X) of (b): (n, P, k, m) for "hidden"/"pre", (n, k) for "logits"."""
-    Z = preactivations(W, X)
+def representation(W, X, q, rho, kind: str = "hidden", *, backend=None) -> np.ndarray:
+    """φ(X) of (b): (n, P, k, m) for "hidden"/"pre", (n, k) for "logits" (N3)."""
+    if kind == "logits":
+        return forward(W, X, q, rho, backend=backend)
+    Z = preactivations(W, X, backend=backend)
     if kind == "pre":
         return Z
     S, _ = smoothed_relu_and_grad(Z, q, rho, overwrite=True)
-    return S if kind == "hidden" else S.sum(axis=(1, 3))
+    return S
 
 
-def _rep_loss_grad(W, X, target_rep, q, rho, kind):
-    """(per-sample ½‖φ(x) − φ_t‖², ∇_x of it (n, P, d))."""
-    k, m, d = W.shape
-    n, P, _ = X.shape
-    Z = preactivations(W, X)
-    if kind == "pre":
-        A = Z - target_rep
-        loss = 0.5 * (A * A).sum(axis=(1, 2, 3))
+def _rep_loss_grad(W, X, target_rep, q, rho, kind, backend=None):
+    """(per-sample ½‖φ(x) − φ_t‖², ∇_x of it (n, P, d)), by the model's G3
+    machinery: A = ∂loss/∂z (n, P, k, m), then ``backward_x`` (∇_x = A W).
+    For "logits", ∂loss/∂F = φ(x) − φ_t takes the place of G1's logit − 1[j=y]."""
+    if kind == "logits":
+        F, Sp = forward_and_slopes(W, X, q, rho, backend=backend)
+        R = F - target_rep
+        loss = 0.5 * (R * R).sum(axis=1)
+        A = Sp * R[:, None, :, None]
     else:
-        S, Sp = smoothed_relu_and_grad(Z, q, rho, overwrite=True)
-        if kind == "hidden":
+        Z = preactivations(W, X, backend=backend)
+        if kind == "pre":
+            A = Z - target_rep
+            loss = 0.5 * (A * A).sum(axis=(1, 2, 3))
+        else:
+            S, Sp = smoothed_relu_and_grad(Z, q, rho, overwrite=True)
             R = S - target_rep
             loss = 0.5 * (R * R).sum(axis=(1, 2, 3))
             A = R * Sp
-        else:
-            R = S.sum(axis=(1, 3)) - target_rep
-            loss = 0.5 * (R * R).sum(axis=1)
-            A = Sp * R[:, None, :, None]
-    G = (A.reshape(n * P, k * m) @ W.reshape(k * m, d)).reshape(n, P, d)
-    return loss, G
+    return loss, backward_x(W, A)
 
 
 def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=200,
-                         step_size=1.0, clip=(0.0, 1.0)):
+                         step_size=1.0, clip=(0.0, 1.0), backend=None):
     """(b) x minimising ½‖φ(x) − φ(x_t)‖² from x_s, by normalised projected GD.
 
     Step t moves by γ_t = step_size·(1 − t/steps) (linearly decaying) along
@@ -126,12 +134,12 @@ def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=2
     out = np.empty_like(X_target, dtype=np.float64)
     rel = np.empty(X_target.shape[0])
     for s in _batches(X_target.shape[0]):
-        tgt = representation(W, X_target[s], q, rho, kind)
+        tgt = representation(W, X_target[s], q, rho, kind, backend=backend)
         norm_t = np.sqrt((tgt.reshape(len(tgt), -1) ** 2).sum(axis=1)) + 1e-12
         X = np.array(X_start[s], dtype=np.float64)
         best, best_loss = X.copy(), np.full(len(tgt), np.inf)
         for t in range(steps + 1):
-            loss, G = _rep_loss_grad(W, X, tgt, q, rho, kind)
+            loss, G = _rep_loss_grad(W, X, tgt, q, rho, kind, backend)
             better = loss < best_loss
             best[better], best_loss[better] = X[better], loss[better]
             if t == steps:
@@ -146,7 +154,7 @@ def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=2
 
 
 def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
-                         step_size=1.0, clip=(0.0, 1.0), X_pool=None, y_pool=None):
+                         step_size=1.0, clip=(0.0, 1.0), X_pool=None, y_pool=None, backend=None):
     """(b) D_R from the AT model: (X_R (n, P, d), y (n,), info dict).
 
     Targets are (X, y); start images are drawn from (X_pool, y_pool) (default:
@@ -164,7 +172,7 @@ def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
                 idx[i] = j
                 break
     XR, rel = match_representation(W_at, X, X_pool[idx], q=q, rho=rho, kind=kind,
-                                   steps=steps, step_size=step_size, clip=clip)
+                                   steps=steps, step_size=step_size, clip=clip, backend=backend)
     info = {"kind": kind, "steps": steps, "step_size": step_size,
             "rel_residual_median": float(np.median(rel)),
             "rel_residual_mean": float(np.mean(rel)),
@@ -175,7 +183,7 @@ def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
 # ---------------------------------------------------------------- (b) D_NR
 
 def build_nonrobust_dataset(W_st, X, y, k: int, rng, *, q, rho, eps, norm="linf", steps=20,
-                            step_size=None, clip=(0.0, 1.0)):
+                            step_size=None, clip=(0.0, 1.0), backend=None):
     """(b) D_NR from the ST model: targeted PGD toward a random t ≠ y; label t.
 
     Returns (X_NR, t, info) with info["target_success"] the fraction the ST
@@ -186,8 +194,9 @@ def build_nonrobust_dataset(W_st, X, y, k: int, rng, *, q, rho, eps, norm="linf"
     out = np.empty_like(X, dtype=np.float64)
     for s in _batches(X.shape[0]):
         out[s] = attack(W_st, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
-                        step_size=gamma, random_start=False, clip=clip, targets=t[s])
-    success = float((predict_batched(W_st, out, q, rho) == t).mean())
+                        step_size=gamma, random_start=False, clip=clip, targets=t[s],
+                        backend=backend)
+    success = float((predict_batched(W_st, out, q, rho, backend=backend) == t).mean())
     return out, t, {"eps": eps, "norm": norm, "steps": steps, "step_size": gamma,
                     "target_success": success}
 
@@ -209,11 +218,11 @@ def fourier_filter(images: np.ndarray, radius: float, kind: str = "low") -> np.n
     return np.real(np.fft.ifft2(spec * mask[None, :, :, None], axes=(1, 2)))
 
 
-def filtered_accuracy(W, images, y, radii, *, p, q, rho, patchify) -> dict:
+def filtered_accuracy(W, images, y, radii, *, p, q, rho, patchify, backend=None) -> dict:
     """(c) {"low": [...], "high": [...]} accuracies over ``radii``."""
     out = {"radii": [float(r) for r in radii], "low": [], "high": []}
     for r in radii:
         for kind in ("low", "high"):
             Xf = patchify(fourier_filter(images, r, kind), p)
-            out[kind].append(accuracy(W, Xf, y, q, rho))
+            out[kind].append(accuracy(W, Xf, y, q, rho, backend=backend))
     return out

@@ -625,6 +625,8 @@ def write_results(path, mode, timings, claims_res, records, phase, var, figs):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from ..cli.common import configure_threads
+    configure_threads()
     mode = "quick" if args.quick else "full"
     preset = PRESETS[mode]
     progress = None if args.quiet else sys.stderr
