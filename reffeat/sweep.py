@@ -23,18 +23,17 @@ Executors (``scheduler``):
                     are not pinned, see below)
 The Dask executors need the optional extra ``pip install "reffeat[dask]"``.
 
-Threads. Every job runs with one numba thread and one BLAS thread, whatever
-the executor, so results are bit-identical between executors: the job itself
-calls ``numba.set_num_threads(threads)`` in the thread that runs it (numba's
-setting is per thread), and BLAS is pinned by the environment of the worker
+Threads. Every job runs with one kernel thread and one BLAS thread, whatever
+the executor: the job itself calls ``kernels.configure_threads(threads)``
+(restored after the job), and BLAS is pinned by the environment of the worker
 process — the local executor spawns its workers with NUMBA_NUM_THREADS,
 OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = 1; Dask's nanny sets
 OMP/MKL/OPENBLAS_NUM_THREADS = 1 in every worker it starts
 (``distributed.nanny.pre-spawn-environ``), and ``local:N`` adds
 NUMBA_NUM_THREADS = 1. Each store record keeps the thread settings the job saw
-(``meta``). The numba kernels split work into ``kernels.SLOTS`` slots, set from
-the machine's core count: workers on machines with different core counts can
-differ in the last bits (recorded as ``meta.slots``).
+(``meta``). The numba kernels split work into ``kernels.SLOTS`` slots, a
+constant, so the summation order — and every bit of a result — does not depend
+on the machine or the thread count (``meta.slots`` records it).
 
 Store. One strict-JSON file per finished job,
 ``STORE/reffeat-<version>/<key>/seed-<seed>.json``, written atomically by the
@@ -196,21 +195,20 @@ class Job:
 
 def execute(fn: Callable, config: Config, kwargs: dict, threads: int = 1) -> dict:
     """Run one job in this process and return its record (``result`` encoded by
-    :func:`encode`, ``meta``: wall time, host, pid, thread settings). numba's
-    thread count is set to ``threads`` for the calling thread during the job."""
-    import numba
+    :func:`encode`, ``meta``: wall time, host, pid, thread settings). The
+    kernels' thread count (``kernels.configure_threads``) is ``threads`` during the job."""
     from . import kernels
-    prev = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    prev = kernels.threads()
+    kernels.configure_threads(max(1, int(threads)))
     t0 = time.perf_counter()
     try:
         result = fn(config, **kwargs)
-        used = numba.get_num_threads()
+        used = kernels.threads()
     finally:
-        numba.set_num_threads(prev)
+        kernels.configure_threads(prev)
     wall = time.perf_counter() - t0
     meta = {"wall_time_s": wall, "host": socket.gethostname(), "pid": os.getpid(),
-            "reffeat_version": __version__, "numba_threads": used, "slots": int(kernels.SLOTS),
+            "reffeat_version": __version__, "threads": used, "slots": int(kernels.SLOTS),
             "env": {k: os.environ.get(k) for k in THREAD_VARS},
             "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     return {"result": encode(result), "meta": meta}

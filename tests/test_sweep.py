@@ -145,7 +145,7 @@ def test_store_resume_runs_only_the_missing_jobs(tmp_path):
     files = sorted((tmp_path / "store").rglob("seed-*.json"))
     assert len(files) == 4
     rec = json.loads(files[0].read_text())                # strict JSON, with the provenance
-    assert rec["reffeat_version"] and rec["meta"]["numba_threads"] == 1 and rec["config"]["T"] == 12
+    assert rec["reffeat_version"] and rec["meta"]["threads"] == 1 and rec["config"]["T"] == 12
     assert set(first.rows[0]) >= {"beta", "seed", "st.clean_acc", "at.robust_acc", "claims.P1", "claims.P4"}
     files[0].unlink()
     files[3].unlink()
@@ -329,7 +329,7 @@ def test_cluster_gives_the_local_executors_results_bit_for_bit(cluster, tmp_path
         assert _same(a, b), f"beta={row['beta']} seed={row['seed']}: cluster result differs from local"
     assert [r_["claims.P4"] for r_ in local.rows] == [r_["claims.P4"] for r_ in remote.rows]
     metas = [json.loads(p.read_text())["meta"] for p in (tmp_path / "b").rglob("seed-*.json")]
-    assert all(m["numba_threads"] == 1 and m["env"]["OMP_NUM_THREADS"] == "1" for m in metas), metas[0]
+    assert all(m["threads"] == 1 and m["env"]["OMP_NUM_THREADS"] == "1" for m in metas), metas[0]
 
 
 def test_cluster_finishes_every_job_exactly_once_when_a_worker_dies(cluster, tmp_path):
