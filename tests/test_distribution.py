@@ -24,7 +24,7 @@ def test_sparse_dense_signs(k, d_N):
 
 
 def test_exact_patch_counts_and_values():
-    cfg = Config(k=3, P=10, s=2, d_N=8, n_nonrobust=5, alpha=2.0, beta=0.5)
+    cfg = Config(k=3, P=10, s=2, d_N=8, n_nonrobust=5, alpha=2.0, beta=0.5, sigma_xi=0.0)   # exact values: no noise
     U, V = make_features(cfg)
     X, y, types = sample(cfg, 400, np.random.default_rng(0), return_patch_types=True)
     assert np.all((types == ROBUST).sum(1) == 2)

@@ -20,6 +20,8 @@ import time
 from .. import seeding
 from ..claims import claims
 from ..config import FIELD_NAMES, Config, coerce
+from .. import presets as _presets
+from ..regime import format_regime, regime
 from ..output import atomic_savez, atomic_write_json, package_versions
 from ..metrics import PART_NAMES, c4_per_step, evaluate
 from ..train import MODES, problem, train
@@ -27,10 +29,15 @@ from .common import Parser, UsageError, configure_threads
 
 EPILOG = """
 examples:
-  python -m reffeat.run                              # SPEC defaults, ST and AT
+  python -m reffeat.run                              # defaults (preset "default"), ST and AT
+  python -m reffeat.run --preset borderline          # the first version's defaults: the failure modes
+  python -m reffeat.run --preset q3 --set T=1000     # a preset with one field overridden
   python -m reffeat.run --seed 3 --set eta=0.2 --set T=300
   python -m reffeat.run --config my.toml --mode at --out runs/at_only
   python -m reffeat.run real --dataset mnist         # real images (see --help there)
+
+Presets (--preset NAME; --config and --set override them):
+""" + _presets.describe() + """
 
 Config keys (--set key=value or a TOML file of key = value lines):
   """ + ", ".join(FIELD_NAMES)
@@ -43,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         "feature coefficients Γ, Φ (C1, C2), perturbation alignment (E3) and feature "
         "responses (E4); writes summary.json and figures."),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="default", choices=_presets.NAMES, metavar="NAME",
+                   help="named Config of SPEC §11 (default: default; list below)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML file of Config fields (key = value)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one Config field (repeatable)")
@@ -55,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(path: str | None, sets: list[str], seed: int | None) -> Config:
-    """Config from TOML file + --set overrides + --seed, validated (ValueError on bad input)."""
-    values: dict = {}
+def load_config(path: str | None, sets: list[str], seed: int | None, preset: str = "default") -> Config:
+    """Config from a preset, then a TOML file, then --set overrides, then --seed,
+    validated (ValueError on bad input)."""
+    values: dict = _presets.fields(preset)
     if path:
         import tomllib
         try:
@@ -68,6 +78,7 @@ def load_config(path: str | None, sets: list[str], seed: int | None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
         values = values.get("config", values)
+        values = {**_presets.fields(preset), **values}
     for item in sets:
         if "=" not in item:
             raise ValueError(f"--set expects KEY=VALUE (got {item!r})")
@@ -91,13 +102,20 @@ def _c4_summary(res) -> dict:
     return out
 
 
-def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr) -> dict:
-    """Train the requested modes, evaluate, write summary.json (+ figures); return the summary."""
+def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr,
+                  preset: str | None = None) -> dict:
+    """Train the requested modes, evaluate, write summary.json (+ figures); return the summary.
+
+    ``summary["regime"]``: RC1–RC5 of §11 from the Config (expected initial
+    weights), with ``["this_seed"]`` the same evaluated on this seed's W0."""
     t0 = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
     prob = problem(cfg)
     summary = {"config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
-               "platform": platform.platform(), "started": _dt.datetime.now().isoformat(timespec="seconds")}
+               "platform": platform.platform(), "started": _dt.datetime.now().isoformat(timespec="seconds"),
+               "preset": preset}
+    summary["regime"] = regime(cfg)
+    summary["regime"]["this_seed"] = regime(cfg, prob.W0, prob.features)
     results = {}
     interrupted = False
     for mode in modes:
@@ -128,6 +146,13 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
     return summary
 
 
+def format_header(summary: dict) -> str:
+    """Preset and regime lines (RC1–RC5: value, threshold, met or not), printed before the table."""
+    cfg = Config.from_dict(summary["config"])
+    return (f"preset: {summary.get('preset') or '(none)'}   seed: {summary['seed']}\n"
+            f"regime (SPEC §11, expected initial weights):\n{format_regime(cfg)}")
+
+
 def format_table(summary: dict) -> str:
     rows = [("clean acc (E1)", "clean_acc"), ("robust acc (E2)", "robust_acc"),
             ("  under PGD", "robust_acc_pgd"), ("  under feature attack", "robust_acc_feature_attack"),
@@ -149,7 +174,7 @@ def format_table(summary: dict) -> str:
         if h["loss"] and summary[m].get("max_loss", 0) > 2 * h["loss"][0]:
             lines.append(f"{m.upper()}: the training loss spiked to {summary[m]['max_loss']:.4g} at step "
                          f"{summary[m]['max_loss_step']} (initial {h['loss'][0]:.4g}): gradient descent was "
-                         "unstable at this eta; try a smaller eta and a longer T, e.g. --set eta=0.1 --set T=1500")
+                         "unstable at this eta (see RC3 above); try a smaller eta and a longer T, or --preset default")
         if summary[m].get("stopped"):
             lines.append(f"{m.upper()} stopped early: {summary[m]['stopped']}")
     return "\n".join(lines)
@@ -163,7 +188,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        cfg = load_config(args.config, args.sets, args.seed)
+        cfg = load_config(args.config, args.sets, args.seed, args.preset)
     except (UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -172,10 +197,11 @@ def main(argv=None) -> int:
     out = args.out or os.path.join("runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     try:
         summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
-                                progress=None if args.quiet else sys.stderr)
+                                progress=None if args.quiet else sys.stderr, preset=args.preset)
     except KeyboardInterrupt:
         print("interrupted; partial results (if any) are in " + out, file=sys.stderr)
         return 130
+    print(format_header(summary))
     print(format_table(summary))
     print(f"wrote {os.path.join(out, 'summary.json')}  (wall time {summary['wall_time_s']:.1f} s)")
     return 130 if summary.get("interrupted") else 0     # the shell's code for Ctrl-C

@@ -3,9 +3,9 @@ the reffeat model: claim checks P1–P4 (SPEC §9) and mechanism claims M1–M3,
 phase diagrams against the analytic boundaries, an algorithm-variant table,
 and a Markdown report.
 
-    python -m verify               # everything, writes verify/REPORT.md + figures/verify_*.png
-    python -m verify --quick       # CI: few seeds, coarse grids, the 'quick' regime
-    python -m reffeat.verify.p1 --seeds 10 # one claim check; exit 1 if it fails on a majority of seeds
+    python -m reffeat.verify --out verify   # everything: verify/REPORT.md, results.json, figures/
+    python -m reffeat.verify --quick        # CI: the default regime on 5 seeds, coarse grids
+    python -m reffeat.verify.p1 --regime q3 # one claim over 20 seeds; exit 1 unless it holds (SPEC V1)
 
 Modules: ``common`` (regimes, pair runs, statistics, parallel map),
 ``p1``–``p4``, ``m1``–``m3`` (claim checks), ``sweeps`` (phase diagrams,

@@ -52,15 +52,13 @@ def claim_table(res: ClaimResult) -> str:
     for name, st in res.stats().items():
         rows.append([name, f"{fmt(st.mean)} ± {fmt(st.std)}", f"[{fmt(st.lo)}, {fmt(st.hi)}]"]
                     + [fmt(v) for v in st.values])
-    rows.append(["**holds**", f"{sum(map(bool, res.holds))}/{len(res.holds)}", ""]
-                + ["✓" if h else "✗" for h in res.holds])
+    rows.append(["**holds (V1)**", res.describe(), ""] + ["✓" if h else "✗" for h in res.holds])
     return md_table(header, rows)
 
 
 def verdict_word(res: ClaimResult) -> str:
-    n = len(res.holds)
-    k = sum(map(bool, res.holds))
-    return f"{'PASS' if res.passed else 'FAIL'} ({k}/{n} seeds)"
+    """SPEC V1: count, fraction, 95% Wilson interval and the verdict word."""
+    return res.describe()
 
 
 def summary_table(results: dict) -> str:
