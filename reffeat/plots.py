@@ -37,6 +37,9 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
     plt = pyplot()
     written = []
     modes = [m for m in ("st", "at") if m in results]
+    c = summary["config"]
+    tag = (f"preset {summary.get('preset') or '—'}, seed {summary['seed']}, "
+           f"{c['norm']} ε = {c['eps']:g}, η = {c['eta']:g}, q = {c['q']:g}")
     # C2 over training
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, label in ((axes[0], "gamma", "mean_j Γ_j (robust)"), (axes[1], "phi", "mean_j Φ_j (non-robust)")):
@@ -44,7 +47,7 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
             h = results[m].history
             ax.plot(h["step"], h[key], label=m.upper())
         ax.set_xlabel("step t"); ax.set_title(label); ax.legend(); ax.grid(alpha=0.3)
-    fig.suptitle(f"C2 feature coefficients (seed {summary['seed']})")
+    fig.suptitle(f"C2 feature coefficients, ST vs AT ({tag})")
     written.append(save_figure(fig, os.path.join(out_dir, "coefficients.png"))); plt.close(fig)
     # accuracy over training
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -54,6 +57,7 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
         ax.plot(h["step"], h["robust_acc"], "--", label=f"{m.upper()} robust (FGSM+feature)")
     ax.set_xlabel("step t"); ax.set_ylabel("test accuracy"); ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=8); ax.grid(alpha=0.3)
+    ax.set_title(f"test accuracy over training\n({tag})", fontsize=9)
     written.append(save_figure(fig, os.path.join(out_dir, "accuracy.png"))); plt.close(fig)
     # C4 decomposition (cumulative), one figure per mode
     for m in modes:
@@ -72,6 +76,7 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
             ax.set_xlabel("step t"); ax.set_title(f"C4: cumulative change of mean_j Σ_r {label}_{{j,r}}")
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7)
-        fig.suptitle(f"{m.upper()}: own-class vs other-class samples × robust/non-robust/noise patches")
+        fig.suptitle(f"{m.upper()}: own-class vs other-class samples × robust/non-robust/noise patches ({tag})",
+                     fontsize=10)
         written.append(save_figure(fig, os.path.join(out_dir, f"c4_{m}.png"))); plt.close(fig)
     return [os.path.basename(p) for p in written]

@@ -40,9 +40,10 @@ PRESETS: dict[str, tuple[str, dict]] = {
         "the defaults: RC1–RC5 met with margin (q = 2, η = 0.05, T = 300, σ_ξ = 0.1)",
         {}),
     "q3": (
-        "q = 3, the tensor-power race: α = 2 (RC1), σ_0 = 0.04 and T = 1600 at η = 0.08 "
-        "(RC4: the slowest class takes off by step ≈ 500)",
-        {"q": 3.0, "alpha": 2.0, "sigma0": 0.04, "eta": 0.08, "T": 1600}),
+        "q = 3, the tensor-power race: α = 2 (RC1), σ_0 = 0.03, T = 2100 at η = 0.08 "
+        "(RC4: the slowest class takes off by step ≈ 670), n_train = 100",
+        {"q": 3.0, "alpha": 2.0, "sigma0": 0.03, "eta": 0.08, "T": 2100, "n_train": 100,
+         "log_every": 50}),
     "borderline": (
         "the first version's defaults (α = 3, β = 1, σ_ξ = 0, η = 0.5, T = 150, q = 3): "
         "RC1 and RC3 not met — the race and the AT step instability",

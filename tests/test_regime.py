@@ -151,13 +151,14 @@ def test_rc4_predicted_takeoff_within_factor_3(q):
 # ---------------------------------------------------------------- RC5
 @pytest.mark.slow
 def test_rc5_separates_robust_from_learned_but_not_robust():
-    """At the defaults with σ_0 raised: where RC5 is met AT is robust (P4); where
-    the reach exceeds the margin by 4× AT still learns Γ (Γ(AT) ≥ 5 Γ(ST)) but
-    its robust accuracy stays below 0.5."""
+    """At the defaults with σ_0 raised (seed 0): where RC5 is met (σ_0 = 0.01) AT
+    is robust (P4); where the reach is ≈ 10× the margin (σ_0 = 0.08) AT still
+    learns Γ (Γ(AT) ≥ 5 Γ(ST)) but its robust accuracy stays below 0.5. (At
+    σ_0 = 0.08 RC1 is not met either — ST's Γ starts too high for P1's factor.)"""
     for s0, met in ((0.01, True), (0.08, False)):
         cfg = Config(sigma0=s0, log_every=1000, n_test=200, eval_restarts=1)
         assert rc5_reach(cfg).met is met
-        assert all(c.met for c in conditions(cfg) if c.name != "RC5")
+        assert all(c.met for c in conditions(cfg) if c.name in ("RC2", "RC3", "RC4"))
         prob = problem(cfg)
         s = {}
         for mode in ("st", "at"):

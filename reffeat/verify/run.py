@@ -557,7 +557,8 @@ race is decided by the growth rates (n_Nβ²/(sα²) = 7) rather than by the ran
 initial maxima, η = 0.05 below AT's step bound η_max = 0.118 (RC3), T = 300 for
 a predicted take-off of AT's robust coefficient by step ≈ 90 in the slowest
 class (RC4), and σ_ξ = 0.1 > 0 so that samples of a class differ. `q3` keeps
-q = 3 (the tensor-power race) with α = 2, σ_0 = 0.04, η = 0.08, T = 1600, where
+q = 3 (the tensor-power race) with α = 2, σ_0 = 0.03, η = 0.08, T = 2100
+(n_train = 100, to keep the cost of 2100 steps down), where
 RC1–RC5 are met on the expected initial weights but the race and the take-off
 still depend on each seed's draw. `borderline` is the first version's defaults
 (α = 3, β = 1, σ_ξ = 0, η = 0.5, T = 150, q = 3): RC1 (the race, R = 2.33
