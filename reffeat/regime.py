@@ -269,9 +269,10 @@ def rc2_susceptibility(cfg, features=None) -> Condition:
     feature survives: P4 possible). For the ℓ2 balls the dual norm is ℓ2
     (‖u‖₂ = ‖v‖₂ = 1): per patch (``l2-patch``) the conditions read ε > β and
     ε < α; the whole-input ℓ2 ball spends its budget over the n_N patches
-    (ε/sqrt(n_N) each, to move all of them). The value is the smaller of the
-    two margins, cancel_v/β and α/cancel_u (for ℓ∞:
-    ε‖v‖₁/β and α/(ε‖u‖₁) (both must exceed 1).
+    (ε/sqrt(n_N) each, to move all of them) but can put all of it, ε, on the
+    one robust patch. The value is the smaller of the two margins,
+    cancel_v/β and α/cancel_u (for ℓ∞: ε‖v‖₁/β and α/(ε‖u‖₁)); both must
+    exceed 1.
     """
     u1, v1 = feature_l1(cfg, features)
     if cfg.norm == "linf":

@@ -98,6 +98,10 @@ def variant_rows(eps: float = 0.2, d_N: int = 32, P: int = 64, s: int = 1):
     return rows
 
 
+#: The ST-only phase sweeps keep the first version's step (η = 0.5, T = 150): ST has no
+#: adversary, so RC3 does not limit it, and the diagrams stay comparable with earlier reports.
+ST_SWEEP_BASE = {"eta": 0.5, "T": 150}
+
 PRESETS = {
     "full": {
         "claim_regimes": {"default": ("st", "at"), "q3": ("at",), "borderline": ("st", "at")},
@@ -108,9 +112,9 @@ PRESETS = {
         "variants": True,
         "pref": {"q_values": (2, 3, 4), "P_values": (4, 8, 16, 32, 64),
                  "ratios": (0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8), "seeds": (0, 1),
-                 "T_of_q": {2: 150, 3: 150, 4: 600}},
+                 "T_of_q": {2: 150, 3: 150, 4: 600}, "base": ST_SWEEP_BASE},
         "susc": {"eps_values": (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
-                 "dN_values": (8, 16, 32, 64, 128), "seeds": (0, 1, 2)},
+                 "dN_values": (8, 16, 32, 64, 128), "seeds": (0, 1, 2), "base": ST_SWEEP_BASE},
         "atsucc": {"eps_values": (0.1, 0.15, 0.2, 0.3, 0.4), "alpha_ratios": (2, 3.5, 6, 10, 15),
                    "seeds": (0, 1), "base": {"eta": 0.1, "T": 750}},
     },
@@ -122,8 +126,8 @@ PRESETS = {
         "variant_seeds": 0,
         "variants": False,
         "pref": {"q_values": (3,), "P_values": (8, 64), "ratios": (0.2, 0.5), "seeds": (0,),
-                 "T_of_q": {3: 150}},
-        "susc": {"eps_values": (0.1, 0.3), "dN_values": (16, 64), "seeds": (0,)},
+                 "T_of_q": {3: 150}, "base": ST_SWEEP_BASE},
+        "susc": {"eps_values": (0.1, 0.3), "dN_values": (16, 64), "seeds": (0,), "base": ST_SWEEP_BASE},
         "atsucc": {"eps_values": (0.1, 0.3), "alpha_ratios": (3, 15), "seeds": (0,),
                    "base": {"eta": 0.1, "T": 750}},
     },
@@ -607,7 +611,9 @@ learned in every class (Φ ≈ 0.7–0.9); what fails is "Γ_j stays near its in
 scale". The ratio Φ/Γ then drops below the 5× threshold.
 """,
     "phase_intro": """Each grid point is an independent run seeded by its seed only; sweeps use
-n_train = 40, n_test = 100 and one PGD start (see "Why two regimes").
+n_train = 40, n_test = 100 and one PGD start, the other parameters at the
+defaults; the ST-only sweeps (preference, susceptibility) keep the first
+version's step η = 0.5, T = 150 (ST has no adversary, so RC3 does not limit it).
 """,
     "variants_intro": """Each row: AT with the given variant and the ST model of the same seed (same
 data, same W^{(0)}), both evaluated under that row's threat (E2: PGD-20, γ = ε/4,
