@@ -256,7 +256,10 @@ def test_sweep_command_bad_grid_is_one_line_exit_2(tmp_path, text, msg):
     assert re.search(msg, res.stderr), res.stderr
 
 
-def test_sweep_command_ctrl_c_keeps_finished_jobs_and_resumes(tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sweep_command_stopped_keeps_finished_jobs_and_resumes(tmp_path, sig, code):
+    """Ctrl-C (exit 130) or SIGTERM (143) mid-sweep: the finished jobs are in the
+    store and the same command runs only the others."""
     out = tmp_path / "out"
     g = _grid(tmp_path / "g.toml", seeds=6, grid="beta = [1.0]", base=SLOW)
     env = {**os.environ, "PYTHONPATH": ROOT}
@@ -266,10 +269,10 @@ def test_sweep_command_ctrl_c_keeps_finished_jobs_and_resumes(tmp_path):
     store = Store(str(out / "store"))
     while time.time() < deadline and store.count() < 2 and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     done = store.count()
-    assert proc.returncode == 130, (proc.returncode, err)
+    assert proc.returncode == code, (proc.returncode, err)
     assert 2 <= done < 6, f"{done} jobs stored at Ctrl-C"
     res = _cmd(g, "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr

@@ -35,7 +35,16 @@ import sys
 import time
 
 from ..config import FIELD_NAMES, Config
-from .common import (EXIT_FAILED, EXIT_OK, EXIT_SIGINT, Parser, UsageError, report_usage_error)
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Parser, UsageError,
+                     report_usage_error)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C so the workers are shut down."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
 
 DEFAULT_METRICS = ("claims.P1", "claims.P2", "claims.P3", "claims.P4", "st.robust_acc", "at.robust_acc")
 METRIC_WORDS = {
@@ -190,15 +199,22 @@ def main(argv=None) -> int:
     if not args.quiet:
         print(f"[sweep] {len(spec['configs'])} points × {len(spec['seeds'])} seeds on {runner.describe()}; "
               f"store {runner.store}", file=sys.stderr, flush=True)
+    import signal
+    import threading
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         table = S.sweep(spec["configs"], spec["seeds"], runner=runner,
                         kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
-    except KeyboardInterrupt:
-        print(f"interrupted; finished jobs are kept in {runner.store} (run the same command to resume)",
-              file=sys.stderr)
-        return EXIT_SIGINT
+    except (KeyboardInterrupt, _Terminated) as exc:
+        print(f"{'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; finished jobs are kept "
+              f"in {runner.store} (run the same command to resume)", file=sys.stderr)
+        return EXIT_SIGTERM if isinstance(exc, _Terminated) else EXIT_SIGINT
     except ValueError as exc:                          # e.g. the scheduler cannot be reached
         return report_usage_error(exc)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - t0
     os.makedirs(out, exist_ok=True)
     table.to_csv(os.path.join(out, "table.csv"))
