@@ -31,7 +31,9 @@ OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS = 1; Dask's nanny sets
 OMP/MKL/OPENBLAS_NUM_THREADS = 1 in every worker it starts
 (``distributed.nanny.pre-spawn-environ``), and ``local:N`` adds
 NUMBA_NUM_THREADS = 1. Each store record keeps the thread settings the job saw
-(``meta``). The numba kernels split work into ``kernels.SLOTS`` slots, a
+(``meta``). Dask's nanny also sets MALLOC_TRIM_THRESHOLD_=65536, which made
+jobs 1.6–2.2× slower; the job undoes it in its process (``_undo_malloc_trim``).
+The numba kernels split work into ``kernels.SLOTS`` slots, a
 constant, so the summation order — and every bit of a result — does not depend
 on the machine or the thread count (``meta.slots`` records it).
 
@@ -193,11 +195,44 @@ class Job:
         return (self.key, self.seed)
 
 
+_MALLOC: list = []          # what _undo_malloc_trim did in this process (once)
+
+
+def _undo_malloc_trim() -> str | None:
+    """Undo a small ``MALLOC_TRIM_THRESHOLD_`` in this process (glibc only).
+
+    Dask's nanny starts every worker with MALLOC_TRIM_THRESHOLD_=65536
+    (``distributed.nanny.pre-spawn-environ``). Setting it switches off glibc's
+    dynamic mmap threshold, so every numpy temporary above 128 KiB is mmapped and
+    unmapped again: a verify AT point took 1.6–2.2× longer in such a process
+    (27–38 s instead of 15–19 s, this machine, alternating runs). Setting the
+    thresholds to the values glibc's dynamic rule ends at (mmap 32 MiB, trim
+    64 MiB) gave 16–17 s. Only when the variable is set and below 1 MiB; the
+    result records what was done (``meta.malloc``)."""
+    if _MALLOC:
+        return _MALLOC[0]
+    done = None
+    val = os.environ.get("MALLOC_TRIM_THRESHOLD_", "")
+    if val.isdigit() and int(val) < (1 << 20) and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL("libc.so.6")
+            m_trim, m_mmap = -1, -3                          # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+            if libc.mallopt(m_mmap, 32 << 20) == 1 and libc.mallopt(m_trim, 64 << 20) == 1:
+                done = f"MALLOC_TRIM_THRESHOLD_={val} undone: mmap threshold 32 MiB, trim threshold 64 MiB"
+        except (OSError, AttributeError):
+            done = None
+    _MALLOC.append(done)
+    return done
+
+
 def execute(fn: Callable, config: Config, kwargs: dict, threads: int = 1) -> dict:
     """Run one job in this process and return its record (``result`` encoded by
-    :func:`encode`, ``meta``: wall time, host, pid, thread settings). The
-    kernels' thread count (``kernels.configure_threads``) is ``threads`` during the job."""
+    :func:`encode`, ``meta``: wall time, host, pid, thread and allocator settings).
+    The kernels' thread count (``kernels.configure_threads``) is ``threads`` during
+    the job; see :func:`_undo_malloc_trim` for the allocator."""
     from . import kernels
+    malloc = _undo_malloc_trim()
     prev = kernels.threads()
     kernels.configure_threads(max(1, int(threads)))
     t0 = time.perf_counter()
@@ -209,7 +244,7 @@ def execute(fn: Callable, config: Config, kwargs: dict, threads: int = 1) -> dic
     wall = time.perf_counter() - t0
     meta = {"wall_time_s": wall, "host": socket.gethostname(), "pid": os.getpid(),
             "reffeat_version": __version__, "threads": used, "slots": int(kernels.SLOTS),
-            "env": {k: os.environ.get(k) for k in THREAD_VARS},
+            "env": {k: os.environ.get(k) for k in THREAD_VARS}, "malloc": malloc,
             "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     return {"result": encode(result), "meta": meta}
 

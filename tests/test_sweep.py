@@ -333,6 +333,7 @@ def test_cluster_gives_the_local_executors_results_bit_for_bit(cluster, tmp_path
     assert [r_["claims.P4"] for r_ in local.rows] == [r_["claims.P4"] for r_ in remote.rows]
     metas = [json.loads(p.read_text())["meta"] for p in (tmp_path / "b").rglob("seed-*.json")]
     assert all(m["threads"] == 1 and m["env"]["OMP_NUM_THREADS"] == "1" for m in metas), metas[0]
+    assert all(m["malloc"] for m in metas), "Dask's MALLOC_TRIM_THRESHOLD_ was not undone on the workers"
 
 
 def test_cluster_finishes_every_job_exactly_once_when_a_worker_dies(cluster, tmp_path):
