@@ -104,7 +104,7 @@ ST_SWEEP_BASE = {"eta": 0.5, "T": 150}
 
 PRESETS = {
     "full": {
-        "claim_regimes": {"default": ("st", "at"), "q3": ("at",), "borderline": ("st", "at")},
+        "claim_regimes": {"default": ("st", "at"), "borderline": ("st", "at"), "q3": ("at",)},
         "claim_seeds": 20,
         "eta_rows": (1.0, 0.5, 0.25, 0.1, 0.05),
         "stability_seeds": 10,
