@@ -46,7 +46,7 @@ def test_defaults_are_the_specs():
     assert (c.k, c.P, c.s, c.d_N, c.d, c.alpha, c.beta, c.sigma_xi) == (4, 64, 1, 32, 36, 3.0, 1.0, 0.1)
     assert (c.m, c.sigma0, c.q, c.rho, c.eta, c.T, c.eps, c.K, c.step_size, c.lam) == \
         (16, 0.01, 2.0, 1.0, 0.05, 300, 0.2, 1, 0.2, 1.0)
-    assert (c.n_train, c.n_test, c.eval_K, c.eval_step_size) == (200, 500, 20, 0.05)
+    assert (c.n_train, c.n_test, c.eval_K, c.eval_step_size) == (200, 300, 20, 0.05)
 
 
 def test_set_and_toml(tmp_path):
