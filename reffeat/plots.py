@@ -1,8 +1,10 @@
 """Figures of the synthetic run: C2 coefficients Γ, Φ over training (ST vs AT),
 clean/robust accuracy over training (E1, cheap E2), and the C4 decomposition.
 
-matplotlib with the Agg backend (no screen needed); every file is written
-atomically.
+Every figure says in its title which run it shows (seed, threat, preset), labels
+both axes, names its curves in words, and marks the step where a training loss
+blew up.  matplotlib with the Agg backend (no screen needed); every file is
+written atomically.
 """
 
 from __future__ import annotations
@@ -14,6 +16,18 @@ import numpy as np
 
 from .output import atomic_write_bytes
 from .metrics import PART_NAMES, c4_per_step
+
+#: legend words for the C4 parts (metrics.PART_NAMES)
+PART_WORDS = {
+    "own_R": "own class, robust patches",
+    "own_N": "own class, non-robust patches",
+    "own_noise": "own class, noise patches",
+    "other_R": "other classes, robust patches",
+    "other_N": "other classes, non-robust patches",
+    "other_noise": "other classes, noise patches",
+}
+MODE_WORDS = {"st": "ST (standard training)", "at": "AT (adversarial training)"}
+_NORM_SYM = {"linf": "ℓ∞", "l2": "ℓ2", "l2-patch": "ℓ2 per patch"}
 
 
 def pyplot():
@@ -32,51 +46,100 @@ def save_figure(fig, path) -> str:
     return path
 
 
+def run_label(summary: dict) -> str:
+    """'preset X, seed 0, ℓ∞ ε = 0.2, η = 0.5, q = 3' — which run a figure shows."""
+    cfg = summary.get("config", {})
+    out = (f"seed {summary.get('seed', cfg.get('seed'))}, "
+           f"{_NORM_SYM.get(cfg.get('norm'), cfg.get('norm'))} ε = {cfg.get('eps'):g}, "
+           f"η = {cfg.get('eta'):g}, q = {cfg.get('q'):g}")
+    return (f"preset {summary['preset']}, " if summary.get("preset") else "") + out
+
+
+def blowups(summary: dict, results: dict) -> dict:
+    """mode -> (step, peak loss, initial loss) where the training loss rose above
+    twice its start (the run's table warns about the same)."""
+    out = {}
+    for m, res in results.items():
+        s = summary.get(m, {})
+        h = res.history
+        peak, step = res.extra.get("max_loss", s.get("max_loss")), res.extra.get("max_loss_step",
+                                                                                s.get("max_loss_step"))
+        if h["loss"] and peak is not None and np.isfinite(h["loss"][0]) and peak > 2 * h["loss"][0]:
+            out[m] = (int(step), float(peak), float(h["loss"][0]))
+    return out
+
+
+def _mark_blowups(ax, blown, colors):
+    for m, (step, peak, _) in blown.items():
+        ax.axvline(step, color=colors.get(m, "red"), ls=":", lw=1.2)
+        ax.plot([step], [ax.get_ylim()[1]], marker="x", color="red", ms=9, mew=2, clip_on=False,
+                label=f"{m.upper()} loss blew up (step {step}, loss {peak:.3g})")
+
+
 def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
     """Write coefficients.png, accuracy.png and c4_<mode>.png; return the file names."""
     plt = pyplot()
     written = []
     modes = [m for m in ("st", "at") if m in results]
-    c = summary["config"]
-    tag = (f"preset {summary.get('preset') or '—'}, seed {summary['seed']}, "
-           f"{c['norm']} ε = {c['eps']:g}, η = {c['eta']:g}, q = {c['q']:g}")
+    label = run_label(summary)
+    blown = blowups(summary, results)
+    colors = {"st": "tab:blue", "at": "tab:orange"}
     # C2 over training
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in ((axes[0], "gamma", "mean_j Γ_j (robust)"), (axes[1], "phi", "mean_j Φ_j (non-robust)")):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
+    for ax, key, title, ylab in (
+            (axes[0], "gamma", "robust feature: Γ_j = max_r ⟨w_j,r, u_j⟩", "Γ_j, mean over classes j"),
+            (axes[1], "phi", "non-robust feature: Φ_j = max_r ⟨w_j,r, v_j⟩", "Φ_j, mean over classes j")):
         for m in modes:
             h = results[m].history
-            ax.plot(h["step"], h[key], label=m.upper())
-        ax.set_xlabel("step t"); ax.set_title(label); ax.legend(); ax.grid(alpha=0.3)
-    fig.suptitle(f"C2 feature coefficients, ST vs AT ({tag})")
+            ax.plot(h["step"], h[key], color=colors[m], label=MODE_WORDS[m])
+        _mark_blowups(ax, blown, colors)
+        ax.set_xlabel("training step t"); ax.set_ylabel(ylab); ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(f"C2 feature coefficients over training — {label}")
     written.append(save_figure(fig, os.path.join(out_dir, "coefficients.png"))); plt.close(fig)
     # accuracy over training
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
     for m in modes:
         h = results[m].history
-        ax.plot(h["step"], h["clean_acc"], label=f"{m.upper()} clean")
-        ax.plot(h["step"], h["robust_acc"], "--", label=f"{m.upper()} robust (FGSM+feature)")
-    ax.set_xlabel("step t"); ax.set_ylabel("test accuracy"); ax.set_ylim(-0.05, 1.05)
-    ax.legend(fontsize=8); ax.grid(alpha=0.3)
-    ax.set_title(f"test accuracy over training\n({tag})", fontsize=9)
+        ax.plot(h["step"], h["clean_acc"], color=colors[m], label=f"{m.upper()} clean test accuracy")
+        ax.plot(h["step"], h["robust_acc"], "--", color=colors[m],
+                label=f"{m.upper()} robust test accuracy, cheap check (FGSM + feature attack)")
+    ax.set_ylim(-0.05, 1.05)
+    _mark_blowups(ax, blown, colors)
+    ax.set_xlabel("training step t"); ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Test accuracy during training — {label}\n(the table's robust accuracy uses "
+                 "the full attacks: PGD, APGD and the feature attack)", fontsize=10)
     written.append(save_figure(fig, os.path.join(out_dir, "accuracy.png"))); plt.close(fig)
     # C4 decomposition (cumulative), one figure per mode
     for m in modes:
         res = results[m]
         if not len(res.c4_gamma):
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for ax, arr, label in ((axes[0], res.c4_gamma, "Γ"), (axes[1], res.c4_phi, "Φ")):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+        for ax, arr, sym, feat in ((axes[0], res.c4_gamma, "Γ", "u_j⟩ (robust feature)"),
+                                   (axes[1], res.c4_phi, "Φ", "v_j⟩ (non-robust feature)")):
             per_step = c4_per_step(arr)
             cum = np.cumsum(per_step, axis=0)
+            steps = np.arange(1, len(cum) + 1)
+            ax.plot(steps, cum.sum(axis=1), color="0.6", lw=5, alpha=0.5,
+                    label="total = actual change", zorder=0)
             for i, part in enumerate(PART_NAMES):
-                ax.plot(np.arange(1, len(cum) + 1), cum[:, i], label=part,
+                ax.plot(steps, cum[:, i], label=PART_WORDS.get(part, part),
                         ls="-" if part.startswith("own") else "--")
-            ax.plot(np.arange(1, len(cum) + 1), cum.sum(axis=1), color="0.6", lw=5, alpha=0.5,
-                    label="sum (actual change)", zorder=0)
-            ax.set_xlabel("step t"); ax.set_title(f"C4: cumulative change of mean_j Σ_r {label}_{{j,r}}")
+            if m in blown:
+                ax.axvline(blown[m][0], color="red", ls=":", lw=1.2,
+                           label=f"loss blew up (step {blown[m][0]})")
+            ax.set_xlabel("training step t")
+            ax.set_ylabel(f"cumulative change of Σ_r {sym}_j,r")
+            ax.set_title(f"Σ_r {sym}_j,r = Σ_r ⟨w_j,r, {feat}, mean over classes j\n"
+                         f"(a sum over neurons r — not {sym}_j = max_r of coefficients.png)", fontsize=9)
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=7)
-        fig.suptitle(f"{m.upper()}: own-class vs other-class samples × robust/non-robust/noise patches ({tag})",
-                     fontsize=10)
+        axes[1].legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        fig.suptitle(f"C4 for {MODE_WORDS[m]}: which samples and patches changed Γ and Φ "
+                     f"— {label}", fontsize=11)
+        fig.tight_layout()
         written.append(save_figure(fig, os.path.join(out_dir, f"c4_{m}.png"))); plt.close(fig)
     return [os.path.basename(p) for p in written]

@@ -152,9 +152,9 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
         for key in hist:
             hist[key].append(int(row[key]) if key == "step" else float(row[key]))
         if progress is not None:
-            print(f"[{mode}] step {t:5d}  loss {obj:.4f}  acc {row['clean_acc']:.3f}  "
-                  f"rob {row['robust_acc']:.3f}  Γ {row['gamma']:.4f}  Φ {row['phi']:.4f}",
-                  file=progress, flush=True)
+            print(f"[{mode}] step {t:5d}  train loss {obj:.4f}  test acc {row['clean_acc']:.3f}  "
+                  f"test rob (FGSM+feature, cheap) {row['robust_acc']:.3f}  "
+                  f"Γ {row['gamma']:.4f}  Φ {row['phi']:.4f}", file=progress, flush=True)
 
     t = 0
     peak = [-np.inf, -1]                    # largest per-step objective and its step

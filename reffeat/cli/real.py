@@ -357,6 +357,16 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
     return res
 
 
+def _write_report(res: dict, out: Path, argv) -> str:
+    """out/report.html: the run's config, every number of results.json and every
+    figure in ``out`` on one self-contained page (reffeat.report)."""
+    import shlex
+    from ..report import REAL_CAPTIONS, real_report
+    args = sys.argv[1:] if argv is None else list(argv)
+    cmd = "python -m reffeat.run real " + shlex.join(args)
+    return real_report(res, str(out), REAL_CAPTIONS, command=cmd).write(str(out / "report.html"))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -366,6 +376,7 @@ def main(argv=None) -> int:
         train_config(c, "st")
         out = Path(args.out) if args.out else Path("runs") / f"real-{args.dataset}-seed{c['seed']}"
         res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=args.figures_dir)
+        _write_report(res, out, argv)
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,8 +2,10 @@
 sampled training set and the same W^{(0)}, evaluated with E1–E4 on a fresh
 test set, with the C2 coefficients over training and the C4 decomposition.
 
-Writes ``summary.json`` and PNG figures into ``--out`` (default
-``runs/<timestamp>/``); prints a summary table on stdout, progress on stderr.
+Writes ``summary.json``, PNG figures, ``report.html`` (everything on one
+self-contained page) and the weights into ``--out`` (default
+``runs/<timestamp>/``); prints the results table and the list of files on
+stdout, progress on stderr.
 ``python -m reffeat.run real ...`` runs the real-image experiments (R1–R5).
 """
 
@@ -102,13 +104,43 @@ def _c4_summary(res) -> dict:
     return out
 
 
+#: a few words on each file the run writes (shown after the table and in report.html)
+FILE_WORDS = {
+    "summary.json": "every number of the table, the config, seed, versions, per-step history and C4 (strict JSON)",
+    "report.html": "this run on one page to open in a browser: set-up, results, claims, figures, how to reproduce",
+    "coefficients.png": "Γ (robust feature) and Φ (non-robust feature) over training, ST vs AT",
+    "accuracy.png": "clean and robust test accuracy over training (robust: the cheap in-training check)",
+    "c4_st.png": "where ST's change of Γ and Φ came from: own/other class × robust/non-robust/noise patches (C4)",
+    "c4_at.png": "where AT's change of Γ and Φ came from: own/other class × robust/non-robust/noise patches (C4)",
+    "weights_st.npz": "ST's final weights W and initial weights W0 (numpy .npz)",
+    "weights_at.npz": "AT's final weights W and initial weights W0 (numpy .npz)",
+}
+
+
+def files_written(out_dir: str, since: float) -> dict:
+    """{file name: a few words} for every file in ``out_dir`` written at or after
+    ``since`` (time.time()), i.e. by this run, whoever wrote it; sorted with the
+    known files first, in FILE_WORDS order."""
+    found = []
+    for name in os.listdir(out_dir):
+        path = os.path.join(out_dir, name)
+        if name.startswith(".") or not os.path.isfile(path) or os.path.getmtime(path) < since - 1e-3:
+            continue
+        found.append(name)
+    order = list(FILE_WORDS)
+    found.sort(key=lambda f: (order.index(f) if f in order else len(order), f))
+    return {f: FILE_WORDS.get(f, "written by this run") for f in found}
+
+
 def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr,
-                  preset: str | None = None) -> dict:
-    """Train the requested modes, evaluate, write summary.json (+ figures); return the summary.
+                  preset: str | None = None, report: bool = True) -> dict:
+    """Train the requested modes, evaluate, write summary.json, figures and
+    report.html; return the summary (its "files": what was written, with words).
 
     ``summary["regime"]``: RC1–RC5 of §11 from the Config (expected initial
     weights), with ``["this_seed"]`` the same evaluated on this seed's W0."""
     t0 = time.perf_counter()
+    since = time.time()
     os.makedirs(out_dir, exist_ok=True)
     prob = problem(cfg)
     summary = {"config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
@@ -116,6 +148,8 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
                "preset": preset}
     summary["regime"] = regime(cfg)
     summary["regime"]["this_seed"] = regime(cfg, prob.W0, prob.features)
+    if _THREADS[0] is not None:
+        summary["threads"] = _THREADS[0]
     results = {}
     interrupted = False
     for mode in modes:
@@ -142,6 +176,12 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
         summary["figures"] = write_figures(summary, results, out_dir)
     summary["wall_time_s"] = time.perf_counter() - t0
     summary["interrupted"] = interrupted
+    if report and results:
+        from ..report import synthetic_report
+        files = files_written(out_dir, since)
+        files.setdefault("report.html", FILE_WORDS["report.html"])
+        synthetic_report(summary, out_dir, files).write(os.path.join(out_dir, "report.html"))
+    summary["files"] = files_written(out_dir, since)
     atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
     return summary
 
@@ -154,21 +194,31 @@ def format_header(summary: dict) -> str:
 
 
 def format_table(summary: dict) -> str:
-    rows = [("clean acc (E1)", "clean_acc"), ("robust acc (E2)", "robust_acc"),
-            ("  under PGD", "robust_acc_pgd"), ("  under feature attack", "robust_acc_feature_attack"),
-            ("  under APGD-CE", "robust_acc_apgd_ce"), ("  under APGD-DLR", "robust_acc_apgd_dlr"),
-            ("mean Γ_j (C2)", "gamma"), ("mean Φ_j (C2)", "phi"),
-            ("E3 alignment, one step", "alignment"), ("E3 alignment, PGD", "alignment_pgd")]
+    """The results table printed at the end of a run: what was measured (threat,
+    data sizes, the attacks behind "robust"), the numbers, the claims of this
+    seed, a two-line legend of the labels, and warnings."""
+    from ..report import E_LEGEND, describe_robust, describe_threat, result_rows
+    cfg = summary["config"]
     modes = [m for m in MODES if m in summary]
-    lines = [f"{'':28s}" + "".join(f"{m.upper():>12s}" for m in modes)]
-    for label, key in rows:
-        lines.append(f"{label:28s}" + "".join(f"{summary[m][key]:12.4f}" if summary[m][key] is not None
-                                               else f"{'skipped':>12s}" for m in modes))
-    for label, key in (("E4 response, robust input", "robust"), ("E4 response, non-robust", "nonrobust")):
-        lines.append(f"{label:28s}" + "".join(f"{summary[m]['responses'][key]:12.4f}" for m in modes))
+    preset = f"; preset {summary['preset']}" if summary.get("preset") else ""
+    lines = [f"results — seed {summary['seed']}{preset}; threat: {describe_threat(cfg)}",
+             f"n_train = {cfg['n_train']} training points, n_test = {cfg['n_test']} fresh test points; "
+             f"robust = survives {describe_robust(cfg)}",
+             f"{'':38s}" + "".join(f"{m.upper():>12s}" for m in modes)]
+    for label, key in result_rows(summary, modes):
+        vals = []
+        for m in modes:
+            v = summary[m]
+            for part in key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+            vals.append(f"{'—':>12s}" if v is None else f"{v:12.4f}")
+        lines.append(f"{label:38s}" + "".join(vals))
     cl = claims(summary)
     if cl:
-        lines.append("claims: " + "  ".join(f"{k} {'holds' if v else 'FAILS'}" for k, v in cl.items()))
+        lines.append("claims on this seed (SPEC V1): " + "  ".join(
+            f"{k} {'holds' if v else 'FAILS'}" for k, v in cl.items())
+            + "   (over seeds: python -m reffeat.verify)")
+    lines.extend(E_LEGEND)
     for m in modes:
         h = summary[m]["history"]
         if h["loss"] and summary[m].get("max_loss", 0) > 2 * h["loss"][0]:
@@ -178,6 +228,21 @@ def format_table(summary: dict) -> str:
         if summary[m].get("stopped"):
             lines.append(f"{m.upper()} stopped early: {summary[m]['stopped']}")
     return "\n".join(lines)
+
+
+def format_files(summary: dict, out_dir: str) -> str:
+    """The last lines of a run: every file written, with a few words each."""
+    files = summary.get("files") or {}
+    width = max((len(f) for f in files), default=0)
+    lines = [f"wrote {len(files)} file{'s' if len(files) != 1 else ''} in {out_dir}{os.sep}"
+             f"  (wall time {summary['wall_time_s']:.1f} s):"]
+    lines += [f"  {name:{width}s}  {what}" for name, what in files.items()]
+    if "report.html" in files:
+        lines.append(f"open {os.path.join(out_dir, 'report.html')} in a browser to see it all on one page")
+    return "\n".join(lines)
+
+
+_THREADS = [None]          # what configure_threads() set, for the summary's record
 
 
 def main(argv=None) -> int:
@@ -193,7 +258,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     modes = list(MODES) if args.mode == "both" else [args.mode]
-    configure_threads()
+    _THREADS[0] = configure_threads()
     out = args.out or os.path.join("runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     try:
         summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
@@ -203,7 +268,7 @@ def main(argv=None) -> int:
         return 130
     print(format_header(summary))
     print(format_table(summary))
-    print(f"wrote {os.path.join(out, 'summary.json')}  (wall time {summary['wall_time_s']:.1f} s)")
+    print(format_files(summary, out))
     return 130 if summary.get("interrupted") else 0     # the shell's code for Ctrl-C
 
 
