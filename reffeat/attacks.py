@@ -21,26 +21,27 @@ array([[[ 0.2, -0.1]]])
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
 from . import backend as _backend
-from .model import grad_x_and_loss, per_sample_loss, predict
+from .constraints import ASCENTS, NORMS, Interval, NoneOr, Options, check
+from .model import check_inputs, grad_x_and_loss, per_sample_loss, predict
 
-_NORMS = ("linf", "l2", "l2-patch")
-_ASCENTS = ("sign", "plain")
+_EPS = Interval(Real, 0)
+_STEPS = Interval(Integral, 1)
+_STEP_SIZE = NoneOr(Interval(Real, 0, closed="neither"))
+_RESTARTS = Interval(Integral, 0)
 
 
 def _check(eps, norm, steps, step_size, ascent):
-    if norm not in _NORMS:
-        raise ValueError(f"norm must be one of {', '.join(_NORMS)} (got {norm!r})")
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0 (got {eps!r})")
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
-    if step_size is not None and (not np.isfinite(step_size) or step_size <= 0):
-        raise ValueError(f"step_size must be a finite number > 0 (got {step_size!r})")
-    if ascent not in _ASCENTS:
-        raise ValueError(f"ascent must be one of {', '.join(_ASCENTS)} (got {ascent!r})")
+    """T2's parameters at the public boundary (``reffeat.constraints``)."""
+    check("norm", norm, Options(NORMS))
+    check("eps", eps, _EPS)
+    check("steps", steps, _STEPS)
+    check("step_size", step_size, _STEP_SIZE)
+    check("ascent", ascent, Options(ASCENTS))
 
 
 def _l2(a: np.ndarray, norm: str) -> np.ndarray:
@@ -72,6 +73,8 @@ def project(delta: np.ndarray, eps: float, norm: str) -> np.ndarray:
 def random_start(shape, eps: float, norm: str, rng: np.random.Generator) -> np.ndarray:
     """A perturbation uniform in the ε-ball (ℓ∞ box, ℓ2 ball of the input or of each patch)."""
     if norm == "linf":
+        if eps > np.finfo(float).max / 2:    # uniform(-ε, ε) overflows its width 2ε: same law, scaled
+            return eps * rng.uniform(-1.0, 1.0, size=shape)
         return rng.uniform(-eps, eps, size=shape)
     g = rng.standard_normal(shape)
     g /= np.maximum(_l2(g, norm), 1e-300)
@@ -127,8 +130,11 @@ def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", ste
     """
     _check(eps, norm, steps, step_size, ascent)
     backend = _backend.resolve(backend)
-    if not isinstance(restarts, (int, np.integer)) or restarts < 0:
-        raise ValueError(f"restarts must be an integer >= 0 (got {restarts!r})")
+    check("restarts", restarts, _RESTARTS)
+    if targets is None:
+        y = check_inputs(W, X, q, rho, y)
+    else:
+        targets = check_inputs(W, X, q, rho, targets)
     gamma = eps if step_size is None else step_size
     if (random_start or restarts > 0) and rng is None:
         raise ValueError("rng must be a numpy Generator when random_start or restarts is used")

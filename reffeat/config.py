@@ -31,20 +31,20 @@ allowed range.
 >>> Config(q=0.5)
 Traceback (most recent call last):
 ...
-ValueError: q must be a number >= 1 (got 0.5)
+ValueError: q must be a finite number >= 1 (got 0.5)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, fields
+from numbers import Integral, Real
 
-GEOMETRIES = ("sparse-dense", "basis", "random")
-NORMS = ("linf", "l2", "l2-patch")
-ASCENTS = ("sign", "plain")
+from .constraints import (ASCENTS, GEOMETRIES, NORMS, Boolean, Dependent, Field, Interval, NoneOr,
+                          Options, PowerOfTwo, check_fields, parse, reject_unknown_keywords, show)
 
 
+@reject_unknown_keywords
 @dataclass(frozen=True)
 class Config:
     """All parameters of the synthetic experiment (SPEC §1–§8), with defaults.
@@ -139,113 +139,136 @@ class Config:
         return cls(**{key: coerce(key, value) for key, value in d.items()})
 
 
-def _type_of(name: str):
-    return {f.name: f.type for f in fields(Config)}[name]
-
-
-def coerce(name: str, value):
-    """Convert a value (e.g. the string of ``--set key=value``) to the field's type.
-
-    Raises ValueError naming the field when the conversion is impossible.
-    """
-    typ = str(_type_of(name))
-    if isinstance(value, str):
-        text = value.strip()
-        if "None" in typ and text.lower() in ("none", "null", ""):
-            return None
-        try:
-            if typ.startswith("int"):
-                f = float(text)
-                if not f.is_integer():
-                    raise ValueError
-                return int(f)
-            if typ.startswith("float"):
-                return float(text)
-            if typ.startswith("bool"):
-                low = text.lower()
-                if low in ("1", "true", "yes", "on"):
-                    return True
-                if low in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-        except ValueError:
-            kind = typ.split(" ")[0].split("|")[0]
-            raise ValueError(f"{name} must be of type {kind} (got {value!r})") from None
-        return text
-    return value
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def _int(cfg, name, lo, hi=None, extra=""):
-    v = getattr(cfg, name)
-    rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-    if not _is_int(v) or v < lo or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be an integer {rng}{extra} (got {v!r})")
-
-
-def _num(cfg, name, lo, strict=False, hi=None):
-    v = getattr(cfg, name)
-    op = ">" if strict else ">="
-    rng = f"{op} {lo}" + ("" if hi is None else f" and <= {hi}")
-    bad = (not _is_num(v)) or (v <= lo if strict else v < lo) or (hi is not None and v > hi)
-    if bad:
-        raise ValueError(f"{name} must be a finite number {rng} (got {v!r})")
+#: Every field's constraint (``reffeat.constraints``) and one line of meaning,
+#: in the order they are checked (a cross-field rule sees the fields before it).
+#: The same table validates ``Config``, parses ``--set``/TOML values and writes
+#: the key list of ``python -m reffeat.run --help``.
+FIELDS = {
+    "k": Field(Interval(Integral, 2), "classes k: one robust u_j and one non-robust v_j each (D1, F1)"),
+    "P": Field(Interval(Integral, 2), "patches per input (D2)"),
+    "s": Field(Dependent("an integer in [1, P-1]", lambda c: Interval(Integral, 1, c.P - 1)),
+               "robust patches per input, carrying alpha*u_y (D2)"),
+    "geometry": Field(Options(GEOMETRIES), "feature geometry: sparse-dense (F2), basis or random (F3)"),
+    "d_N": Field(Dependent(
+        "a power of two >= k+1 (sparse-dense), else an integer >= k",
+        lambda c: PowerOfTwo(c.k + 1, desc=f"a power of two >= k+1 = {c.k + 1} for geometry 'sparse-dense'")
+        if c.geometry == "sparse-dense" else
+        Interval(Integral, c.k, desc=f"an integer >= k = {c.k} for geometry {c.geometry!r}")),
+        "dimension of the non-robust block; patch dimension d = k + d_N (F2)"),
+    "alpha": Field(Interval(Real, 0), "robust-patch strength alpha: x_p = alpha*u_y + noise (D3)"),
+    "beta": Field(Interval(Real, 0), "non-robust-patch strength beta: x_p = beta*v_y + noise (D3)"),
+    "sigma_xi": Field(Interval(Real, 0), "noise std sigma_xi, orthogonal to the features (D4)"),
+    "n_nonrobust": Field(Dependent("none or an integer in [0, P-s]",
+                                   lambda c: NoneOr(Interval(Integral, 0, c.P - c.s))),
+                         "non-robust patches per input |N| (none: P - s) (D2)"),
+    "n_train": Field(Interval(Integral, 1), "training set size n (D1, L3)"),
+    "n_test": Field(Interval(Integral, 1), "test set size of the evaluation (E1-E4)"),
+    "m": Field(Interval(Integral, 1), "filters per class (N3)"),
+    "sigma0": Field(Interval(Real, 0, closed="neither"), "initial weight scale: w ~ N(0, sigma0^2 I) (N4)"),
+    "q": Field(Interval(Real, 1), "smoothed-ReLU power q (N1)"),
+    "rho": Field(Interval(Real, 0, closed="neither"), "smoothed-ReLU knee rho (N1)"),
+    "eta": Field(Interval(Real, 0, closed="neither"), "gradient-descent step size eta (T1, T3)"),
+    "T": Field(Interval(Integral, 0), "training steps (T1, T3)"),
+    "norm": Field(Options(NORMS), "threat: linf, l2 (whole input) or l2-patch (each patch) (T2)"),
+    "eps": Field(Interval(Real, 0), "threat radius epsilon of training and evaluation (T2, E2)"),
+    "K": Field(Interval(Integral, 1), "ascent steps of the training attack; 1 = FGSM (T2)"),
+    "gamma": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps"),
+                   "ascent step of the training attack (none: eps) (T2)"),
+    "random_start": Field(Boolean(), "training attack starts uniformly in the ball (T2)"),
+    "ascent": Field(Options(ASCENTS), "ascent direction: sign (normalised) or plain gradient (T2)"),
+    "lam": Field(Interval(Real, 0, 1), "AT objective (1-lam)*clean + lam*adversarial (T3)"),
+    "eval_K": Field(Interval(Integral, 1), "PGD steps of the evaluation attack (E2a)"),
+    "eval_gamma": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps/4"),
+                        "PGD step of the evaluation attack (none: eps/4) (E2a)"),
+    "eval_restarts": Field(Interval(Integral, 0), "random restarts of the evaluation attack (E2a)"),
+    "eval_apgd_K": Field(Interval(Integral, 0), "iterations of APGD-CE and APGD-DLR in the evaluation; 0 = off (E2c)"),
+    "log_every": Field(Interval(Integral, 1), "steps between logged coefficients and accuracies (C2)"),
+    "seed": Field(Interval(Integral, 0, 2**32 - 1), "seed of every random stream (reffeat.seeding)"),
+}
 
 
 def validate(cfg: Config) -> None:
-    """Check every field; raise ValueError naming the first bad one."""
-    _int(cfg, "k", 2)
-    _int(cfg, "P", 2)
-    _int(cfg, "s", 1, cfg.P - 1, extra=" (1 <= s < P)")
-    if cfg.geometry not in GEOMETRIES:
-        raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)} (got {cfg.geometry!r})")
-    if cfg.geometry == "sparse-dense":
-        v = cfg.d_N
-        if not _is_int(v) or v < cfg.k + 1 or (v & (v - 1)) != 0:
-            raise ValueError(
-                f"d_N must be a power of two >= k+1 = {cfg.k + 1} for geometry "
-                f"'sparse-dense' (got {v!r})"
-            )
-    else:
-        _int(cfg, "d_N", cfg.k, extra=f" (>= k for geometry {cfg.geometry!r})")
-    _num(cfg, "alpha", 0.0)
-    _num(cfg, "beta", 0.0)
-    _num(cfg, "sigma_xi", 0.0)
-    if cfg.n_nonrobust is not None:
-        _int(cfg, "n_nonrobust", 0, cfg.P - cfg.s, extra=" (0 <= n_nonrobust <= P - s)")
-    _int(cfg, "n_train", 1)
-    _int(cfg, "n_test", 1)
-    _int(cfg, "m", 1)
-    _num(cfg, "sigma0", 0.0, strict=True)
-    _num(cfg, "q", 1.0)
-    _num(cfg, "rho", 0.0, strict=True)
-    _num(cfg, "eta", 0.0, strict=True)
-    _int(cfg, "T", 0)
-    if cfg.norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)} (got {cfg.norm!r})")
-    _num(cfg, "eps", 0.0)
-    _int(cfg, "K", 1)
-    if cfg.gamma is not None:
-        _num(cfg, "gamma", 0.0, strict=True)
-    if not isinstance(cfg.random_start, bool):
-        raise ValueError(f"random_start must be true or false (got {cfg.random_start!r})")
-    if cfg.ascent not in ASCENTS:
-        raise ValueError(f"ascent must be one of {', '.join(ASCENTS)} (got {cfg.ascent!r})")
-    _num(cfg, "lam", 0.0, hi=1.0)
-    _int(cfg, "eval_K", 1)
-    if cfg.eval_gamma is not None:
-        _num(cfg, "eval_gamma", 0.0, strict=True)
-    _int(cfg, "eval_restarts", 0)
-    _int(cfg, "eval_apgd_K", 0)
-    _int(cfg, "log_every", 1)
-    _int(cfg, "seed", 0, 2**32 - 1)
+    """Check and normalise every field (numpy scalars become Python numbers);
+    raise ValueError naming the first bad one, its allowed range and value."""
+    check_fields(cfg, FIELDS)
+
+
+def coerce(name: str, value):
+    """The value of field ``name`` from the text of ``--set key=value`` (or a
+    TOML value, which may already be typed); ValueError in the one format."""
+    if name not in FIELDS:
+        raise ValueError(f"unknown config key {name!r}; known keys: {', '.join(FIELDS)}")
+    c = FIELDS[name].constraint
+    if isinstance(c, Dependent):            # the range needs the other fields: Config checks it
+        c = _TYPE_ONLY[name]
+    return parse(name, value, c) if isinstance(value, str) else value
+
+
+#: For --set parsing of fields whose range depends on others: the type alone.
+_TYPE_ONLY = {"s": Interval(Integral), "d_N": Interval(Integral),
+              "n_nonrobust": NoneOr(Interval(Integral))}
+
+
+def parse_set(item: str) -> tuple:
+    """``KEY=VALUE`` of ``--set`` -> (key, value); ValueError naming what is wrong."""
+    if not isinstance(item, str) or "=" not in item:
+        raise ValueError(f"--set must be KEY=VALUE with KEY a config key (got {item!r})")
+    key, val = item.split("=", 1)
+    key = key.strip()
+    if key not in FIELDS:
+        raise ValueError(f"unknown config key {key!r} in --set; known keys: {', '.join(FIELDS)}")
+    return key, coerce(key, val)
+
+
+def read_toml(path) -> dict:
+    """Config fields from a TOML file: ``key = value`` lines at the top level, or
+    all of them in one ``[config]`` table (not both). ValueError naming the file."""
+    import tomllib
+    try:
+        with open(path, "rb") as fh:
+            values = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not valid TOML: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    if "config" in values:
+        table = values["config"]
+        if not isinstance(table, dict):
+            raise ValueError(f"config file {path}: 'config' must be a [config] table of config keys "
+                             f"(got {show(table)})")
+        others = [key for key in values if key != "config"]
+        if others:
+            raise ValueError(f"config file {path} has keys both at the top level ({', '.join(others)}) "
+                             "and in a [config] table: put them all in one place")
+        values = table
+    for key, val in values.items():
+        if key not in FIELDS:
+            raise ValueError(f"config file {path}: unknown config key {key!r}; "
+                             f"known keys: {', '.join(FIELDS)}")
+        if isinstance(val, dict):
+            raise ValueError(f"config file {path}: {key} must be a value, not a table")
+    return {key: coerce(key, val) for key, val in values.items()}
+
+
+def help_text(defaults: "Config | None" = None, width: int = 100) -> str:
+    """The Config keys for ``--help``: name, default, allowed range (from the
+    constraints that validate it) and meaning, one block per key."""
+    cfg = defaults or Config()
+    lines = []
+    for name, spec in FIELDS.items():
+        default = getattr(cfg, name)
+        shown = "none" if default is None else str(default).lower() if isinstance(default, bool) else default
+        lines.append(f"  {name} = {shown}  ({spec.constraint})")
+        lines.append(f"      {spec.meaning}")
+    return "\n".join(lines)
 
 
 FIELD_NAMES = tuple(f.name for f in fields(Config))
+if set(FIELDS) != set(FIELD_NAMES):   # every field declared once, with its constraint
+    raise ImportError(f"config.FIELDS and Config differ: {sorted(set(FIELDS) ^ set(FIELD_NAMES))}")

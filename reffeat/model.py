@@ -37,11 +37,14 @@ to ≤ 1e-10 relative in float64 (tests/test_kernels.py, tests/test_backend.py).
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
 from . import backend as _backend
 from .activation import smoothed_relu_and_grad
 from .backend import BACKENDS, get_backend, set_backend, use_backend  # noqa: F401  (re-exported)
+from .constraints import Interval, check, check_array, check_labels
 
 
 def _fast(backend):
@@ -49,8 +52,38 @@ def _fast(backend):
     return _backend.kernels(backend)
 
 
+_Q = Interval(Real, 1)
+_RHO = Interval(Real, 0, closed="neither")
+_SIZE = Interval(Integral, 1)
+_SIGMA0 = Interval(Real, 0, closed="neither")
+
+
+def check_inputs(W, X, q, rho, y=None, *, need_samples: bool = False):
+    """The public boundary of N3, L1–L3 and G1–G3: W (k, m, d) and X (n, P, d)
+    real arrays with k, m, d, P >= 1 and the same d, q >= 1 and ρ > 0 finite
+    (N1), labels y (n,) integers in [0, k) (floats holding whole numbers are
+    converted). ValueError naming the argument otherwise. Cost: the shapes and
+    one pass over y — never over W or X."""
+    W = check_array("W", W, 3)
+    X = check_array("X", X, 3)
+    k, m, d = W.shape
+    n, P, dx = X.shape
+    if min(k, m, d) < 1:
+        raise ValueError(f"W must have shape (k, m, d) with k, m, d >= 1 (got shape {W.shape})")
+    if P < 1 or dx != d:
+        raise ValueError(f"X must have shape (n, P, d) with P >= 1 patches of the d = {d} of W "
+                         f"(got shape {X.shape})")
+    if need_samples and n < 1:
+        raise ValueError(f"X must hold at least one sample for a loss or gradient (got shape {X.shape})")
+    check("q", q, _Q)
+    check("rho", rho, _RHO)
+    return None if y is None else check_labels("y", y, n, k)
+
+
 def init_weights(k: int, m: int, d: int, sigma0: float, rng: np.random.Generator) -> np.ndarray:
     """N4: W (k, m, d) with i.i.d. N(0, σ_0²) entries."""
+    k, m, d = (check(name, v, _SIZE) for name, v in (("k", k), ("m", m), ("d", d)))
+    sigma0 = check("sigma0", sigma0, _SIGMA0)
     return sigma0 * rng.standard_normal((k, m, d))
 
 
@@ -66,6 +99,7 @@ def preactivations(W: np.ndarray, X: np.ndarray, *, backend=None) -> np.ndarray:
 
 def forward_and_slopes(W, X, q, rho, need_grad=True, *, backend=None):
     """N3 and N2 in one pass: F (n,k) and σ'(z) (n,P,k,m) (None if not need_grad)."""
+    check_inputs(W, X, q, rho)
     if (kern := _fast(backend)) is not None:
         return kern.forward_and_slopes(W, X, q, rho, need_grad)
     Z = preactivations(W, X)
@@ -76,6 +110,7 @@ def forward_and_slopes(W, X, q, rho, need_grad=True, *, backend=None):
 
 def forward(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend=None) -> np.ndarray:
     """N3: network outputs F (n, k)."""
+    check_inputs(W, X, q, rho)
     if (kern := _fast(backend)) is not None:
         return kern.forward(W, X, q, rho)
     return forward_and_slopes(W, X, q, rho, need_grad=False, backend="reference")[0]
@@ -89,12 +124,14 @@ def log_softmax(F: np.ndarray) -> np.ndarray:
 
 def per_sample_loss(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
     """L2: ℓ(W; X_i, y_i) for every i -> (n,)."""
+    y = check_inputs(W, X, q, rho, y)
     F = forward(W, X, q, rho, backend=backend)
     return -log_softmax(F)[np.arange(len(y)), y]
 
 
 def loss(W, X, y, q: float, rho: float, *, backend=None) -> float:
     """L3: empirical risk L_S(W) (a float)."""
+    check_inputs(W, X, q, rho, y, need_samples=True)
     return float(per_sample_loss(W, X, y, q, rho, backend=backend).mean())
 
 
@@ -118,6 +155,7 @@ def backprop(W, X, y, q: float, rho: float, *, backend=None):
     Returns (losses (n,), A (n,P,k,m)) with
     A[i,p,j,r] = (logit_j(X_i) − 1[j=y_i]) σ'(⟨w_{j,r}, x_{i,p}⟩)   (G1 × N2).
     """
+    y = check_inputs(W, X, q, rho, y)
     if (kern := _fast(backend)) is not None:
         return kern.backprop(W, X, y, q, rho)
     F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True, backend="reference")
@@ -128,6 +166,7 @@ def backprop(W, X, y, q: float, rho: float, *, backend=None):
 
 def grad_w(W, X, y, q: float, rho: float, *, backend=None):
     """G2: (L_S(W), ∇_W L_S) with the gradient shaped like W (k, m, d)."""
+    y = check_inputs(W, X, q, rho, y, need_samples=True)
     if (kern := _fast(backend)) is not None:
         return kern.grad_w(W, X, y, q, rho)
     k, m, d = W.shape
@@ -142,6 +181,7 @@ def grad_x(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
 
     Not divided by n: row i is the gradient of sample i's own loss.
     """
+    y = check_inputs(W, X, q, rho, y)
     if (kern := _fast(backend)) is not None:
         return kern.grad_x(W, X, y, q, rho)
     _, A = backprop(W, X, y, q, rho, backend="reference")
@@ -150,6 +190,7 @@ def grad_x(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
 
 def grad_x_and_loss(W, X, y, q: float, rho: float, *, backend=None):
     """G3 and L2 in one pass: (per-sample losses (n,), ∇_X ℓ (n,P,d))."""
+    y = check_inputs(W, X, q, rho, y)
     if (kern := _fast(backend)) is not None:
         return kern.grad_x_and_loss(W, X, y, q, rho)
     losses, A = backprop(W, X, y, q, rho, backend="reference")

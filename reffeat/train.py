@@ -23,12 +23,12 @@ import numpy as np
 
 from . import seeding
 from .attacks import attack, feature_attack_correct
+from .constraints import MODES  # noqa: F401  (the one list of training modes; re-exported)
 from .distribution import sample
 from .features import make_features
 from .metrics import accuracy, coefficient_summary, grad_w_and_c4
 from .model import grad_w, init_weights, loss, predict
 
-MODES = ("st", "at")
 
 
 @dataclass

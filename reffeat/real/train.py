@@ -25,6 +25,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +36,15 @@ from ..model import grad_w, init_weights, predict
 from ..output import atomic_savez, strict_json
 from .patches import filters_as_images, patchify, unpatchify  # noqa: F401  (re-exported for callers of R3)
 
-NORMS = ("linf", "l2")
-MODES = ("st", "at")
-OPTIMIZERS = ("sgd", "adam")
-#: working precision of training (weights, inputs, optimizer state); evaluation
-#: is always float64 (float32 weights meet float64 inputs, so the kernels upcast).
-DTYPES = ("float64", "float32")
+from ..constraints import DTYPES, MODES, OPTIMIZERS  # noqa: F401  (the one list of each)
+from ..constraints import IMAGE_NORMS as NORMS
+from ..constraints import (Boolean, Box, Field, Interval, NoneOr, Options, check_fields,
+                           reject_unknown_keywords)
 
 
 # ------------------------------------------------------------ R3 training
 
+@reject_unknown_keywords
 @dataclass(frozen=True)
 class ImageTrainConfig:
     """Parameters of R3 mini-batch training (validated on construction).
@@ -81,29 +81,7 @@ class ImageTrainConfig:
     dtype: str = "float64"
 
     def __post_init__(self):
-        def need(cond, name, rng):
-            if not cond:
-                raise ValueError(f"{name} must be {rng} (got {getattr(self, name)!r})")
-        need(self.mode in MODES, "mode", f"one of {', '.join(MODES)}")
-        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        need(math.isfinite(self.lr) and self.lr > 0, "lr", "a number > 0")
-        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
-        need(0.0 <= self.momentum < 1.0, "momentum", "in [0, 1)")
-        need(isinstance(self.m, int) and self.m >= 1, "m", "an integer >= 1")
-        need(math.isfinite(self.sigma0) and self.sigma0 >= 0, "sigma0", "a number >= 0")
-        need(math.isfinite(self.q) and self.q >= 1, "q", "a number >= 1")
-        need(math.isfinite(self.rho) and self.rho > 0, "rho", "a number > 0")
-        need(self.norm in NORMS, "norm", f"one of {', '.join(NORMS)}")
-        need(math.isfinite(self.eps) and self.eps >= 0, "eps", "a number >= 0")
-        need(isinstance(self.attack_steps, int) and self.attack_steps >= 1, "attack_steps", "an integer >= 1")
-        need(self.attack_step_size is None or (math.isfinite(self.attack_step_size) and self.attack_step_size > 0),
-             "attack_step_size", "None or a number > 0")
-        need(0.0 <= self.lam <= 1.0, "lam", "in [0, 1]")
-        need(self.clip is None or (len(self.clip) == 2 and self.clip[0] < self.clip[1]),
-             "clip", "None or (lo, hi) with lo < hi")
-        need(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0")
-        need(self.dtype in DTYPES, "dtype", f"one of {', '.join(DTYPES)}")
+        check_fields(self, IMAGE_FIELDS)
 
     @property
     def step_size(self) -> float:
@@ -115,6 +93,32 @@ class ImageTrainConfig:
         d = dataclasses.asdict(self)
         d["clip"] = list(self.clip) if self.clip is not None else None
         return d
+
+
+#: ImageTrainConfig's constraints and meanings (``reffeat.constraints``); the
+#: ``run real`` options of the same names use these very objects.
+IMAGE_FIELDS = {
+    "mode": Field(Options(MODES), "st (R3 with lambda = 0) or at"),
+    "epochs": Field(Interval(Integral, 1), "passes over the training set"),
+    "batch_size": Field(Interval(Integral, 1), "images per mini-batch"),
+    "lr": Field(Interval(Real, 0, closed="neither"), "learning rate eta"),
+    "optimizer": Field(Options(OPTIMIZERS), "sgd (the R3 rule, optional momentum) or adam"),
+    "momentum": Field(Interval(Real, 0, 1, closed="left"), "SGD heavy-ball momentum"),
+    "m": Field(Interval(Integral, 1), "filters per class (N3)"),
+    "sigma0": Field(Interval(Real, 0, closed="neither"), "initial weight scale sigma0 (N4)"),
+    "q": Field(Interval(Real, 1), "smoothed-ReLU power q (N1)"),
+    "rho": Field(Interval(Real, 0, closed="neither"), "smoothed-ReLU knee rho (N1)"),
+    "norm": Field(Options(NORMS), "threat norm (T2; l2 of the whole image)"),
+    "eps": Field(Interval(Real, 0), "threat radius epsilon, pixels in [0, 1]"),
+    "attack_steps": Field(Interval(Integral, 1), "AT attack steps K (1 = FGSM, the paper's algorithm)"),
+    "attack_step_size": Field(NoneOr(Interval(Real, 0, closed="neither")),
+                              "AT attack step (none: eps for K = 1, 2.5 eps/K for PGD)"),
+    "random_start": Field(Boolean(), "PGD (K > 1) starts uniformly in the ball"),
+    "lam": Field(Interval(Real, 0, 1), "AT loss mix lambda"),
+    "clip": Field(Box(), "pixel box of adversarial images"),
+    "seed": Field(Interval(Integral, 0, 2**32 - 1), "seed of W0, batch order and attack starts"),
+    "dtype": Field(Options(DTYPES), "training precision (evaluation stays float64)"),
+}
 
 
 @dataclass
