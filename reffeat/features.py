@@ -35,6 +35,24 @@ def hadamard(order: int) -> np.ndarray:
     return H
 
 
+def hadamard_rows(rows, order: int) -> np.ndarray:
+    """Rows of the Sylvester–Hadamard matrix H_order without building it:
+    H[r, c] = (−1)^popcount(r AND c). (len(rows), order) entries ±1; memory
+    O(len(rows)·order), not order² (d_N = 131072 would need 137 GB)."""
+    if order < 1 or order & (order - 1):
+        raise ValueError(f"hadamard order must be a power of two >= 1 (got {order})")
+    c = np.arange(order, dtype=np.int64)
+    out = np.empty((len(rows), order))
+    for i, r in enumerate(rows):
+        x = np.bitwise_and(c, int(r))
+        parity = np.zeros(order, dtype=np.int64)
+        while x.any():
+            parity ^= x & 1
+            x >>= 1
+        out[i] = 1.0 - 2.0 * parity
+    return out
+
+
 def make_features(cfg, rng: np.random.Generator | None = None):
     """F1–F3: return (U, V), each (k, d) with orthonormal rows.
 
@@ -45,7 +63,7 @@ def make_features(cfg, rng: np.random.Generator | None = None):
     V = np.zeros((k, d))
     if cfg.geometry == "sparse-dense":
         U[np.arange(k), np.arange(k)] = 1.0
-        V[:, k:] = hadamard(d_N)[1 : k + 1] / np.sqrt(d_N)
+        V[:, k:] = hadamard_rows(range(1, k + 1), d_N) / np.sqrt(d_N)
     elif cfg.geometry == "basis":
         U[np.arange(k), np.arange(k)] = 1.0
         V[np.arange(k), k + np.arange(k)] = 1.0

@@ -41,8 +41,12 @@ import os
 import sys
 import time
 import tracemalloc
+from numbers import Integral
 
 import numpy as np
+
+from ..constraints import Interval
+from .common import Parser, command, option
 
 CONFIGS = {
     #          n,   P,   d,   k,  m,   eps,     clip
@@ -310,21 +314,26 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m reffeat.bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+REPS = Interval(Integral, 5, 10_000)
+REF_REPS = Interval(Integral, 1, 10_000)
+
+
+@command
+def main(argv, policy) -> int:
+    """``python -m reffeat.bench``: see the module docstring."""
+    p = Parser(prog="python -m reffeat.bench", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--reps", type=int, default=7, help="timed repetitions per measurement (>= 5; default 7)")
-    p.add_argument("--ref-reps", type=int, default=None, help="repetitions for the reference (default --reps)")
+    p.add_argument("--reps", type=option("--reps", REPS), default=7,
+                   help=f"timed repetitions per measurement; {REPS}; default 7")
+    p.add_argument("--ref-reps", type=option("--ref-reps", REF_REPS), default=None,
+                   help=f"repetitions for the reference; {REF_REPS}; default: --reps")
     p.add_argument("--config", action="append", choices=list(CONFIGS),
                    help="only these configs (repeatable; default all)")
     p.add_argument("--no-compile-probe", action="store_true",
                    help="skip measuring the kernels' compile time in an empty cache (two "
                         "extra processes, ~10-30 s)")
     args = p.parse_args(argv)
-    if args.reps < 5:
-        print(f"error: --reps must be >= 5 (got {args.reps})", file=sys.stderr)
-        return 2
     res = run(args.config, args.reps, args.ref_reps, compile_probe=not args.no_compile_probe)
     print(json.dumps(res) if args.json else format_table(res))
     return 0

@@ -1,14 +1,28 @@
-"""What every command shares: the parser base and the exit-code policy.
+"""What every command shares: the parser base, the exit-code policy, the
+output-path check, the memory check and the signal policy.
 
 Exit codes (all commands): 0 done; 1 a check failed (verify) or a network
 failure (data fetch); 2 bad input — one line ``error: <message>`` on stderr
 naming the parameter and its allowed range, never a traceback; 130 stopped by
 Ctrl-C and 143 by SIGTERM, with what was computed kept.
+
+Order of a command (``command``): parse and validate every option (the
+constraints of ``reffeat.constraints``), estimate the memory, check every
+output path (``output_dir``/``output_file``: created and written to once) and
+lock the output folder — all before any work; then the work, under one
+``SignalPolicy``. A file system error during the work (a full disk) is one
+line too; the results written so far stay whole (atomic writes).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
+import sys
+import tempfile
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
@@ -22,13 +36,17 @@ class Parser(argparse.ArgumentParser):
     so each command reports every kind of bad input the same way."""
 
     def error(self, message):             # one line, exit code 2, no traceback
+        # "argument --m: --m must be ..." -> "--m must be ...": the message names it already
+        m = re.match(r"argument ([^:]+): (.*)", message, re.S)
+        if m and m.group(2).startswith(m.group(1).split("/")[-1]):
+            message = m.group(2)
         raise UsageError(message)
 
 
 def report_usage_error(exc: BaseException, stream=None) -> int:
     """Print ``error: <message>`` (one line) and return exit code 2."""
-    import sys
-    print(f"error: {exc}", file=stream or sys.stderr)
+    text = " ".join(str(exc).split())       # one line, whatever the message held
+    print(f"error: {text}", file=stream or sys.stderr)
     return EXIT_USAGE
 
 
@@ -42,3 +60,276 @@ def configure_threads() -> dict | None:
         return None
     from .. import kernels
     return kernels.configure_threads()
+
+
+# ------------------------------------------------------------------ options
+def option(name: str, constraint):
+    """argparse ``type=`` for an option validated by a ``reffeat.constraints``
+    constraint: the message is the one format, naming the option."""
+    from .. import constraints as C
+
+    def parse(text):
+        try:
+            return C.parse(name, text, constraint)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name
+    return parse
+
+
+def need(name: str, value, constraint):
+    """Check one resolved option value; UsageError in the one format."""
+    from .. import constraints as C
+    try:
+        return C.check(name, value, constraint)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# ------------------------------------------------------------------ paths
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _make_dir(path, option: str):
+    """(directory, the folders this call created) or UsageError, leaving nothing behind."""
+    if path is None or str(path).strip() == "":
+        raise UsageError(f"{option} must be a directory path (got {str(path)!r})")
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {p} exists and is not a directory; give a directory path")
+    created = []
+    try:
+        missing = []
+        q = p
+        while not q.exists():
+            missing.append(q)
+            if q.parent == q:
+                break
+            q = q.parent
+        if q.exists() and not q.is_dir():
+            raise UsageError(f"{option} {p}: {q} is a file, not a directory")
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except (OSError, UsageError) as exc:
+        _remove(created)
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"{option} {p} is not a writable directory ({_why(exc)})") from None
+    return p, created
+
+
+def _remove(created) -> None:
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def output_dirs(*pairs) -> list:
+    """The one output-path check, made before any work: each ``(path, option)``
+    is (or is made) a directory this process can write a file into (a probe
+    file is written and removed). If any fails: UsageError (one line) and the
+    folders made for the others are removed again."""
+    done, made = [], []
+    try:
+        for path, option in pairs:
+            p, created = _make_dir(path, option)
+            done.append(p)
+            made += created
+    except UsageError:
+        _remove(made)
+        raise
+    return _Dirs(done, made)
+
+
+class _Dirs(list):
+    """The checked directories; ``undo()`` removes the (empty) ones this check made,
+    for a command that finds a later problem before doing any work."""
+
+    def __init__(self, dirs, created):
+        super().__init__(dirs)
+        self.created = created
+
+    def undo(self) -> None:
+        _remove(self.created)
+
+
+def output_dir(path, option: str = "--out") -> Path:
+    """``output_dirs`` for one directory."""
+    return output_dirs((path, option))[0]
+
+
+def output_file(path, option: str) -> Path:
+    """An output file path: its directory passes ``output_dir`` and the path
+    itself is not a directory."""
+    if path is None or str(path).strip() == "":
+        raise UsageError(f"{option} must be a file path (got {str(path)!r})")
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UsageError(f"{option} {p} is a directory; give a file path")
+    output_dir(p.parent if str(p.parent) else ".", option)
+    return p
+
+
+def input_file(path, option: str) -> Path:
+    """An existing, readable regular file."""
+    if path is None or str(path).strip() == "":
+        raise UsageError(f"{option} must be a file path (got {str(path)!r})")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UsageError(f"{option} {p}: no such file")
+    if not p.is_file():
+        raise UsageError(f"{option} {p} is not a regular file")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{option} {p} is not readable")
+    return p
+
+
+class OutputLock:
+    """An exclusive lock on an output directory (``flock`` on the directory
+    itself, so no lock file is left behind): a second run into the same
+    ``--out`` while the first runs is refused instead of mixing their files."""
+
+    def __init__(self, directory, option: str = "--out"):
+        self.directory, self.option, self.fd = Path(directory), option, None
+
+    def __enter__(self):
+        import fcntl
+        self.fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise UsageError(f"{self.option} {self.directory} is in use by another running command; "
+                             "wait for it or choose another directory") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)             # closing releases the lock
+            self.fd = None
+        return False
+
+
+# ------------------------------------------------------------------ memory
+def available_memory() -> int:
+    """Bytes this machine can give now (MemAvailable; else physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB"
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse (UsageError) a job whose estimated memory exceeds what is available."""
+    have = available_memory()
+    if needed > have:
+        raise UsageError(f"{what} needs about {_gb(needed)} of memory; this machine has {_gb(have)} "
+                         "available: make the sizes smaller")
+
+
+# ------------------------------------------------------------------ signals
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every loop stops and keeps its results."""
+
+
+class SignalPolicy:
+    """The one signal policy of the commands (a context manager, main thread).
+
+    The first Ctrl-C (SIGINT) or SIGTERM raises KeyboardInterrupt (Terminated
+    for SIGTERM) where the program is: training loops stop and keep what they
+    computed. Every further signal is noted and ignored, so the results already
+    computed are evaluated and written whole (atomic writes are never cut).
+    ``exit_code`` is 130 after Ctrl-C, 143 after SIGTERM.
+    """
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+        self._held = []
+
+    def _handler(self, signum, frame):
+        import sys
+        if self.signum is None:
+            self.signum = signum
+            raise (Terminated if signum == signal.SIGTERM else KeyboardInterrupt)()
+        print("still stopping: writing the results computed so far (further Ctrl-C ignored)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        while self._held:                   # e.g. output locks, released last-in first-out
+            self._held.pop().__exit__(None, None, None)
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
+        return False
+
+    def hold(self, context):
+        """Enter ``context`` (e.g. an OutputLock) until the command ends."""
+        value = context.__enter__()
+        self._held.append(context)
+        return value
+
+    def stopped(self, exc: BaseException | None = None) -> None:
+        """Record a stop that arrived as an exception (e.g. a KeyboardInterrupt
+        raised by other means), so later signals are ignored too."""
+        if self.signum is None:
+            self.signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+
+
+# ------------------------------------------------------------------ the policy
+def command(body):
+    """The one error and exit-code policy around a command's body
+    ``body(argv, policy) -> exit code``: bad input (UsageError, ValueError —
+    the constraints' and the data loaders') is one line and exit 2; a file
+    system error one line naming the file and exit 2; Ctrl-C 130, SIGTERM 143
+    (``SignalPolicy``); ``--help`` exit 0."""
+    def main(argv=None) -> int:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        with SignalPolicy() as policy:
+            try:
+                return body(argv, policy)
+            except (UsageError, ValueError) as exc:
+                return report_usage_error(exc)
+            except OSError as exc:
+                where = f"{exc.filename}: " if exc.filename else ""
+                print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+                return EXIT_USAGE
+            except KeyboardInterrupt as exc:
+                policy.stopped(exc)
+                print("interrupted", file=sys.stderr)
+                return policy.exit_code
+            except SystemExit as exc:       # --help / --version
+                return exc.code if isinstance(exc.code, int) else EXIT_OK
+    main.__doc__ = body.__doc__
+    main.__wrapped__ = body
+    return main

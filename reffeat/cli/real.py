@@ -38,9 +38,11 @@ with Adam after 10). ``--optimizer sgd [--momentum μ]`` gives the plain rule.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +50,25 @@ import numpy as np
 from .. import seeding
 from ..output import atomic_write_bytes, atomic_write_json, package_versions
 from ..real import lenses
-from ..real.datasets import NAMES, DataError, load
+from ..real.datasets import NAMES, DataError, load, locate
 from ..real.patches import patchify, unpatchify
-from ..real.train import DTYPES, ImageTrainConfig, train_images
-from .common import configure_threads
+from ..constraints import Field, Interval, ListOf, Options
+from ..real.train import IMAGE_FIELDS, MODES, ImageTrainConfig, train_images
+from .common import (OutputLock, Parser, UsageError, check_memory, command, configure_threads, need,
+                     option, output_dirs)
+
+class Over255(float):
+    """A pixel-scale number given as n/255 (how ε is quoted for 8-bit colour
+    images); shown as "4/255" in ``--help``, a plain float everywhere else."""
+
+    def __new__(cls, n):
+        obj = super().__new__(cls, n / 255)
+        obj.n = n
+        return obj
+
+    def __str__(self):
+        return f"{self.n}/255"
+
 
 COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", momentum=0.0,
               batch_size=128, attack_steps=1, norm="linf", lam=1.0,
@@ -61,113 +78,143 @@ DEFAULTS = {
     "mnist": dict(COMMON, p=7, eps=0.1, epochs=10, n_train=8000, dnr_eps=0.2,
                   eps_grid=[0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3], radius=7.0,
                   radii=[1, 2, 3, 4, 6, 8, 10, 14]),
-    "cifar10": dict(COMMON, p=8, eps=4 / 255, epochs=10, n_train=10000, dnr_eps=8 / 255,
-                    eps_grid=[0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255], radius=8.0,
-                    radii=[1, 2, 4, 6, 8, 12, 16], dr_step_size=2.0),
+    "cifar10": dict(COMMON, p=8, eps=Over255(4), epochs=10, n_train=10000, dnr_eps=Over255(8),
+                    eps_grid=[0.0, Over255(1), Over255(2), Over255(4), Over255(8), Over255(16)],
+                    radius=8.0, radii=[1, 2, 4, 6, 8, 12, 16], dr_step_size=2.0),
 }
 DEFAULTS["fashion-mnist"] = dict(DEFAULTS["mnist"])
 DEFAULTS["svhn"] = dict(DEFAULTS["cifar10"])
+#: image side of each data set (all are square, 10 classes)
+IMAGE_SIDE = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "svhn": 32}
+N_CLASSES = 10
+#: --quick: a tiny run for smoke tests; it replaces defaults, never values the user set
+QUICK = dict(epochs=1, n_train=60, n_eval=20, n_lens=10, dr_steps=5, dnr_steps=3, eval_steps=2,
+             eval_restarts=0)
+
+_INT1, _INT0 = Interval(Integral, 1), Interval(Integral, 0)
+_REAL0 = Interval(Real, 0)
+#: every option of ``run real`` that is not an ImageTrainConfig field: its
+#: constraint and meaning (the training options use ``IMAGE_FIELDS``).
+OPTIONS = {
+    "classes": Field(ListOf(Interval(Integral, 0, N_CLASSES - 1), min_len=2, distinct=True),
+                     "class subset, e.g. 0,1,7 (default all 10)"),
+    "p": Field(_INT1, "patch size p (must divide the image side: 28 for MNIST, 32 for CIFAR/SVHN) (R2)"),
+    "n_train": Field(_INT0, "training images, balanced per class (0 = all)"),
+    "eps_grid": Field(ListOf(_REAL0), "ε values of lens (a)"),
+    "eval_steps": Field(_INT1, "PGD steps of the evaluation attack"),
+    "eval_restarts": Field(_INT0, "PGD restarts of the evaluation attack"),
+    "n_eval": Field(_INT1, "test images used by the lenses"),
+    "n_lens": Field(_INT1, "training images turned into D_R and D_NR"),
+    "dr_kind": Field(Options(lenses.REPS), "representation matched for D_R"),
+    "dr_steps": Field(_INT1, "steps of the representation matching that builds D_R"),
+    "dr_step_size": Field(Interval(Real, 0, closed="neither"), "step size of the D_R matching"),
+    "dnr_eps": Field(_REAL0, "ε of the targeted attack that builds D_NR"),
+    "dnr_steps": Field(_INT1, "steps of the targeted attack that builds D_NR"),
+    "radius": Field(_REAL0, "Fourier radius of the per-epoch frequency curves"),
+    "radii": Field(ListOf(_REAL0), "Fourier radii of lens (c)"),
+    "curve_every": Field(_INT1, "evaluate the curves every N epochs"),
+}
+#: the training options (ImageTrainConfig fields) that ``run real`` exposes
+TRAIN_OPTIONS = ("m", "sigma0", "q", "rho", "epochs", "lr", "optimizer", "momentum", "batch_size",
+                 "norm", "eps", "attack_steps", "lam", "dtype")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+def _constraint(key):
+    return OPTIONS[key].constraint if key in OPTIONS else IMAGE_FIELDS[key].constraint
 
 
-def _floats(s: str):
-    try:
-        return [float(v) for v in s.split(",") if v.strip() != ""]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers (got {s!r})") from None
+def _flag(key):
+    return "--patch" if key == "p" else "--" + key.replace("_", "-")
 
 
-def _ints(s: str):
-    try:
-        return [int(v) for v in s.split(",") if v.strip() != ""]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers (got {s!r})") from None
+def _show_default(key) -> str:
+    """The per-data-set defaults of one option, in words."""
+    if key == "seed":
+        return "default 0"
+    groups = {}
+    for ds, d in DEFAULTS.items():
+        v = d.get(key)
+        text = ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
+        groups.setdefault(text, []).append(ds)
+    if len(groups) == 1:
+        return f"default {next(iter(groups))}"
+    return "default " + "; ".join(f"{t} ({', '.join(dss)})" for t, dss in groups.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m reffeat.run real",
-                description="ST vs AT on real images with the R4 lenses and R5 figures.",
-                epilog="Defaults per data set: " + json.dumps(
-                    {k: {kk: v[kk] for kk in ("p", "eps", "epochs", "n_train")} for k, v in DEFAULTS.items()}))
+    p = Parser(prog="python -m reffeat.run real",
+               description="ST vs AT on real images (R1-R3) with the R4 lenses and R5 figures. "
+                           "Every option is checked before any data is loaded.",
+               epilog="Defaults differ per data set where shown (e.g. --eps 0.1 for MNIST, 4/255 for "
+                      "CIFAR-10); numbers may be given as fractions, e.g. --eps 8/255.")
     a = p.add_argument
-    a("--dataset", required=True, choices=NAMES)
-    a("--data-dir", default=None, help="looked up first, then $REFFEAT_DATA, then ~/.cache/reffeat")
+    a("--dataset", required=True, choices=NAMES, help="data set (R1; get it with python -m reffeat.data fetch)")
+    a("--data-dir", default=None, help="where the data is looked up first, then $REFFEAT_DATA, "
+                                        "then ~/.cache/reffeat")
     a("--out", default=None, help="output directory (default runs/real-DATASET-seedS)")
-    a("--figures-dir", default=None, help="also copy the figures here as real_DATASET_*.png")
+    a("--figures-dir", default=None, help="also copy the figures here as real_DATASET_*.png (default: no copy)")
     a("--resume", action="store_true", help="continue training from the checkpoints in --out")
-    a("--classes", type=_ints, default=None, help="class subset, e.g. 0,1,7 (default all)")
-    a("--seed", type=int, default=None)
-    a("--quick", action="store_true", help="tiny run for smoke tests (few images, 1 epoch)")
-    g = p.add_argument_group("patches and network (R2, N1–N4)")
-    g.add_argument("--patch", dest="p", type=int, help="patch size p (must divide H and W)")
-    g.add_argument("--m", type=int, help="filters per class")
-    g.add_argument("--sigma0", type=float, help="init scale σ0")
-    g.add_argument("--q", type=float, help="smoothed-ReLU power q >= 1")
-    g.add_argument("--rho", type=float, help="smoothed-ReLU knee ρ > 0")
+    a("--seed", type=option("--seed", IMAGE_FIELDS["seed"].constraint), default=None,
+      help="seed of every random stream (default 0)")
+    a("--quick", action="store_true",
+      help="tiny run for smoke tests (" + ", ".join(f"{_flag(k)} {v}" for k, v in QUICK.items())
+      + ", the first 3 eps and 2 radii); options you give are kept")
+    a("--classes", type=option("--classes", OPTIONS["classes"].constraint), default=None,
+      help=OPTIONS["classes"].meaning)
+
+    def opt(group, key, meaning=None):
+        c = _constraint(key)
+        meaning = meaning or (OPTIONS[key].meaning if key in OPTIONS else IMAGE_FIELDS[key].meaning)
+        group.add_argument(_flag(key), dest=key, type=option(_flag(key), c), default=None,
+                           metavar=key.upper() if not isinstance(c, Options) else "{" + ",".join(c.values) + "}",
+                           help=f"{meaning}; {c}; {_show_default(key)}")
+    g = p.add_argument_group("patches and network (R2, N1-N4)")
+    for key in ("p", "m", "sigma0", "q", "rho"):
+        opt(g, key)
     g = p.add_argument_group("training (R3)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--optimizer", choices=("adam", "sgd"))
-    g.add_argument("--momentum", type=float, help="SGD momentum in [0, 1)")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--n-train", type=int, help="training images (balanced per class; 0 = all)")
-    g.add_argument("--norm", choices=("linf", "l2"))
-    g.add_argument("--eps", type=float, help="threat radius ε (training and the headline robust accuracy)")
-    g.add_argument("--attack-steps", type=int, help="AT attack steps K (1 = FGSM, the paper's algorithm)")
-    g.add_argument("--lam", type=float, help="AT loss mix λ in [0, 1]")
-    g.add_argument("--dtype", choices=DTYPES,
-                   help="training precision (default float64; float32: ~1.5x faster steps, "
-                        "evaluation stays float64)")
+    for key in ("epochs", "lr", "optimizer", "momentum", "batch_size", "n_train", "norm", "eps",
+                "attack_steps", "lam", "dtype"):
+        opt(g, key)
     g = p.add_argument_group("lenses (R4)")
-    g.add_argument("--eps-grid", type=_floats, help="ε values of lens (a)")
-    g.add_argument("--eval-steps", type=int, help="PGD steps of the evaluation attack")
-    g.add_argument("--eval-restarts", type=int, help="PGD restarts of the evaluation attack")
-    g.add_argument("--n-eval", type=int, help="test images used by the lenses")
-    g.add_argument("--n-lens", type=int, help="training images turned into D_R and D_NR")
-    g.add_argument("--dr-kind", choices=lenses.REPS, help="representation matched for D_R")
-    g.add_argument("--dr-steps", type=int)
-    g.add_argument("--dnr-eps", type=float, help="ε of the targeted attack that builds D_NR")
-    g.add_argument("--dnr-steps", type=int)
-    g.add_argument("--radius", type=float, help="Fourier radius of the per-epoch frequency curves")
-    g.add_argument("--radii", type=_floats, help="Fourier radii of lens (c)")
-    g.add_argument("--curve-every", type=int, help="evaluate curves every N epochs")
+    for key in ("eps_grid", "eval_steps", "eval_restarts", "n_eval", "n_lens", "dr_kind", "dr_steps",
+                "dr_step_size", "dnr_eps", "dnr_steps", "radius", "radii", "curve_every"):
+        opt(g, key)
     return p
 
 
 def resolve(args) -> dict:
-    """Per-data-set defaults overridden by the given options; validated."""
+    """Per-data-set defaults, then --quick's (for what the user did not set),
+    then the options given; every value checked against its constraint and the
+    cross-option rules (patch size divides the image side), before any work."""
     c = dict(DEFAULTS[args.dataset])
-    for key in list(c) + ["seed"]:
-        v = getattr(args, key, None)
-        if v is not None:
-            c[key] = v
+    given = {key for key in list(c) + ["seed"] if getattr(args, key, None) is not None}
     if args.quick:
-        c.update(epochs=1, n_train=60, n_eval=20, n_lens=10, dr_steps=5, dnr_steps=3,
-                 eval_steps=2, eval_restarts=0, eps_grid=c["eps_grid"][:3], radii=c["radii"][:2])
-        for key in ("epochs", "n_train", "n_eval", "n_lens"):
-            v = getattr(args, key, None)
-            if v is not None:
-                c[key] = v
-
-    def need(cond, name, what):
-        if not cond:
-            raise ValueError(f"--{name.replace('_', '-')} must be {what} (got {c[name]!r})")
-    for name in ("n_eval", "n_lens", "eval_steps", "dr_steps", "dnr_steps", "curve_every", "epochs", "m", "p"):
-        need(isinstance(c[name], int) and c[name] >= 1, name, "an integer >= 1")
-    need(isinstance(c["n_train"], int) and c["n_train"] >= 0, "n_train", "an integer >= 0 (0 = all)")
-    need(isinstance(c["eval_restarts"], int) and c["eval_restarts"] >= 0, "eval_restarts", "an integer >= 0")
-    need(isinstance(c["seed"], int) and c["seed"] >= 0, "seed", "an integer >= 0")
-    need(c["dnr_eps"] >= 0, "dnr_eps", "a number >= 0")
-    need(all(e >= 0 for e in c["eps_grid"]) and len(c["eps_grid"]) > 0, "eps_grid", "non-negative numbers")
-    need(all(r >= 0 for r in c["radii"]) and len(c["radii"]) > 0, "radii", "non-negative numbers")
-    need(c["radius"] >= 0, "radius", "a number >= 0")
+        quick = dict(QUICK, eps_grid=c["eps_grid"][:3], radii=c["radii"][:2])
+        c.update({key: v for key, v in quick.items() if key not in given})
+    for key in given:
+        c[key] = getattr(args, key)
+    for key, value in c.items():
+        c[key] = need(_flag(key), value, _constraint(key))
+    side = IMAGE_SIDE[args.dataset]
+    if side % c["p"]:
+        raise UsageError(f"--patch must divide the image side {side} of {args.dataset} (got {c['p']})")
     c["dataset"] = args.dataset
     c["classes"] = args.classes
     return c
+
+
+def memory_needed(c: dict) -> int:
+    """Bytes of a real-image run at its peak, estimated before loading: the
+    training and evaluation images (float64, ~4 working copies: patches,
+    adversarial batch, lens data sets), and W with its per-epoch snapshots and
+    optimizer state, for ST, AT and the two fresh models."""
+    side = IMAGE_SIDE[c["dataset"]]
+    C = 1 if side == 28 else 3
+    k = len(c["classes"]) if c["classes"] else N_CLASSES
+    n = c["n_train"] or 73257                       # 0 = all (SVHN has the largest training set)
+    images = (n + c["n_eval"] + 2 * c["n_lens"]) * side * side * C * 8
+    W = k * c["m"] * c["p"] ** 2 * C * 8
+    return int(4 * images + 4 * W * (c["epochs"] + 1 + 6))
 
 
 def train_config(c: dict, mode: str) -> ImageTrainConfig:
@@ -229,10 +276,19 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             res.setdefault("training", {})[mode] = {
                 "config": cfg.to_dict(), "history": r.history, "epochs_done": r.epochs_done,
                 "stopped": r.stopped, "wall_time": r.wall_time}
-            np.save(out / f"W_{mode}.npy", r.W)
+            buf = io.BytesIO()
+            np.save(buf, r.W)
+            atomic_write_bytes(out / f"W_{mode}.npy", buf.getvalue())
             save(f"train_{mode}")
             if r.stopped == "interrupted":
                 raise KeyboardInterrupt
+            if r.stopped:                   # non-finite or diverged: no lens can read such weights
+                res["stopped"] = (f"{mode.upper()} training stopped at epoch {r.epochs_done + 1} "
+                                  f"({r.stopped}); the lenses need trained weights and were not run: "
+                                  "try a smaller --lr or --sigma0")
+                _say(f"[real] {res['stopped']}")
+                save()
+                return res
         W_st, W_at = results_models["st"].W, results_models["at"].W
         ev = dict(q=q, rho=rho, norm=norm, steps=c["eval_steps"], restarts=c["eval_restarts"],
                   clip=(0.0, 1.0))
@@ -277,7 +333,9 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
              f"ST {b['st_on_D_R']:.3f} AT {b['at_on_D_R']:.3f} | D_NR ({info_N['seconds']:.0f}s, target success "
              f"{info_N['target_success']:.3f}): ST {b['st_on_D_NR']:.3f} AT {b['at_on_D_NR']:.3f}")
         lens["datasets"] = b
-        np.savez_compressed(out / "lens_datasets.npz", X_R=XR, y_R=yR, X_NR=XN, y_NR=yN, index=sel)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, X_R=XR, y_R=yR, X_NR=XN, y_NR=yN, index=sel)
+        atomic_write_bytes(out / "lens_datasets.npz", buf.getvalue())
         save("build_datasets")
         fresh = {}
         for name, (Xd, yd) in (("D_R", (XR, yR)), ("D_NR", (XN, yN))):
@@ -367,21 +425,37 @@ def _write_report(res: dict, out: Path, argv) -> str:
     return real_report(res, str(out), REAL_CAPTIONS, command=cmd).write(str(out / "report.html"))
 
 
-def main(argv=None) -> int:
+@command
+def main(argv, policy) -> int:
+    """``python -m reffeat.run real ...``: every option checked, the memory
+    estimated, the output folders checked and locked before any data is loaded."""
     args = build_parser().parse_args(argv)
+    c = resolve(args)
+    for mode in MODES:                           # the R3 configs validate at the boundary too
+        train_config(c, mode)
+    check_memory(memory_needed(c), "this run (--n-train, --n-eval, --n-lens, --m, --patch, --epochs)")
+    out_path = args.out if args.out is not None else Path("runs") / f"real-{args.dataset}-seed{c['seed']}"
+    dirs = output_dirs((out_path, "--out"), *([(args.figures_dir, "--figures-dir")]
+                                              if args.figures_dir is not None else []))
     try:
-        c = resolve(args)
-        configure_threads()
-        # the R3 config validates the training parameters at the boundary
-        train_config(c, "st")
-        out = Path(args.out) if args.out else Path("runs") / f"real-{args.dataset}-seed{c['seed']}"
-        res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=args.figures_dir)
-        _write_report(res, out, argv)
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        for split in ("train", "test"):            # the data is there (else: how to get it)
+            locate(args.dataset, split, args.data_dir)
+    except DataError:
+        dirs.undo()
+        raise
+    out, figures_dir = dirs[0], (dirs[1] if len(dirs) > 1 else None)
+    configure_threads()
+    with OutputLock(out, "--out"):
+        try:
+            res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=figures_dir)
+        except KeyboardInterrupt as exc:
+            policy.stopped(exc)
+            return policy.exit_code
+    if res.get("stopped"):
+        print(json.dumps({"dataset": args.dataset, "stopped": res["stopped"],
+                          "results": str(out / "results.json"), "wall_time": round(res["wall_time"], 1)}))
+        return 0
+    _write_report(res, out, argv)
     h = res["headline"]
     print(json.dumps({"dataset": args.dataset, "eps": h["eps"], "st": h["st"], "at": h["at"],
                       "results": str(out / "results.json"), "wall_time": round(res["wall_time"], 1)}))

@@ -21,13 +21,13 @@ import time
 
 from .. import seeding
 from ..claims import claims
-from ..config import FIELD_NAMES, Config, coerce
+from ..config import FIELDS, Config, help_text, parse_set, read_toml
 from .. import presets as _presets
 from ..regime import format_regime, regime
 from ..output import atomic_savez, atomic_write_json, package_versions
 from ..metrics import PART_NAMES, c4_per_step, evaluate
 from ..train import MODES, problem, train
-from .common import Parser, UsageError, configure_threads
+from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dir
 
 EPILOG = """
 examples:
@@ -41,8 +41,9 @@ examples:
 Presets (--preset NAME; --config and --set override them):
 """ + _presets.describe() + """
 
-Config keys (--set key=value or a TOML file of key = value lines):
-  """ + ", ".join(FIELD_NAMES)
+Config keys (--set KEY=VALUE, or KEY = value lines in a TOML file given by --config,
+at its top level or all in one [config] table); default and allowed range, then meaning:
+""" + help_text()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE.toml", help="TOML file of Config fields (key = value)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one Config field (repeatable)")
-    p.add_argument("--seed", type=int, help="random seed (overrides config; default 0)")
+    p.add_argument("--seed", type=option("--seed", FIELDS["seed"].constraint),
+                   help="random seed (overrides the config's seed; default 0)")
     p.add_argument("--mode", choices=("st", "at", "both"), default="both",
                    help="which training to run (default both)")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>/)")
@@ -71,27 +73,37 @@ def load_config(path: str | None, sets: list[str], seed: int | None, preset: str
     validated (ValueError on bad input)."""
     values: dict = _presets.fields(preset)
     if path:
-        import tomllib
-        try:
-            with open(path, "rb") as fh:
-                values.update(tomllib.load(fh))
-        except FileNotFoundError:
-            raise ValueError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
-        values = values.get("config", values)
-        values = {**_presets.fields(preset), **values}
+        values.update(read_toml(path))
     for item in sets:
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE (got {item!r})")
-        key, val = item.split("=", 1)
-        key = key.strip()
-        if key not in FIELD_NAMES:
-            raise ValueError(f"unknown config key {key!r} in --set; known keys: {', '.join(FIELD_NAMES)}")
-        values[key] = coerce(key, val)
+        key, value = parse_set(item)
+        values[key] = value
     if seed is not None:
         values["seed"] = seed
     return Config.from_dict(values)
+
+
+def memory_needed(cfg: Config, modes=MODES) -> int:
+    """Bytes a run of ``cfg`` needs at its peak, estimated before allocating
+    anything: the train and test inputs (float64) and patch types; the attack's
+    and the evaluation's working copies (measured with tracemalloc on this code:
+    ~2.5 copies of the training inputs during AT, ~4.5 of the test inputs during
+    the evaluation with restarts); ~20 copies of W (W, W0, gradient, the
+    kernels' slot partials, snapshots); the per-step C4 parts of every mode;
+    and the kernels' chunk buffers."""
+    from .. import kernels
+    f = 8
+    n_all = cfg.n_train + cfg.n_test
+    X_train = cfg.n_train * cfg.P * cfg.d * f
+    X_test = cfg.n_test * cfg.P * cfg.d * f
+    types = n_all * cfg.P * f
+    W = cfg.k * cfg.m * cfg.d * f
+    c4 = 2 * len(modes) * cfg.T * 6 * cfg.k * cfg.m * f
+    work = max(2.5 * X_train, 4.5 * X_test)
+    total = X_train + X_test + types + work + 20 * W + c4 + 4 * kernels.CHUNK_BYTES * kernels.SLOTS
+    from ..model import get_backend
+    if get_backend() == "reference":        # the reference keeps σ'(z) of shape (n, P, k, m)
+        total += 2 * max(cfg.n_train, cfg.n_test) * cfg.P * cfg.k * cfg.m * f
+    return int(total)
 
 
 def _c4_summary(res) -> dict:
@@ -193,6 +205,13 @@ def format_header(summary: dict) -> str:
             f"regime (SPEC §11, expected initial weights):\n{format_regime(cfg)}")
 
 
+def _num(v) -> str:
+    """A table cell: 4 decimals, or 4 significant digits when large (never 300 digits)."""
+    if v is None:
+        return f"{'—':>12s}"
+    return f"{v:12.4f}" if abs(v) < 1e6 else f"{v:12.4g}"
+
+
 def format_table(summary: dict) -> str:
     """The results table printed at the end of a run: what was measured (threat,
     data sizes, the attacks behind "robust"), the numbers, the claims of this
@@ -211,7 +230,7 @@ def format_table(summary: dict) -> str:
             v = summary[m]
             for part in key.split("."):
                 v = v.get(part) if isinstance(v, dict) else None
-            vals.append(f"{'—':>12s}" if v is None else f"{v:12.4f}")
+            vals.append(_num(v))
         lines.append(f"{label:38s}" + "".join(vals))
     cl = claims(summary)
     if cl:
@@ -245,31 +264,32 @@ def format_files(summary: dict, out_dir: str) -> str:
 _THREADS = [None]          # what configure_threads() set, for the summary's record
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+@command
+def main(argv, policy) -> int:
+    """``python -m reffeat.run [options]``: see ``build_parser``."""
     if argv and argv[0] == "real":
         from .real import main as real_main
-        return real_main(argv[1:])
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        cfg = load_config(args.config, args.sets, args.seed, args.preset)
-    except (UsageError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return real_main.__wrapped__(argv[1:], policy)
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config, args.sets, args.seed, args.preset)
     modes = list(MODES) if args.mode == "both" else [args.mode]
+    check_memory(memory_needed(cfg, modes), "this config (n_train, n_test, P, d = k + d_N, k, m, T)")
+    out = args.out if args.out is not None else os.path.join(
+        "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = str(output_dir(out, "--out"))
     _THREADS[0] = configure_threads()
-    out = args.out or os.path.join("runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    try:
-        summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
-                                progress=None if args.quiet else sys.stderr, preset=args.preset)
-    except KeyboardInterrupt:
-        print("interrupted; partial results (if any) are in " + out, file=sys.stderr)
-        return 130
+    with OutputLock(out, "--out"):
+        try:
+            summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
+                                    progress=None if args.quiet else sys.stderr, preset=args.preset)
+        except KeyboardInterrupt as exc:
+            policy.stopped(exc)
+            print("interrupted; results completed so far (if any) are in " + out, file=sys.stderr)
+            return policy.exit_code
     print(format_header(summary))
     print(format_table(summary))
     print(format_files(summary, out))
-    return 130 if summary.get("interrupted") else 0     # the shell's code for Ctrl-C
+    return policy.exit_code if summary.get("interrupted") else 0     # the shell's code for Ctrl-C
 
 
 if __name__ == "__main__":

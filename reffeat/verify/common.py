@@ -332,30 +332,42 @@ def feature_attack_breakdown(W, X, y, V, cfg) -> dict:
 # ---------------------------------------------------------------- claim CLI
 def claim_cli(module, argv=None) -> int:
     """``python -m reffeat.verify.<claim>``: run one claim check over seeds, print the
-    per-seed numbers and the V1 verdict; exit 1 unless it "holds" (SPEC V1)."""
-    import argparse
-    p = argparse.ArgumentParser(prog=f"python -m reffeat.verify.{module.NAME.lower()}", description=(
-        f"{module.NAME}: {module.STATEMENT}  Exit status 1 unless the claim holds in the "
-        "sense of SPEC V1 (95% Wilson lower end ≥ 0.75)."))
-    p.add_argument("--regime", choices=tuple(REGIMES), default="default",
-                   help="parameter regime: a preset of reffeat.presets (default: default)")
-    p.add_argument("--seeds", type=int, default=20, help="number of seeds 0..N-1 (default 20)")
-    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
-    p.add_argument("--scheduler", metavar="ADDR",
-                   help="tcp://HOST:PORT of a Dask scheduler, or local:N for a Dask LocalCluster")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one Config field (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
-    from reffeat.config import coerce
-    over = {}
-    for item in args.sets:
-        key, _, val = item.partition("=")
-        over[key.strip()] = coerce(key.strip(), val)
-    cfg = regime_config(args.regime, **over)
-    runner = Runner(scheduler=args.scheduler, workers=args.workers,
-                    progress=None if args.quiet else sys.stderr)
-    recs = pair_runs(cfg, range(args.seeds), runner)
-    res = module.check(recs, cfg)
-    print(res.text())
-    return 0 if res.passed else 1
+    per-seed numbers and the V1 verdict; exit 1 unless it "holds" (SPEC V1); 2 on bad
+    input (one line); 130/143 when interrupted."""
+    from numbers import Integral
+
+    from reffeat.cli.common import Parser, check_memory, command, option
+    from reffeat.cli.run import memory_needed
+    from reffeat.config import parse_set
+    from reffeat.constraints import Interval
+    count = Interval(Integral, 1, 10_000)
+    workers = Interval(Integral, 1, 256)
+
+    @command
+    def main(argv, policy):
+        p = Parser(prog=f"python -m reffeat.verify.{module.NAME.lower()}", description=(
+            f"{module.NAME}: {module.STATEMENT}  Exit status 1 unless the claim holds in the "
+            "sense of SPEC V1 (95% Wilson lower end ≥ 0.75)."))
+        p.add_argument("--regime", choices=tuple(REGIMES), default="default",
+                       help="parameter regime: a preset of reffeat.presets (default: default)")
+        p.add_argument("--seeds", type=option("--seeds", count), default=20,
+                       help=f"number of seeds 0..N-1; {count}; default 20")
+        p.add_argument("--workers", type=option("--workers", workers), default=2,
+                       help=f"local worker processes; {workers}; default 2")
+        p.add_argument("--scheduler", metavar="ADDR",
+                       help="tcp://HOST:PORT of a Dask scheduler, or local:N for a Dask LocalCluster")
+        p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one Config field (repeatable; keys as in python -m reffeat.run --help)")
+        p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+        args = p.parse_args(argv)
+        over = dict(parse_set(item) for item in args.sets)
+        cfg = regime_config(args.regime, **over)
+        check_memory(memory_needed(cfg) * min(args.workers, args.seeds), "this config")
+        runner = Runner(scheduler=args.scheduler, workers=args.workers,
+                        progress=None if args.quiet else sys.stderr)
+        recs = pair_runs(cfg, range(args.seeds), runner)
+        res = module.check(recs, cfg)
+        print(res.text())
+        return 0 if res.passed else 1
+
+    return main(argv)

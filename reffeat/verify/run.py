@@ -35,7 +35,12 @@ import time
 
 import numpy as np
 
+from numbers import Integral
+
 from reffeat import Config
+from reffeat.cli.common import (OutputLock, Parser, UsageError, command, input_file, option,
+                                output_dir, output_dirs)
+from reffeat.constraints import Interval
 from reffeat.output import atomic_write_bytes, package_versions
 from reffeat.sweep import Runner
 
@@ -134,8 +139,11 @@ PRESETS = {
 }
 
 
+WORKERS = Interval(Integral, 1, 256)
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m reffeat.verify", description=(
+    p = Parser(prog="python -m reffeat.verify", description=(
         "Turn each claim of Li & Li (2410.08503) into measured evidence in the reffeat model: "
         "claim checks P1–P4, M1–M3 over seeds, phase diagrams against the analytic boundaries, "
         "an algorithm-variant table; writes a Markdown report, figures and results.json."),
@@ -144,8 +152,8 @@ def build_parser():
                    help="CI mode: 5 seeds in the 'quick' regime, coarse grids, no variant table")
     p.add_argument("--only", choices=("claims", "phase", "variants", "all"), default="all",
                    help="run only one part (default all)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="local worker processes when no --scheduler is given (default 2)")
+    p.add_argument("--workers", type=option("--workers", WORKERS), default=2,
+                   help=f"local worker processes when no --scheduler is given; {WORKERS}; default 2")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="run the sweeps on a Dask cluster: tcp://HOST:PORT of a running scheduler, or "
                         "local:N to start a LocalCluster of N workers (needs pip install \"reffeat[dask]\")")
@@ -710,15 +718,28 @@ def write_results(path, mode, timings, claims_res, records, phase, var, figs):
     atomic_write_bytes(path, (json.dumps(_compact(results), separators=(",", ":")) + "\n").encode())
 
 
-def main(argv=None) -> int:
+@command
+def main(argv, policy) -> int:
+    """``python -m reffeat.verify``: see the module docstring."""
     args = build_parser().parse_args(argv)
+    if args.recheck and not args.from_results:
+        raise UsageError("--recheck needs --from-results JSON (it re-judges stored per-seed records)")
+    loaded = None
+    if args.from_results is not None:        # read (and judged) before anything is written
+        input_file(args.from_results, "--from-results")
+        try:
+            loaded = load_results(args.from_results)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            what = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            raise UsageError(f"--from-results {args.from_results} is not a results.json written by "
+                             f"python -m reffeat.verify ({what})") from None
     from ..cli.common import configure_threads
     configure_threads()
     mode = "quick" if args.quick else "full"
     preset = PRESETS[mode]
     progress = None if args.quiet else sys.stderr
-    if args.out:
-        out_dir = args.out
+    if args.out is not None:
+        out_dir = args.out if args.out.strip() else str(output_dir(args.out, "--out"))  # "" refused
     elif mode == "quick":
         out_dir = os.path.join("runs", "verify-quick")
     else:
@@ -726,12 +747,21 @@ def main(argv=None) -> int:
     out_dir = os.path.abspath(out_dir)
     report_path = os.path.abspath(args.report or os.path.join(out_dir, "REPORT.md"))
     fig_dir = os.path.abspath(args.figures or os.path.join(out_dir, "figures"))
+    # every path checked (and the output folder locked) before any work
+    if os.path.isdir(report_path):
+        raise UsageError(f"--report {report_path} is a directory; give a file path")
+    lock_out = args.out is not None or not (args.report and args.figures)
+    dirs = output_dirs(*([(out_dir, "--out")] if lock_out else []),
+                       (os.path.dirname(report_path), "--report"), (fig_dir, "--figures"),
+                       *([(args.store, "--store")] if args.store and not args.from_results else []))
+    if lock_out:
+        policy.hold(OutputLock(dirs[0], "--out"))
     _REPORT_PATH[0] = report_path
     timings = {}
     t_all = time.perf_counter()
     claims_res, records, phase, var = {}, {}, None, None
     if args.from_results:
-        mode, claims_res, records, phase, var, timings = load_results(args.from_results)
+        mode, claims_res, records, phase, var, timings = loaded
         if args.recheck:
             for reg, (cfg, recs) in records.items():
                 for mod in CLAIM_MODULES:
@@ -783,10 +813,11 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             var = run_variants(preset, runner)
             timings["variants"] = time.perf_counter() - t
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        policy.stopped(exc)
         print(f"interrupted; finished jobs are kept in {runner.store} (run the same command to resume)",
               file=sys.stderr)
-        return 130
+        return policy.exit_code
     except ValueError as exc:                    # e.g. the Dask scheduler cannot be reached
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -148,7 +148,9 @@ def _extract(archive: Path, into: Path) -> None:
         with tarfile.open(archive, "r:*") as t:
             t.extractall(into, filter="data")
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"{archive}: not a readable archive ({e})") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{archive}: not a readable .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz or .zip "
+                        f"archive ({first.rstrip(':')})") from None
 
 
 def _walk_find(root: Path, names) -> Path | None:
