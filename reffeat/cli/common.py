@@ -263,11 +263,12 @@ class SignalPolicy:
 
     def __init__(self):
         self.signum = None
+        self._received = False              # a real signal arrived (not just a KeyboardInterrupt)
         self._old = {}
         self._held = []
 
     def _handler(self, signum, frame):
-        import sys
+        self._received = True
         if self.signum is None:
             self.signum = signum
             raise (Terminated if signum == signal.SIGTERM else KeyboardInterrupt)()
@@ -285,7 +286,9 @@ class SignalPolicy:
         while self._held:                   # e.g. output locks, released last-in first-out
             self._held.pop().__exit__(None, None, None)
         for s, h in self._old.items():
-            signal.signal(s, h)
+            # after a real signal the process is on its way out: a late Ctrl-C must not
+            # kill it between here and its exit code (the results are written already)
+            signal.signal(s, signal.SIG_IGN if self._received else h)
         self._old = {}
         return False
 
