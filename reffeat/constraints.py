@@ -153,9 +153,9 @@ class Interval(Constraint):
                 try:
                     v = int(t)
                 except ValueError:
-                    f = _number(t)           # "1e3", "4.0": integers written as floats
-                    if not (math.isfinite(f) and f.is_integer()):
-                        raise _Bad from None
+                    f = _number(t)           # "1e3", "4.0": integers written as floats,
+                    if not (math.isfinite(f) and f.is_integer() and abs(f) <= 2**53):
+                        raise _Bad from None     # exactly (a float beyond 2**53 is no integer)
                     v = int(f)
             else:
                 v = _number(t)

@@ -175,7 +175,7 @@ def test_backend_switch_and_validation(monkeypatch):
     with pytest.raises(ValueError, match="backend must be one of"):
         model.forward(np.ones((2, 1, 1)), np.ones((1, 1, 1)), 3.0, 1.0, backend="fast")
     _, W, X, y = _problem(0, 3, 2, 2, 2, 2)
-    with pytest.raises(ValueError, match=r"labels y must lie in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"y must be integer class labels in \[0, 2\) \(got 2\)"):
         model.grad_w(W, X, np.array([0, 2, 1]), 3.0, 1.0, backend="numba")
 
 
