@@ -292,11 +292,11 @@ def rc2_susceptibility(cfg, features=None) -> Condition:
 def eta_max(cfg) -> float:
     """RC3's bound η_max = 2ρ / (c · (P − s) · ‖δ_p‖₂²) (see rc3_step_size)."""
     if cfg.norm == "linf":
-        energy = (cfg.P - cfg.s) * cfg.eps ** 2 * cfg.d       # ‖ε·sign‖₂² = ε² d per patch
+        energy = (cfg.P - cfg.s) * cfg.eps * cfg.eps * cfg.d       # ‖ε·sign‖₂² = ε² d per patch
     elif cfg.norm == "l2-patch":
-        energy = (cfg.P - cfg.s) * cfg.eps ** 2
+        energy = (cfg.P - cfg.s) * cfg.eps * cfg.eps
     else:
-        energy = cfg.eps ** 2                                  # the whole input's budget
+        energy = cfg.eps * cfg.eps                                  # the whole input's budget
     return 2 * cfg.rho / (_c(cfg) * energy) if energy > 0 else math.inf
 
 
@@ -329,7 +329,7 @@ def rc3_step_size(cfg) -> Condition:
     """
     emax = eta_max(cfg)
     detail = (f"η_max = 2ρ/(c (P−s) ‖δ_p‖²) with c = {_c(cfg):.3g}, P−s = {cfg.P - cfg.s}, "
-              f"{cfg.norm} ε = {cfg.eps:g}, d = {cfg.d}; η/η_max = {cfg.eta / emax:.3g}")
+              f"{cfg.norm} ε = {cfg.eps:g}, d = {cfg.d}; η/η_max = {cfg.eta / emax if emax > 0 else math.inf:.3g}")
     return _make("RC3", "step size, AT does not overshoot", cfg.eta, emax, "<", detail)
 
 
@@ -445,8 +445,21 @@ def rc5_reach(cfg, W0=None) -> Condition:
 def conditions(cfg, W0=None, features=None) -> list[Condition]:
     """RC1–RC5 for a Config (expected initial maxima), or for a seed's W0
     when ``W0`` and ``features`` = (U, V) are given (RC1, RC4, RC5)."""
-    return [rc1_race(cfg, W0, features), rc2_susceptibility(cfg, features), rc3_step_size(cfg),
-            rc4_takeoff(cfg, W0, features), rc5_reach(cfg, W0)]
+    calls = [("RC1", "race", lambda: rc1_race(cfg, W0, features)),
+             ("RC2", "susceptibility", lambda: rc2_susceptibility(cfg, features)),
+             ("RC3", "step size", lambda: rc3_step_size(cfg)),
+             ("RC4", "take-off before T", lambda: rc4_takeoff(cfg, W0, features)),
+             ("RC5", "reach of the initial weights", lambda: rc5_reach(cfg, W0))]
+    out = []
+    for name, title, call in calls:
+        try:
+            out.append(call())
+        except (OverflowError, ZeroDivisionError) as exc:
+            # a Config valid but far outside the analysis' scale (e.g. ε = 1e308): the
+            # closed forms overflow; the condition is reported as not met, not a crash
+            out.append(Condition(name, title, math.nan, math.nan, ">", False,
+                                 f"not computable at this Config's magnitudes ({exc})"))
+    return out
 
 
 def regime(cfg, W0=None, features=None) -> dict:
