@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import sys
 import time
 from numbers import Integral, Real
@@ -56,6 +57,12 @@ from ..constraints import Field, Interval, ListOf, Options
 from ..real.train import IMAGE_FIELDS, MODES, ImageTrainConfig, train_images
 from .common import (OutputLock, Parser, UsageError, check_memory, command, configure_threads, need,
                      option, output_dirs)
+
+#: weights beyond this (or non-finite) mean training diverged (e.g. --lr 1e300, --sigma0 1e308):
+#: the lenses are skipped. The same bound as the one training loop's stop policy (issue 11),
+#: checked here until that loop stops R3 itself.
+WEIGHT_BOUND = 1e3
+
 
 class Over255(float):
     """A pixel-scale number given as n/255 (how ε is quoted for 8-bit colour
@@ -282,6 +289,10 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             save(f"train_{mode}")
             if r.stopped == "interrupted":
                 raise KeyboardInterrupt
+            big = float(np.max(np.abs(r.W))) if np.all(np.isfinite(r.W)) else math.inf
+            if not r.stopped and big > WEIGHT_BOUND:
+                r.stopped = f"diverged: max |w| = {big:.3g} > {WEIGHT_BOUND:g}"
+                res["training"][mode]["stopped"] = r.stopped
             if r.stopped:                   # non-finite or diverged: no lens can read such weights
                 res["stopped"] = (f"{mode.upper()} training stopped at epoch {r.epochs_done + 1} "
                                   f"({r.stopped}); the lenses need trained weights and were not run: "
