@@ -204,8 +204,8 @@ class _Blas:
     """scipy's bundled OpenBLAS (the BLAS numba's ``np.dot`` calls), held at one
     thread for the duration of each kernel call and restored after: the kernels
     call it on chunk-sized products from their own slot threads, and OpenBLAS's
-    own pool on top of them was measured 25× slower (a default AT step 593 ms vs
-    24 ms on the shared 2-core machine).  Nothing is changed outside a call;
+    own pool on top of them made a step an order of magnitude slower on a
+    loaded 2-core machine.  Nothing is changed outside a call;
     numpy's own BLAS (a separate library) is never touched."""
     _fns = None
 
@@ -363,7 +363,7 @@ def _activate(Z, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode, F, losses, a
             F[i, j] = s                                          # N3
         if mode == 1:
             # σ' in a second in-place pass (storing it in the σ loop, next to the
-            # accumulation into a, stops LLVM from vectorising: 5× slower)
+            # accumulation into a, stops LLVM from vectorising: several times slower)
             a[:] = 1.0
             for p in range(P):
                 _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)
