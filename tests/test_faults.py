@@ -29,6 +29,7 @@ from reffeat.cli import bench as bench_cli
 from reffeat.cli import data as data_cli
 from reffeat.cli import real as real_cli
 from reffeat.cli import run as run_cli
+from reffeat.cli import sweep as sweep_cli
 from reffeat.cli.common import OutputLock
 from reffeat.real.train import ImageTrainConfig
 from reffeat.verify import p1 as verify_p1
@@ -36,7 +37,8 @@ from reffeat.verify import run as verify_run
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"run": run_cli.main, "real": real_cli.main, "data": data_cli.main,
-            "verify": verify_run.main, "bench": bench_cli.main, "p1": verify_p1.main}
+            "verify": verify_run.main, "bench": bench_cli.main, "p1": verify_p1.main,
+            "sweep": sweep_cli.main}
 TINY = ["--set", "T=2", "--set", "n_train=8", "--set", "n_test=8", "--set", "P=4", "--set", "d_N=8",
         "--set", "m=2", "--set", "eval_K=2", "--set", "log_every=1", "--no-figures", "--quiet"]
 
@@ -68,6 +70,7 @@ def place(tmp_path, monkeypatch):
     (tmp_path / "nj.json").write_text("this is not json\n")
     (tmp_path / "other.json").write_text('{"claims": {"x": 5}}\n')
     (tmp_path / "notarchive.txt").write_text("hello\n")
+    (tmp_path / "grid.toml").write_text("seeds = 1\n[base]\nT = 1\n[grid]\neta = [0.1]\n")
     return tmp_path
 
 
@@ -153,6 +156,12 @@ CLI_CASES = [
     ("verify-recheck-alone", "verify", ["--recheck"], 2, "--recheck needs --from-results"),
     ("bench-ref-reps-0", "bench", ["--ref-reps", "0"], 2, "--ref-reps must be an integer in [1, 10000]"),
     ("bench-reps-3", "bench", ["--reps", "3"], 2, "--reps must be an integer in [5, 10000]"),
+    ("sweep-out-file", "sweep", ["grid.toml", "--out", "F"], 2, "--out F exists and is not a directory"),
+    ("sweep-store-proc", "sweep", ["grid.toml", "--out", "o", "--store", "/proc/x"], 2,
+     "--store /proc/x is not a writable directory"),
+    ("sweep-workers-0", "sweep", ["grid.toml", "--workers", "0"], 2, "--workers must be an integer in [1, 256]"),
+    ("sweep-grid-binary", "sweep", ["bin.toml"], 2, "grid file bin.toml is not valid TOML"),
+    ("sweep-grid-dir", "sweep", ["D"], 2, "grid file D cannot be read"),
 ]
 
 
@@ -170,7 +179,7 @@ def test_cli_case(case, place, capsys):
     new = files_under(place) - before
     new_files = [p for p in new if (place / p).is_file()]
     assert not new_files, f"{cmd} {argv} left files {new_files}"
-    if cmd in ("run", "real", "verify", "bench", "p1"):
+    if cmd in ("run", "real", "verify", "bench", "p1", "sweep"):
         assert not new, f"{cmd} {argv} left {sorted(new)}"
 
 

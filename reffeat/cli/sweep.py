@@ -35,16 +35,13 @@ import sys
 import time
 
 from ..config import FIELD_NAMES, Config
-from .common import (EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Parser, UsageError,
-                     report_usage_error)
+from numbers import Integral
 
+from ..constraints import Interval
+from .common import (EXIT_FAILED, EXIT_OK, OutputLock, Parser, UsageError, command, option,
+                     output_dirs, report_usage_error)
 
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread like Ctrl-C so the workers are shut down."""
-
-
-def _on_sigterm(signum, frame):
-    raise _Terminated()
+WORKERS = Interval(Integral, 1, 256)
 
 DEFAULT_METRICS = ("claims.P1", "claims.P2", "claims.P3", "claims.P4", "st.robust_acc", "at.robust_acc")
 METRIC_WORDS = {
@@ -78,8 +75,9 @@ def build_parser():
                    help="tcp://HOST:PORT of a running Dask scheduler, or local:N to start a Dask "
                         "LocalCluster of N workers (needs pip install \"reffeat[dask]\"); default: "
                         "local worker processes")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="local worker processes when no --scheduler is given (default: the core count)")
+    p.add_argument("--workers", type=option("--workers", WORKERS), metavar="N",
+                   help=f"local worker processes when no --scheduler is given; {WORKERS}; "
+                        "default: the core count")
     p.add_argument("--traces", action="store_true", help="keep each job's history and C4 parts (JSON only)")
     p.add_argument("--refresh", action="store_true", help="rerun jobs that are already in the store")
     p.add_argument("--metric", action="append", metavar="NAME",
@@ -98,8 +96,10 @@ def load_grid(path: str) -> dict:
             doc = tomllib.load(fh)
     except FileNotFoundError:
         raise ValueError(f"grid file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"grid file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:                           # a directory, unreadable, ...
+        raise ValueError(f"grid file {path} cannot be read: {exc.strerror or exc}") from None
     for key in doc:
         if key not in _TOP_KEYS:
             raise ValueError(f"unknown key {key!r} in {path}; allowed: {', '.join(_TOP_KEYS)}")
@@ -178,43 +178,41 @@ def heatmap(table, x: str, y: str, metrics, seeds, path: str, title: str) -> str
     return path
 
 
-def main(argv=None) -> int:
+@command
+def main(argv, policy) -> int:
+    """``python -m reffeat.sweep GRID.toml``: see the module docstring."""
     from .. import sweep as S
-    parser = build_parser()
+    args = build_parser().parse_args(argv)
+    spec = load_grid(args.grid)
+    out = args.out if args.out is not None else os.path.join(
+        "runs", _dt.datetime.now().strftime("sweep-%Y%m%d-%H%M%S"))
+    dirs = output_dirs((out, "--out"), *([(args.store, "--store")] if args.store else []))
+    out = str(dirs[0])
     try:
-        args = parser.parse_args(argv)
-        spec = load_grid(args.grid)
-        if args.workers is not None and args.workers < 1:
-            raise ValueError(f"--workers must be an integer >= 1 (got {args.workers})")
-        out = args.out or os.path.join("runs", _dt.datetime.now().strftime("sweep-%Y%m%d-%H%M%S"))
         runner = S.Runner(scheduler=args.scheduler, workers=args.workers,
                           store=args.store or os.path.join(out, "store"), refresh=args.refresh,
                           progress=None if args.quiet else sys.stderr)
-        metrics = args.metric or list(DEFAULT_METRICS)
         if args.scheduler and runner.kind in ("local-cluster", "address"):
             S._import_distributed()
-    except (UsageError, ValueError) as exc:
-        return report_usage_error(exc)
+    except (UsageError, ValueError):
+        dirs.undo()
+        raise
+    metrics = args.metric or list(DEFAULT_METRICS)
+    policy.hold(OutputLock(out, "--out"))
     t0 = time.perf_counter()
     if not args.quiet:
         print(f"[sweep] {len(spec['configs'])} points × {len(spec['seeds'])} seeds on {runner.describe()}; "
               f"store {runner.store}", file=sys.stderr, flush=True)
-    import signal
-    import threading
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         table = S.sweep(spec["configs"], spec["seeds"], runner=runner,
                         kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
-    except (KeyboardInterrupt, _Terminated) as exc:
-        print(f"{'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; finished jobs are kept "
+    except KeyboardInterrupt as exc:                   # Ctrl-C or SIGTERM (reffeat.cli.common.SignalPolicy)
+        policy.stopped(exc)
+        print(f"{'terminated' if policy.exit_code == 143 else 'interrupted'}; finished jobs are kept "
               f"in {runner.store} (run the same command to resume)", file=sys.stderr)
-        return EXIT_SIGTERM if isinstance(exc, _Terminated) else EXIT_SIGINT
+        return policy.exit_code
     except ValueError as exc:                          # e.g. the scheduler cannot be reached
         return report_usage_error(exc)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - t0
     os.makedirs(out, exist_ok=True)
     table.to_csv(os.path.join(out, "table.csv"))
