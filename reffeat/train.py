@@ -10,8 +10,12 @@ descent, with the C2 coefficients logged and the C4 decomposition of every step.
 named streams of ``reffeat.seeding`` (features, train set, test set, W^{(0)});
 the attack noise of each mode has its own stream ("attack", mode), so ST and
 AT of one seed share data and initial weights and nothing else.
-Training stops cleanly on NaN/inf (keeping the last finite W and the history
-so far) and on Ctrl-C (KeyboardInterrupt), recording why in ``stopped``.
+The steps run through ``reffeat.loop.descend``, the one loop shared with
+mini-batch training (R3): its objective (T3 with λ), its stop policy — NaN/inf,
+divergence (objective > 1e6 or max |w| > 1e3), Ctrl-C — which keeps the last
+good W and the history so far and records why in ``stopped``, and its
+per-step callback (``train(..., callback=f)``).  ``trace=True`` adds the C5
+trace (``reffeat.trace``) at every logged step.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from .attacks import attack, feature_attack_correct
 from .constraints import MODES  # noqa: F401  (the one list of training modes; re-exported)
 from .distribution import sample
 from .features import make_features
-from .metrics import accuracy, coefficient_summary, grad_w_and_c4
-from .model import grad_w, init_weights, loss, predict
+from .loop import MAX_LOSS, MAX_WEIGHT, chain, descend, objective, objective_points
+from .metrics import accuracy, coefficient_summary
+from .model import init_weights, loss, predict
+from .trace import Recorder
 
 
 
@@ -81,6 +87,7 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+    trace: object = None     # reffeat.trace.Trace when trained with trace=True (C5)
 def _log_keys():
     return ["step", "loss", "clean_loss", "train_acc", "clean_acc", "robust_acc",
             "gamma", "phi", "gamma_pos", "phi_pos"]
@@ -94,12 +101,18 @@ def adversarial_examples(W, X, y, cfg, rng) -> np.ndarray:
 
 
 def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
-          track_c4: bool = True) -> TrainResult:
+          track_c4: bool = True, callback=None, trace: bool = False,
+          max_loss: float = MAX_LOSS, max_weight: float = MAX_WEIGHT) -> TrainResult:
     """T1 (mode "st") or T3 (mode "at") for cfg.T steps of full-batch GD.
 
     ``prob`` (from ``problem(cfg)``) supplies data, W^{(0)} and random streams;
     built from cfg.seed when omitted. ``progress``: a file (e.g. sys.stderr)
-    for one line per logged step, or None.
+    for one line per logged step, or None.  ``callback(step)`` is called after
+    every completed step with a ``loop.Step`` (t, W^{(t)}, the points the step
+    was taken at, the objective, its gradient, W^{(t+1)}).  ``trace=True``
+    records the C5 trace at every logged step (``result.trace``, a
+    ``reffeat.trace.Trace``).  The stop policy (non-finite values, divergence
+    beyond ``max_loss`` / ``max_weight``, Ctrl-C) is ``reffeat.loop``'s.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
@@ -109,34 +122,19 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
     X, y, types = prob.train
     Xte, yte, _ = prob.test
     W = (prob.W0 if W0 is None else W0).copy()
+    W_start = W.copy()
     # attack noise: a fresh stream per mode so ST and AT do not share state
     atk_rng = seeding.rng(cfg.seed, "attack", mode)
     q, rho, eta = cfg.q, cfg.rho, cfg.eta
     hist = {key: [] for key in _log_keys()}
     c4g, c4p = [], []
-    stopped = None
+
+    def adversary(W, X, y):
+        return adversarial_examples(W, X, y, cfg, atk_rng)
 
     def points(W):
         """The (inputs, weight) pairs of this step's objective (T1 / T3 with λ)."""
-        if mode == "st":
-            return [(X, 1.0)]
-        Xa = adversarial_examples(W, X, y, cfg, atk_rng)
-        return [(Xa, cfg.lam)] if cfg.lam == 1.0 else [(X, 1.0 - cfg.lam), (Xa, cfg.lam)]
-
-    def objective(W, pts, with_c4=False):
-        """(objective, its gradient, C4 parts of the step η·G or None) at the points."""
-        G = np.zeros_like(W)
-        obj = 0.0
-        c4 = [0.0, 0.0] if with_c4 else None
-        for Xs, wgt in pts:
-            if with_c4:                      # G2 and C4 from one backward pass
-                L, Gs, (dg, dp) = grad_w_and_c4(W, Xs, y, types, U, V, q, rho, eta * wgt)
-                c4[0], c4[1] = c4[0] + dg, c4[1] + dp
-            else:
-                L, Gs = grad_w(W, Xs, y, q, rho)
-            G += wgt * Gs
-            obj += wgt * L
-        return obj, G, c4
+        return objective_points(W, X, y, mode, cfg.lam, adversary if cfg.eps > 0 else None)
 
     def log(t, W, obj):
         summ = coefficient_summary(W, U, V)
@@ -152,47 +150,44 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
         for key in hist:
             hist[key].append(int(row[key]) if key == "step" else float(row[key]))
         if progress is not None:
-            print(f"[{mode}] step {t:5d}  train loss {obj:.4f}  test acc {row['clean_acc']:.3f}  "
+            # .5g: a diverging run's objective (up to the stop policy's bound) stays one short number
+            print(f"[{mode}] step {t:5d}  train loss {obj:.5g}  test acc {row['clean_acc']:.3f}  "
                   f"test rob (FGSM+feature, cheap) {row['robust_acc']:.3f}  "
                   f"Γ {row['gamma']:.4f}  Φ {row['phi']:.4f}", file=progress, flush=True)
 
-    t = 0
     peak = [-np.inf, -1]                    # largest per-step objective and its step
-    try:
-        for t in range(cfg.T):
-            pts = points(W)
-            obj, G, c4 = objective(W, pts, track_c4)
-            if obj > peak[0]:
-                peak[:] = [obj, t]
-            if t % cfg.log_every == 0:
-                log(t, W, obj)
-            if not (np.isfinite(obj) and np.all(np.isfinite(G))):
-                stopped = f"non-finite loss or gradient at step {t} (loss={obj}); kept W of step {t}"
-                break
-            if track_c4:
-                c4g.append(c4[0])
-                c4p.append(c4[1])
-            W_new = W - eta * G
-            if not np.all(np.isfinite(W_new)):
-                stopped = f"non-finite weights after step {t}; kept W of step {t}"
-                break
-            W = W_new
-        else:
-            t = cfg.T
-    except KeyboardInterrupt:
-        stopped = f"interrupted by user at step {t}"
+
+    def evaluate_step(t, W):
+        pts = points(W)
+        obj, G, c4 = objective(W, pts, y, q, rho, (types, U, V, eta) if track_c4 else None)
+        if obj > peak[0]:
+            peak[:] = [obj, t]
+        if t % cfg.log_every == 0:
+            log(t, W, obj)
+        return {"points": pts, "y": y, "loss": obj, "grad": G, "extra": {"c4": c4}}
+
+    def keep_c4(step):
+        if track_c4:
+            c4g.append(step.extra["c4"][0])
+            c4p.append(step.extra["c4"][1])
+
+    recorder = Recorder(cfg.log_every) if trace else None
+    W, t, stopped = descend(W, range(cfg.T), evaluate_step, lambda W, G: W - eta * G,
+                            callback=chain(keep_c4, recorder, callback), max_loss=max_loss,
+                            max_weight=max_weight)
     # final log at the returned W (unless that step is already logged)
     if stopped is None or not stopped.startswith("non-finite"):
         if not hist["step"] or hist["step"][-1] != t:
-            log(t, W, objective(W, points(W))[0])
+            log(t, W, objective(W, points(W), y, q, rho)[0])
     if stopped and progress is not None:
         print(f"[{mode}] stopped: {stopped}", file=progress, flush=True)
     c4g, c4p = c4g[:t], c4p[:t]          # a step interrupted mid-way is not counted
     k, m = cfg.k, cfg.m
     empty = np.zeros((0, 2, 3, k, m))
+    tr = recorder.finish(t, W, W_start, U, V, X) if trace else None
     return TrainResult(
         mode=mode, W0=prob.W0.copy() if W0 is None else np.array(W0), W=W, history=hist,
         c4_gamma=np.array(c4g) if c4g else empty, c4_phi=np.array(c4p) if c4p else empty,
         steps_done=t, stopped=stopped, wall_time=time.perf_counter() - t0,
-        extra={"max_loss": float(peak[0]), "max_loss_step": int(peak[1])},
+        extra={"max_loss": float(peak[0]), "max_loss_step": int(peak[1])}, trace=tr,
     )

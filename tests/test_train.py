@@ -57,9 +57,10 @@ def test_history_logging_steps():
 
 def test_nan_stops_cleanly(monkeypatch):
     tr = importlib.import_module("reffeat.train")   # the package exports the function `train`
+    lp = importlib.import_module("reffeat.loop")    # the one loop's objective calls G2 there
     cfg = Config(**{**SMALL, "T": 50, "log_every": 1})
     calls = {"n": 0}
-    real, real_c4 = tr.grad_w, tr.grad_w_and_c4
+    real, real_c4 = lp.grad_w, lp.grad_w_and_c4
 
     def poisoned(W, X, y, q, rho):
         calls["n"] += 1
@@ -71,8 +72,8 @@ def test_nan_stops_cleanly(monkeypatch):
         L, G, parts = real_c4(W, X, y, types, U, V, q, rho, step)
         return (L, G * np.nan, parts) if calls["n"] >= 4 else (L, G, parts)
 
-    monkeypatch.setattr(tr, "grad_w", poisoned)
-    monkeypatch.setattr(tr, "grad_w_and_c4", poisoned_c4)
+    monkeypatch.setattr(lp, "grad_w", poisoned)
+    monkeypatch.setattr(lp, "grad_w_and_c4", poisoned_c4)
     res = tr.train(cfg, "at")
     assert res.stopped is not None and "non-finite" in res.stopped
     assert np.all(np.isfinite(res.W)), "kept weights must be the last finite ones"
@@ -88,9 +89,10 @@ def test_overflowing_weights_stop_cleanly():
 
 def test_keyboard_interrupt_keeps_results(monkeypatch):
     tr = importlib.import_module("reffeat.train")   # the package exports the function `train`
+    lp = importlib.import_module("reffeat.loop")
     cfg = Config(**SMALL)
     calls = {"n": 0}
-    real = tr.grad_w_and_c4                 # the training step's G2 (with C4)
+    real = lp.grad_w_and_c4                 # the training step's G2 (with C4)
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -98,7 +100,7 @@ def test_keyboard_interrupt_keeps_results(monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(tr, "grad_w_and_c4", flaky)
+    monkeypatch.setattr(lp, "grad_w_and_c4", flaky)
     res = tr.train(cfg, "st")
     assert res.stopped.startswith("interrupted")
     assert 0 < res.steps_done < cfg.T and len(res.c4_gamma) == res.steps_done

@@ -32,7 +32,8 @@ import numpy as np
 
 from .. import seeding
 from ..attacks import attack
-from ..model import grad_w, init_weights, predict
+from ..loop import MAX_LOSS, MAX_WEIGHT, chain, descend, objective, objective_points
+from ..model import init_weights, predict
 from ..output import atomic_savez, strict_json
 from .patches import filters_as_images, patchify, unpatchify  # noqa: F401  (re-exported for callers of R3)
 
@@ -127,7 +128,7 @@ class ImageTrainResult:
     history: per-epoch lists (epoch, loss — the objective averaged over the
     epoch's batches, train_acc — clean accuracy on a fixed subset of ≤ 1000
     training points after the epoch, seconds); stopped: None |
-    "interrupted" | "nan"."""
+    "interrupted" | "nan" | "diverged" (reffeat.loop's stop policy)."""
     config: ImageTrainConfig
     W: np.ndarray
     snapshots: np.ndarray
@@ -215,8 +216,15 @@ def load_checkpoint(path) -> dict:
 
 def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
                  W0: np.ndarray | None = None, checkpoint=None, resume: bool = False,
-                 progress=None, label: str = "") -> ImageTrainResult:
+                 progress=None, label: str = "", callback=None, max_loss: float = MAX_LOSS,
+                 max_weight: float = MAX_WEIGHT) -> ImageTrainResult:
     """R3: mini-batch SGD for ST (cfg.mode="st") or AT ("at") on patches X (n, P, d).
+
+    The steps run through ``reffeat.loop.descend`` (the objective with λ and
+    the stop policy of full-batch training; ``callback(step)`` after every
+    batch step, t counted over all epochs).  On NaN/inf or divergence the
+    weights of the last completed epoch are kept (``stopped`` "nan" or
+    "diverged", the reason in ``extra["stop_reason"]``).
 
     W0 defaults to N4 with ``cfg.sigma0`` drawn from the seed's init stream, so
     ST and AT runs of one seed start from the same weights. ``progress`` is a
@@ -266,31 +274,37 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     t_start = time.perf_counter()
     stopped = None
     epoch = start_epoch
+    nb = -(-n // cfg.batch_size)                       # batches per epoch
+    adversary = (lambda W, Xb, yb: adversarial_batch(W, Xb, yb, cfg, r_att)) if cfg.eps > 0 else None
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             order = r_shuf.permutation(n)
-            tot_loss = 0.0
-            for b in range(0, n, cfg.batch_size):
+            tot = [0.0]
+
+            def evaluate(t, W, order=order):
+                b = (t - (epoch - 1) * nb) * cfg.batch_size
                 idx = order[b:b + cfg.batch_size]
                 Xb, yb = X[idx], y[idx]
-                if cfg.mode == "at" and cfg.lam > 0 and cfg.eps > 0:
-                    Xa = adversarial_batch(W, Xb, yb, cfg, r_att)
-                    La, G = grad_w(W, Xa, yb, cfg.q, cfg.rho)
-                    if cfg.lam < 1:
-                        Lc, Gc = grad_w(W, Xb, yb, cfg.q, cfg.rho)
-                        La, G = (1 - cfg.lam) * Lc + cfg.lam * La, (1 - cfg.lam) * Gc + cfg.lam * G
-                else:
-                    La, G = grad_w(W, Xb, yb, cfg.q, cfg.rho)
-                if not np.isfinite(La) or not np.all(np.isfinite(G)):
-                    stopped = "nan"
-                    break
-                tot_loss += La * len(idx)
-                W = opt.step(W, G)
-            if stopped:
+                pts = objective_points(W, Xb, yb, cfg.mode, cfg.lam, adversary)
+                La, G, _ = objective(W, pts, yb, cfg.q, cfg.rho)
+                return {"points": pts, "y": yb, "batch": idx, "loss": La, "grad": G}
+
+            def add_loss(step, tot=tot):
+                tot[0] += step.loss * len(step.batch)
+
+            W, done, why = descend(W, range((epoch - 1) * nb, epoch * nb), evaluate, opt.step,
+                                   callback=chain(add_loss, callback), max_loss=max_loss,
+                                   max_weight=max_weight)
+            if why is not None and why.startswith("interrupted"):
+                raise KeyboardInterrupt
+            if why is not None:
+                stopped = "nan" if why.startswith("non-finite") else "diverged"
+                reason = why
                 epoch -= 1
                 W = snapshots[-1]  # the last completed epoch
                 break
+            tot_loss = tot[0]
             acc = float((predict(W, X[monitor], cfg.q, cfg.rho) == y[monitor]).mean())
             secs = time.perf_counter() - t0
             history["epoch"].append(epoch)
@@ -314,5 +328,11 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
         if stream:
             print(f"[{label or cfg.mode}] interrupted; keeping {epoch} completed epoch(s)",
                   file=stream, flush=True)
+    extra = {}
+    if stopped in ("nan", "diverged"):
+        extra["stop_reason"] = reason
+        if stream:
+            print(f"[{label or cfg.mode}] stopped: {reason}; keeping {epoch} completed epoch(s)",
+                  file=stream, flush=True)
     return ImageTrainResult(cfg, W, np.asarray(snapshots), history, epoch, stopped,
-                            wall0 + time.perf_counter() - t_start)
+                            wall0 + time.perf_counter() - t_start, extra)
