@@ -48,8 +48,12 @@ def noise_vectors(X: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
     """D4 noise of training patches: ξ_{i,p} = Π^⊥ x_{i,p}.  X (n, P, d) -> (n, P, d).
 
     Exact for clean training data (D4 draws ξ in the complement of span{u, v}
-    and the signal lies in the span)."""
-    return X - X @ feature_projector(U, V)
+    and the signal lies in the span).  What is left of a noiseless patch is
+    rounding (‖Π^⊥x‖ ≤ 1e-12·‖x‖) and is set to exactly 0, so σ_ξ = 0 gives ξ = 0."""
+    xi = X - X @ feature_projector(U, V)
+    tiny = np.linalg.norm(xi, axis=-1) <= 1e-12 * np.maximum(np.linalg.norm(X, axis=-1), 1.0)
+    xi[tiny] = 0.0
+    return xi
 
 
 def noise_basis(xi: np.ndarray, U: np.ndarray, V: np.ndarray, rtol: float = 1e-8):

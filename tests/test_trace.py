@@ -107,3 +107,41 @@ def test_coefficient_trace_rejects_bad_shapes():
     W0 = np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match="Ws must have shape"):
         coefficient_trace([0], np.zeros((1, 2, 3, 5)), W0, np.eye(4)[:2], np.eye(4)[2:])
+
+
+def _cli_trace(tmp_path, *sets):
+    from reffeat.cli.run import main
+    out = tmp_path / "traced"
+    args = ["--out", str(out), "--no-figures", "--quiet", "--trace"]
+    for s in ("T=12", "log_every=4", "n_train=30", "n_test=40", "eval_restarts=0", "m=4") + sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    return out
+
+
+def test_run_trace_writes_both_files_and_gamma_phi_nu_agree(tmp_path, capsys):
+    out = _cli_trace(tmp_path)
+    for mode in ("st", "at"):
+        z = load_trace(out / f"trace_{mode}.npz")
+        assert set(KEYS) <= set(z), f"missing keys in trace_{mode}.npz: {set(KEYS) - set(z)}"
+        D = z["W"] - z["W0"][None]
+        U, V = z["U"], z["V"]
+        assert np.abs(z["gamma"] - np.einsum("ljrd,ed->ljre", D, U)).max() < 1e-10
+        assert np.abs(z["phi"] - np.einsum("ljrd,ed->ljre", D, V)).max() < 1e-10
+        off = D - np.einsum("ljre,ed->ljrd", np.einsum("ljrd,ed->ljre", D, np.concatenate([U, V])),
+                            np.concatenate([U, V]))
+        assert np.abs(z["nu"] - np.linalg.norm(off, axis=-1)).max() < 1e-10
+        assert z["steps"].tolist() == [0, 4, 8, 12]
+
+
+def test_readme_lemma_snippet_runs_on_a_trace(tmp_path, capsys, monkeypatch):
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- lemma-snippet[^\n]*-->\n```python\n(.*?)```", readme, re.S)
+    assert block, "README lost its lemma snippet"
+    code = block.group(1)
+    assert len(code.strip().splitlines()) <= 10, "the snippet should stay within 10 lines"
+    _cli_trace(tmp_path / "runs", "sigma_xi=0.1")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README lemma snippet", "exec"), {})

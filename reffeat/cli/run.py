@@ -26,6 +26,7 @@ from .. import presets as _presets
 from ..regime import format_regime, regime
 from ..output import atomic_savez, atomic_write_json, package_versions
 from ..metrics import PART_NAMES, c4_per_step, evaluate
+from ..trace import save_trace
 from ..train import MODES, problem, train
 from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dir
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>/)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--trace", action="store_true", help=(
+        "also write trace_st.npz / trace_at.npz: the SPEC C5 trace (W, γ, φ, ν, μ; ζ and the "
+        "residual where the training noise is linearly independent) at every logged step"))
     return p
 
 
@@ -126,6 +130,8 @@ FILE_WORDS = {
     "c4_at.png": "where AT's change of Γ and Φ came from: own/other class × robust/non-robust/noise patches (C4)",
     "weights_st.npz": "ST's final weights W and initial weights W0 (numpy .npz)",
     "weights_at.npz": "AT's final weights W and initial weights W0 (numpy .npz)",
+    "trace_st.npz": "ST's C5 trace at every logged step: W, γ, φ, ν, μ (and ζ, residual in high-dim)",
+    "trace_at.npz": "AT's C5 trace at every logged step: W, γ, φ, ν, μ (and ζ, residual in high-dim)",
 }
 
 
@@ -145,9 +151,10 @@ def files_written(out_dir: str, since: float) -> dict:
 
 
 def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr,
-                  preset: str | None = None, report: bool = True) -> dict:
+                  preset: str | None = None, report: bool = True, trace: bool = False) -> dict:
     """Train the requested modes, evaluate, write summary.json, figures and
-    report.html; return the summary (its "files": what was written, with words).
+    report.html (+ the C5 traces trace_<mode>.npz when ``trace``); return the
+    summary (its "files": what was written, with words).
 
     ``summary["regime"]``: RC1–RC5 of §11 from the Config (expected initial
     weights), with ``["this_seed"]`` the same evaluated on this seed's W0."""
@@ -165,7 +172,7 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
     results = {}
     interrupted = False
     for mode in modes:
-        res = train(cfg, mode, prob, progress=progress)
+        res = train(cfg, mode, prob, progress=progress, trace=trace)
         results[mode] = res
         ev = evaluate(res.W, cfg, prob.test, prob.features,
                       seeding.rng(cfg.seed, "eval", mode))
@@ -180,6 +187,8 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
         summary["wall_time_s"] = time.perf_counter() - t0
         atomic_write_json(os.path.join(out_dir, "summary.json"), summary)   # keep what is done so far
         atomic_savez(os.path.join(out_dir, f"weights_{mode}.npz"), W=res.W, W0=res.W0)
+        if trace:
+            save_trace(os.path.join(out_dir, f"trace_{mode}.npz"), res.trace)
         if res.stopped and res.stopped.startswith("interrupted"):
             interrupted = True
             break
@@ -281,7 +290,8 @@ def main(argv, policy) -> int:
     with OutputLock(out, "--out"):
         try:
             summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
-                                    progress=None if args.quiet else sys.stderr, preset=args.preset)
+                                    progress=None if args.quiet else sys.stderr, preset=args.preset,
+                                    trace=args.trace)
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
             print("interrupted; results completed so far (if any) are in " + out, file=sys.stderr)

@@ -149,10 +149,9 @@ def as_runner(runner) -> Runner:
 # ---------------------------------------------------------------- trajectory training
 @dataclass
 class Trajectory:
-    """A training run cut into segments so W can be inspected along the way.
+    """A training run with W kept at chosen steps (through the training loop's
+    per-step callback: one ``train`` call, so the run is the same as without it).
 
-    For ST (deterministic GD) and for AT without random start the result is
-    bit-identical to one uninterrupted ``train`` call (tested).
     ``snap_steps`` (S,), ``snapshots`` (S, k, m, d) include step 0 and the end.
     ``c4_gamma``, ``c4_phi`` (steps, 2, 3, k, m) as in TrainResult.
     """
@@ -176,42 +175,32 @@ def small_test_problem(prob: Problem, n: int) -> Problem:
 
 def train_trajectory(cfg: Config, mode: str, prob: Problem, n_segments: int = 15,
                      log_test: int = 50, log_every: int = 5, track_c4: bool = True) -> Trajectory:
-    """T1/T3 for cfg.T steps in ``n_segments`` pieces, keeping W at each cut.
+    """T1/T3 for cfg.T steps, keeping W at ``n_segments`` + 1 evenly spaced steps
+    (0 and T included) through a per-step callback.
 
-    In-training logs (history) use the first ``log_test`` test points only.
+    In-training logs (history, every ``log_every`` steps) use the first
+    ``log_test`` test points only.
     """
     t0 = time.perf_counter()
     T = cfg.T
     cuts = sorted(set(int(round(T * i / n_segments)) for i in range(n_segments + 1)))
-    small = small_test_problem(prob, log_test)
-    W = prob.W0.copy()
-    snaps, steps = [W.copy()], [0]
-    hist: dict = {}
-    c4g, c4p = [], []
-    stopped = None
-    done = 0
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        seg = cfg.replace(T=b - a, log_every=log_every)
-        res = train(seg, mode, small, W0=W, track_c4=track_c4)
-        h = res.history
-        dup = bool(hist.get("step")) and bool(h["step"]) and hist["step"][-1] == a and h["step"][0] == 0
-        for key, vals in h.items():
-            vals = [v + a for v in vals] if key == "step" else list(vals)
-            hist.setdefault(key, []).extend(vals[1:] if dup else vals)   # same W logged at the cut
-        c4g.append(res.c4_gamma)
-        c4p.append(res.c4_phi)
-        W = res.W
-        done = a + res.steps_done
-        if res.stopped:
-            stopped = f"in segment [{a}, {b}): {res.stopped}"
-            snaps.append(W.copy())
-            steps.append(done)
-            break
-        snaps.append(W.copy())
-        steps.append(b)
-    return Trajectory(mode=mode, W=W, snap_steps=steps, snapshots=np.array(snaps), history=hist,
-                      c4_gamma=np.concatenate(c4g), c4_phi=np.concatenate(c4p), steps_done=done,
-                      stopped=stopped, wall_time=time.perf_counter() - t0)
+    snaps, steps = [prob.W0.copy()], [0]
+    wanted = set(cuts[1:])
+
+    def keep(step):
+        if step.t + 1 in wanted:
+            snaps.append(step.W_next.copy())
+            steps.append(step.t + 1)
+
+    res = train(cfg.replace(log_every=log_every), mode, small_test_problem(prob, log_test),
+                track_c4=track_c4, callback=keep)
+    if steps[-1] != res.steps_done:                   # stopped early: keep the returned W too
+        snaps.append(res.W.copy())
+        steps.append(res.steps_done)
+    return Trajectory(mode=mode, W=res.W, snap_steps=steps, snapshots=np.array(snaps),
+                      history=res.history, c4_gamma=res.c4_gamma, c4_phi=res.c4_phi,
+                      steps_done=res.steps_done, stopped=res.stopped,
+                      wall_time=time.perf_counter() - t0)
 
 
 def coefficient_paths(W0, c4, which: str, U, V) -> np.ndarray:
