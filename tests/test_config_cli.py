@@ -123,7 +123,7 @@ def test_ctrl_c_keeps_results_and_exits_130(tmp_path, monkeypatch):
     and written, AT is skipped, exit code 130. In-process and deterministic: the
     interrupt is raised at the 8th gradient step instead of by a real signal."""
     import importlib
-    tr = importlib.import_module("reffeat.train")
+    tr = importlib.import_module("reffeat.loop")   # the one training loop's objective
     real, calls = tr.grad_w_and_c4, {"n": 0}       # the training step's G2 (with C4)
 
     def interrupted(*a, **k):

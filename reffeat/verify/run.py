@@ -7,6 +7,7 @@ written outside DIR (default ``runs/verify-<timestamp>``; ``--quick``:
     python -m reffeat.verify --out verify        # full: regenerates the committed verify/ report
     python -m reffeat.verify --quick --out DIR   # CI: the default regime on 5 seeds, coarse grids
     python -m reffeat.verify --only claims --out verify   # one section, merged into DIR's results.json
+    python -m reffeat.verify --only invariants --out DIR  # (or scaling) a trace section (own JSON)
     python -m reffeat.verify --quick --out DIR --scheduler tcp://HOST:PORT   # on a Dask cluster
 
 Every training is a job of ``reffeat.sweep`` (local worker processes, or a Dask
@@ -44,6 +45,7 @@ from reffeat.constraints import Interval
 from reffeat.output import atomic_write_bytes, package_versions
 from reffeat.sweep import Runner
 
+from . import invariants, scaling
 from . import m1, m2, m3, p1, p2, p3, p4
 from . import report as R
 from . import sweeps as S
@@ -53,6 +55,9 @@ from reffeat.claims import CLAIMS as P_CLAIMS
 from reffeat.regime import conditions as regime_conditions
 
 CLAIM_MODULES = (p1, p2, p3, p4, m1, m2, m3)
+#: sections computed from per-step traces (the training loop's callback), each a
+#: module with ``section(quick, runner, fig_dir, rel, out_dir) -> Markdown``
+TRACE_SECTIONS = (("invariants", invariants), ("scaling", scaling))
 
 #: The regime the exit status is about, and the quick mode's rule.
 MAIN_REGIME = "default"
@@ -150,7 +155,8 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="CI mode: 5 seeds in the 'quick' regime, coarse grids, no variant table")
-    p.add_argument("--only", choices=("claims", "phase", "variants", "all"), default="all",
+    p.add_argument("--only", choices=("claims", "phase", "variants", "invariants", "scaling", "all"),
+                   default="all",
                    help="run only one part (default all)")
     p.add_argument("--workers", type=option("--workers", WORKERS), default=2,
                    help=f"local worker processes when no --scheduler is given; {WORKERS}; default 2")
@@ -800,6 +806,7 @@ def main(argv, policy) -> int:
         return 2
     if progress:
         print(f"[verify] jobs run on {runner.describe()}; result store {runner.store}", file=progress)
+    sections = []
     try:
         if args.only in ("claims", "all"):
             t = time.perf_counter()
@@ -813,6 +820,13 @@ def main(argv, policy) -> int:
             t = time.perf_counter()
             var = run_variants(preset, runner)
             timings["variants"] = time.perf_counter() - t
+        for name, mod in TRACE_SECTIONS:     # --quick runs them only when asked by --only (CI time)
+            if args.only == name or (args.only == "all" and mode != "quick"):
+                t = time.perf_counter()
+                sections.append(mod.section(mode == "quick", runner, fig_dir, _rel, out_dir))
+                timings[name] = time.perf_counter() - t
+            elif args.only != "all":           # keep the section an earlier run left in DIR
+                sections.append(mod.section_from_json(out_dir, fig_dir, _rel))
     except KeyboardInterrupt as exc:
         policy.stopped(exc)
         print(f"interrupted; finished jobs are kept in {runner.store} (run the same command to resume)",
@@ -828,6 +842,7 @@ def main(argv, policy) -> int:
     timings["total"] = time.perf_counter() - t_all
     expected_ok = not quick_failures(claims_res) if mode == "quick" and claims_res else None
     text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok)
+    text += "\n".join(sec for sec in sections if sec)
     atomic_write_bytes(report_path, text.encode())
     write_results(results_path, mode, timings, claims_res, records, phase, var, figs)
     print(f"wrote {report_path} and {len(figs)} figures in {fig_dir} ({timings['total']:.0f} s)")
