@@ -158,6 +158,9 @@ def build_parser():
     p.add_argument("--only", choices=("claims", "phase", "variants", "invariants", "scaling", "all"),
                    default="all",
                    help="run only one part (default all)")
+    p.add_argument("--regimes", metavar="A,B",
+                   help="claim regimes to run, comma-separated presets (default: default,borderline,q3; "
+                        "--quick: default)")
     p.add_argument("--workers", type=option("--workers", WORKERS), default=2,
                    help=f"local worker processes when no --scheduler is given; {WORKERS}; default 2")
     p.add_argument("--scheduler", metavar="ADDR",
@@ -743,6 +746,16 @@ def main(argv, policy) -> int:
     configure_threads()
     mode = "quick" if args.quick else "full"
     preset = PRESETS[mode]
+    if args.regimes:
+        from reffeat import presets as _presets
+        names = [r.strip() for r in args.regimes.split(",") if r.strip()]
+        bad = [r for r in names if r not in _presets.NAMES]
+        if bad or not names:
+            print(f"error: --regimes must be presets among {', '.join(_presets.NAMES)} (got {args.regimes!r})",
+                  file=sys.stderr)
+            return 2
+        known = preset["claim_regimes"]
+        preset = {**preset, "claim_regimes": {r: known.get(r, ("st", "at")) for r in names}}
     progress = None if args.quiet else sys.stderr
     if args.out is not None:
         out_dir = args.out if args.out.strip() else str(output_dir(args.out, "--out"))  # "" refused
