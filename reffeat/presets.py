@@ -46,7 +46,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "log_every": 50}),
     "borderline": (
         "the first version's defaults (α = 3, β = 1, σ_ξ = 0, η = 0.5, T = 150, q = 3): "
-        "RC1 and RC3 not met — the race and the AT step instability",
+        "RC1, RC3 and RC4 not met — the race and the AT step instability",
         dict(_FIRST_VERSION)),
     "high-dim": (
         "d − 2k ≥ n·P (k = 4, P = 8, d_N = 256, n_train = 31): the training noise "
