@@ -280,7 +280,7 @@ def markdown(res: dict, figures: dict) -> str:
                  f"n = {c['n_train']}, n·P = {c['n_train'] * c['P']} ≤ d − 2k = {c['d_N'] - c['k']}, "
                  f"σ_ξ = {c['sigma_xi']:g}, q = {c['q']:g}, η = {c['eta']:g}, T = {c['T']}):")
         L.append("")
-        L.append(md_table(["mode", "max ‖r^{(t)}‖", "max |γ_{j,r,j}|", "‖r‖ / |γ|"], [
+        L.append(md_table(["mode", "max ‖r^{(t)}‖", "max \\|γ_{j,r,j}\\|", "‖r‖ / \\|γ\\|"], [
             [m.upper(), _fmt(hd[m].get("residual_max")), _fmt(hd[m].get("own_gamma_max")),
              _fmt(hd[m].get("residual_ratio"))] for m in ("st", "at")]))
         st_r, at_r = hd["st"].get("residual_max"), hd["at"].get("residual_ratio")
