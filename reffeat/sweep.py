@@ -498,9 +498,9 @@ class _LostWorkers:
         self.seen: set = set()
         self.last = -math.inf
 
-    def events(self):
+    def events(self, force: bool = False):
         now = time.perf_counter()
-        if now - self.last < 2.0:
+        if now - self.last < 2.0 and not force:
             return
         self.last = now
         try:
@@ -553,6 +553,7 @@ def _dask_events(jobs, target, threads, retries):
             else:
                 yield ("done", i, rec)
             fut.release()
+        yield from lost.events(force=True)           # a removal logged after the last check
     finally:
         if client is not None:
             with contextlib.suppress(Exception):

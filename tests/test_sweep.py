@@ -28,7 +28,7 @@ from reffeat.sweep import (Job, Progress, Runner, Store, SweepError, decode, enc
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=12, m=3, T=12, alpha=1.5, eval_K=3, eval_restarts=0)
 #: a job of ~0.3–1 s, long enough to be killed while it runs
-SLOW = dict(TINY, n_train=60, n_test=60, T=300, log_every=300)
+SLOW = dict(TINY, n_train=60, n_test=60, T=600, log_every=600)
 
 
 def _bits(a):
