@@ -18,6 +18,10 @@ Real images (R3/R4):
     "real-monitor"                               R3: the monitored training subset
     "real-eval", i                               R4 evaluation attacks (i = 0..3)
     "real-lens"                                  R4 D_R / D_NR construction
+    "real-linear", mode                          R4 linear baseline (batch order)
+    "real-e2", i                                 R4 E2 worst-case evaluation (PGD and APGD
+                                                 starts; i: 0/1 ST/AT headline, 2/3 ST/AT
+                                                 across ε, 4 the fresh D_R/D_NR models)
     "data-split"     R1 seeded train/test split and sample caps of an import
 
 Other:
@@ -56,6 +60,10 @@ def seed_sequence(seed: int, name: str, *key) -> np.random.SeedSequence:
         return np.random.SeedSequence(seed + 7 + int(key[0]))
     if name == "real-lens":
         return np.random.SeedSequence([seed, 4])
+    if name == "real-e2":
+        return np.random.SeedSequence([seed, 0xE2, int(key[0])])
+    if name == "real-linear":
+        return np.random.SeedSequence([seed, 0x11EA2, _mode(key)])
     if name == "data-split":
         return np.random.SeedSequence(seed)
     if name == "features-default":

@@ -1,30 +1,43 @@
 """R5: figures of a real-image run (matplotlib, Agg backend; written atomically).
 
     filters.png      learned filters w_{j,r} as p×p image patches, ST | AT
-                     (per class the filters of largest norm, each scaled on its own)
-    acc_vs_eps.png   R4 (a): accuracy under PGD vs ε, ST and AT
-    lens_curves.png  R4 (d): clean, robust, D_R, D_NR, low-pass, high-pass
+                     (per class the filters of largest norm, each scaled on its own;
+                     rows labelled with the class names)
+    acc_vs_eps.png   R4 (a): test accuracy under the E2 worst case (PGD, APGD-CE,
+                     APGD-DLR per point) vs ε, ST and AT, with the linear baselines
+    lens_curves.png  R4 (d): clean, robust (PGD), D_R, D_NR, low-pass, high-pass
                      accuracy over epochs, ST and AT
-    frequency.png    R4 (c): accuracy on low- and high-pass filtered test images vs radius
+    frequency.png    R4 (c): accuracy on low- and high-pass filtered test images vs
+                     the Fourier radius (in cycles per image)
     lens_examples.png  R4 (b): training images, their D_R and D_NR versions, with labels
+    acc_vs_eps_seeds.png  (``--seeds N``) (a) as mean ± std over the seeds
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from .patches import filters_as_images
 from ..plots import pyplot as _plt
 from ..plots import save_figure as _save
+from .patches import filters_as_images
 
 
 def _title(res) -> str:
     c = res["config"]
     src = res.get("data", {}).get("train", {}).get("source", "")
     extra = "" if src in ("", "canonical") else " [non-canonical data: see results.json]"
-    return f"{c['dataset']}, p={c['p']}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), seed {c['seed']}{extra}"
+    n = res.get("data", {}).get("n_train")
+    ntxt = f", {n} training images" if n else ""
+    return (f"{c['dataset']}{ntxt}, p={c['p']}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
+            f"seed {c['seed']}{extra}")
+
+
+def _names(res) -> list[str]:
+    k = res.get("data", {}).get("k", 10)
+    return res.get("data", {}).get("train", {}).get("class_names") or [str(i) for i in range(k)]
 
 
 def filter_mosaic(W, p, C, per_class: int = 6) -> np.ndarray:
@@ -50,10 +63,11 @@ def filter_mosaic(W, p, C, per_class: int = 6) -> np.ndarray:
     return mosaic
 
 
-def filters_figure(W_st, W_at, p, C, path: Path, title: str, per_class: int = 6) -> None:
+def filters_figure(W_st, W_at, p, C, path: Path, title: str, names=None, per_class: int = 6) -> None:
     plt = _plt()
     k = W_st.shape[0]
-    fig, axes = plt.subplots(1, 2, figsize=(2 + 0.5 * 2 * per_class, 0.45 * k + 1.0))
+    names = names or [f"class {j}" for j in range(k)]
+    fig, axes = plt.subplots(1, 2, figsize=(3 + 0.55 * 2 * per_class, 0.5 * k + 1.4))
     for ax, W, name in ((axes[0], W_st, "ST"), (axes[1], W_at, "AT")):
         mos = filter_mosaic(W, p, C, per_class)
         if C == 1:
@@ -63,10 +77,11 @@ def filters_figure(W_st, W_at, p, C, path: Path, title: str, per_class: int = 6)
             ax.imshow(mos, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([(p + 1) * j + (p - 1) / 2 for j in range(k)])
-        ax.set_yticklabels([f"class {j}" for j in range(k)], fontsize=7)
-        ax.set_title(f"{name}: filters of largest norm", fontsize=9)
-    fig.suptitle(f"learned filters w_(j,r) as {p}x{p} patches (each scaled on its own; "
-                 f"red +, blue −) — {title}", fontsize=8)
+        ax.set_yticklabels([str(names[j]) for j in range(k)], fontsize=7)
+        ax.set_title(f"{name}: the {min(per_class, W.shape[1])} filters of largest norm per class",
+                     fontsize=8)
+    fig.suptitle(f"learned filters w_(j,r) as {p}x{p} patches, one row per class j "
+                 f"(each filter scaled on its own; red +, blue −)\n{title}", fontsize=8)
     _save(fig, path)
     plt.close(fig)
 
@@ -74,13 +89,44 @@ def filters_figure(W_st, W_at, p, C, path: Path, title: str, per_class: int = 6)
 def acc_vs_eps_figure(res, path: Path) -> None:
     plt = _plt()
     a = res["lenses"]["acc_vs_eps"]
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for mode, style in (("st", "o-"), ("at", "s-")):
-        ax.plot(a["eps"], a[mode], style, label=mode.upper())
+        ax.plot(a["eps"], a[mode], style, label=f"{mode.upper()} (network N3)")
+    for mode, style in (("linear_st", "o--"), ("linear_at", "s--")):
+        if mode in a:
+            ax.plot(a["eps"], a[mode], style, color="gray" if mode == "linear_st" else "k", ms=3, lw=1,
+                    label=f"linear softmax, {mode[-2:].upper()} (exact worst case)")
     ax.axvline(res["config"]["eps"], color="gray", ls=":", lw=1, label="training ε")
-    ax.set_xlabel(f"ε ({res['config']['norm']})"); ax.set_ylabel("test accuracy under attack")
-    ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=8); ax.grid(alpha=0.3)
-    ax.set_title(f"accuracy vs ε ({a['attack']})\n{_title(res)}", fontsize=8)
+    ax.set_xlabel(f"ε ({res['config']['norm']}, pixels in [0, 1])")
+    ax.set_ylabel("test accuracy under attack\n(worst case per image)")
+    ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    att = "\n".join(textwrap.wrap(f"attack: {a['attack']}", 95))
+    ax.set_title(f"{att}\n{_title(res)}", fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def acc_vs_eps_seeds_figure(agg, path: Path) -> None:
+    """(a) over seeds: mean with ± one standard deviation as error bars."""
+    plt = _plt()
+    a = agg["acc_vs_eps"]
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for key, style, label in (("st", "o-", "ST (network N3)"), ("at", "s-", "AT (network N3)"),
+                              ("linear_st", "o--", "linear softmax, ST (exact)"),
+                              ("linear_at", "s--", "linear softmax, AT (exact)")):
+        m = [s["mean"] for s in a[key]]
+        sd = [s["std"] or 0.0 for s in a[key]]
+        ax.errorbar(a["eps"], m, yerr=sd, fmt=style, capsize=3, ms=4, label=label,
+                    **({"color": "gray", "lw": 1} if key == "linear_st" else
+                       {"color": "k", "lw": 1} if key == "linear_at" else {}))
+    c = agg["config"]
+    ax.axvline(c["eps"], color="gray", ls=":", lw=1, label="training ε")
+    ax.set_xlabel(f"ε ({c['norm']}, pixels in [0, 1])")
+    ax.set_ylabel("test accuracy under attack\n(worst case per image), mean ± std")
+    ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=7); ax.grid(alpha=0.3)
+    att = "\n".join(textwrap.wrap(f"attack: {a['attack']}", 95))
+    ax.set_title(f"{att}\n{c['dataset']}, p={c['p']}, m={c['m']}, ε={c['eps']:g}, "
+                 f"seeds {', '.join(str(s) for s in agg['seeds'])}", fontsize=7)
     _save(fig, path)
     plt.close(fig)
 
@@ -88,18 +134,23 @@ def acc_vs_eps_figure(res, path: Path) -> None:
 def curves_figure(res, path: Path) -> None:
     plt = _plt()
     cv = res["lenses"]["curves"]
-    keys = [("clean", "clean test"), ("robust", f"robust (ε={res['config']['eps']:g})"),
-            ("D_R", "on D_R (from AT)"), ("D_NR", "on D_NR (from ST, target labels)"),
-            ("low_pass", f"low-pass r≤{cv['radius']:g}"), ("high_pass", f"high-pass r>{cv['radius']:g}")]
-    fig, axes = plt.subplots(2, 3, figsize=(11, 6), sharex=True)
+    keys = [("clean", "clean test images"),
+            ("robust", f"under {cv.get('robust_attack', 'PGD')} (ε={res['config']['eps']:g})"),
+            ("D_R", "on D_R (built from the AT model)"),
+            ("D_NR", "on D_NR (from ST; target labels)"),
+            ("low_pass", f"low-pass test images (r ≤ {cv['radius']:g})"),
+            ("high_pass", f"high-pass test images (r > {cv['radius']:g})")]
+    fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.4), sharex=True)
     for ax, (key, label) in zip(axes.ravel(), keys):
         for mode, style in (("st", "o-"), ("at", "s-")):
             ax.plot(cv[mode]["epoch"], cv[mode][key], style, ms=3, label=mode.upper())
-        ax.set_title(label, fontsize=9); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
+        ax.set_title(label, fontsize=8); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
+        ax.set_ylabel("accuracy", fontsize=8)
     for ax in axes[1]:
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (0 = initial weights)")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"R4 lenses over training — {_title(res)}", fontsize=9)
+    fig.suptitle(f"R4 lenses over training (Fourier radius r in cycles per image) — {_title(res)}",
+                 fontsize=9)
     _save(fig, path)
     plt.close(fig)
 
@@ -107,33 +158,41 @@ def curves_figure(res, path: Path) -> None:
 def frequency_figure(res, path: Path) -> None:
     plt = _plt()
     fq = res["lenses"]["frequency"]
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for mode, color in (("st", "C0"), ("at", "C1")):
-        ax.plot(fq[mode]["radii"], fq[mode]["low"], "o-", color=color, label=f"{mode.upper()} low-pass")
-        ax.plot(fq[mode]["radii"], fq[mode]["high"], "s--", color=color, label=f"{mode.upper()} high-pass")
-    ax.set_xlabel("Fourier radius r"); ax.set_ylabel("test accuracy")
+        ax.plot(fq[mode]["radii"], fq[mode]["low"], "o-", color=color, label=f"{mode.upper()} on low-pass")
+        ax.plot(fq[mode]["radii"], fq[mode]["high"], "s--", color=color, label=f"{mode.upper()} on high-pass")
+    ax.set_xlabel("Fourier radius r (cycles per image; 0 = the mean, 14 = Nyquist for 28 px)")
+    ax.set_ylabel("test accuracy")
     ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3); ax.legend(fontsize=7)
-    ax.set_title(f"low-pass (|f|≤r) vs high-pass (|f|>r) test images\n{_title(res)}", fontsize=8)
+    ax.set_title(f"low-pass (keeps |f| ≤ r) vs high-pass (keeps |f| > r) test images\n{_title(res)}",
+                 fontsize=7)
     _save(fig, path)
     plt.close(fig)
 
 
-def examples_figure(samples, names, path: Path, title: str) -> None:
+def examples_figure(samples, names, path: Path, title: str, dnr_eps: float = 0.2, norm: str = "linf") -> None:
     plt = _plt()
     X0, y0, XR, yR, XN, yN = samples
     n = len(y0)
-    fig, axes = plt.subplots(3, n, figsize=(1.1 * n, 3.8))
+    fig, axes = plt.subplots(3, n, figsize=(1.35 * n + 1.2, 5.0))
     axes = np.atleast_2d(axes).reshape(3, n)
-    for row, (X, y, lab) in enumerate(((X0, y0, "original"), (XR, yR, "D_R"), (XN, yN, "D_NR"))):
+    rows = (("original\ntraining image", X0, y0), ("D_R", XR, yR), ("D_NR", XN, yN))
+    for row, (lab, X, y) in enumerate(rows):
         for i in range(n):
             ax = axes[row, i]
             img = np.clip(X[i], 0, 1)
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([]); ax.set_yticks([])
-            ax.set_title(str(names[int(y[i])])[:10], fontsize=7)
+            ax.set_title(f"label: {names[int(y[i])]}", fontsize=6.5)
         axes[row, 0].set_ylabel(lab, fontsize=8)
-    fig.suptitle(f"D_R: matched to the image above from another class (AT model); "
-                 f"D_NR: targeted attack on ST, relabelled — {title}", fontsize=7)
+    eps_txt = f"ε = {dnr_eps:g} ({norm})"
+    fig.suptitle(textwrap.fill(
+        "Top: training images with their labels.  Middle (D_R): an image of ANOTHER class, changed "
+        "until the AT model's per-class outputs F_j match those of the image above, then given the "
+        "label of the image above.  Bottom (D_NR): the image above after a targeted attack on the ST "
+        f"model within {eps_txt} toward a random other class, then given that class as its label "
+        "(at this ε the change is visible).", 150) + f"\n{title}", fontsize=7)
     _save(fig, path)
     plt.close(fig)
 
@@ -141,10 +200,62 @@ def examples_figure(samples, names, path: Path, title: str) -> None:
 def make_all(res, out: Path, *, W_st, W_at, p, C, samples) -> list[str]:
     """Write every figure into ``out``; returns the file names."""
     title = _title(res)
-    filters_figure(W_st, W_at, p, C, out / "filters.png", title)
+    names = _names(res)
+    filters_figure(W_st, W_at, p, C, out / "filters.png", title, names=names)
     acc_vs_eps_figure(res, out / "acc_vs_eps.png")
     curves_figure(res, out / "lens_curves.png")
     frequency_figure(res, out / "frequency.png")
-    names = res["data"]["train"].get("class_names") or [str(i) for i in range(10)]
-    examples_figure(samples, names, out / "lens_examples.png", title)
+    examples_figure(samples, names, out / "lens_examples.png", title,
+                    dnr_eps=res["config"]["dnr_eps"], norm=res["config"]["norm"])
     return ["filters.png", "acc_vs_eps.png", "lens_curves.png", "frequency.png", "lens_examples.png"]
+
+
+def make_some(res, out: Path, *, W_st, W_at, p, C) -> list[str]:
+    """``--no-lenses``: the filters and accuracy-vs-ε figures only."""
+    filters_figure(W_st, W_at, p, C, out / "filters.png", _title(res), names=_names(res))
+    acc_vs_eps_figure(res, out / "acc_vs_eps.png")
+    return ["filters.png", "acc_vs_eps.png"]
+
+
+def sweep_rows(results: list[dict]) -> list[dict]:
+    """One row per real-image run (its results.json as a dict): the options that
+    differ between runs and the headline numbers."""
+    rows = []
+    for r in results:
+        c, hl, lin = r["config"], r.get("headline", {}), r.get("linear", {})
+        rows.append({
+            "p": c["p"], "m": c["m"], "q": c["q"], "epochs": c["epochs"], "lr": c["lr"],
+            "lr_schedule": c.get("lr_schedule", "constant"), "n_train": r.get("data", {}).get("n_train"),
+            "at_start": c.get("at_start", "clean"),
+            "st_clean": hl.get("st", {}).get("clean"), "st_robust": hl.get("st", {}).get("robust"),
+            "at_clean": hl.get("at", {}).get("clean"), "at_robust": hl.get("at", {}).get("robust"),
+            "at_pgd": hl.get("at", {}).get("pgd"), "at_apgd_ce": hl.get("at", {}).get("apgd_ce"),
+            "at_apgd_dlr": hl.get("at", {}).get("apgd_dlr"),
+            "linear_st_clean": lin.get("st", {}).get("clean"), "linear_at_clean": lin.get("at", {}).get("clean"),
+            "linear_at_robust": lin.get("at", {}).get("robust"),
+        })
+    return rows
+
+
+def sweep_figure(rows: list[dict], path: Path, title: str, targets=(0.85, 0.75, 0.50)) -> None:
+    """The sweep: per run (x), ST clean, AT clean and AT robust (E2 worst case), with
+    the targets as dotted lines and the linear baselines as crosses."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.4))
+    x = np.arange(len(rows))
+    val = lambda key: [np.nan if r[key] is None else r[key] for r in rows]
+    ax.plot(x, val("st_clean"), "o", color="C0", label="ST clean")
+    ax.plot(x, val("at_clean"), "s", color="C1", label="AT clean")
+    ax.plot(x, val("at_robust"), "D", color="C3", label="AT robust (worst case)")
+    ax.plot(x, val("linear_st_clean"), "x", color="C0", label="linear ST clean")
+    ax.plot(x, val("linear_at_robust"), "x", color="C3", label="linear AT robust (exact)")
+    for t, col in zip(targets, ("C0", "C1", "C3")):
+        ax.axhline(t, color=col, ls=":", lw=1)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"p={r['p']} m={r['m']}\nq={r['q']:g}, {r['epochs']} ep.\nAT from {r['at_start']}"
+                        for r in rows], fontsize=6.5)
+    ax.set_ylabel("test accuracy"); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title + "\n(dotted: targets ST clean 0.85, AT clean 0.75, AT robust 0.50)", fontsize=8)
+    _save(fig, path)
+    plt.close(fig)

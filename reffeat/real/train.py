@@ -42,6 +42,14 @@ from ..constraints import IMAGE_NORMS as NORMS
 from ..constraints import (Boolean, Box, Field, Interval, NoneOr, Options, check_fields,
                            reject_unknown_keywords)
 
+#: learning-rate schedules: η_t = η ("constant") or η·½(1 + cos(π t / T_total)) ("cosine",
+#: t the update count, T_total = epochs × batches per epoch: decays to 0 at the last update)
+LR_SCHEDULES = ("constant", "cosine")
+#: start of the one-step (K = 1) AT attack: the clean point (the paper's FGSM) or a
+#: uniform random point of the ball with step γ = 1.25ε (T2's random-start option;
+#: Wong et al. 2020's "FGSM-RS", which avoids catastrophic overfitting)
+ONE_STEP_STARTS = ("clean", "random")
+
 
 # ------------------------------------------------------------ R3 training
 
@@ -52,7 +60,8 @@ class ImageTrainConfig:
 
     mode "st" | "at"; epochs; batch_size; lr η; optimizer "sgd" (the R3 rule,
     with optional heavy-ball ``momentum``) or "adam" (per-coordinate step sizes,
-    β = (0.9, 0.999)); m filters per class; sigma0 (N4);
+    β = (0.9, 0.999)); lr_schedule "constant" | "cosine" (see LR_SCHEDULES);
+    m filters per class; sigma0 (N4);
     q, rho (N1); threat: norm "linf" | "l2", eps, attack_steps K (1 = FGSM/FGM),
     attack_step_size γ (None: ε for K=1, 2.5ε/K for PGD), random_start (PGD
     starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss mix); clip box (lo, hi); seed;
@@ -80,6 +89,8 @@ class ImageTrainConfig:
     clip: tuple = (0.0, 1.0)
     seed: int = 0
     dtype: str = "float64"
+    lr_schedule: str = "constant"
+    one_step_start: str = "clean"
 
     def __post_init__(self):
         check_fields(self, IMAGE_FIELDS)
@@ -88,7 +99,9 @@ class ImageTrainConfig:
     def step_size(self) -> float:
         if self.attack_step_size is not None:
             return self.attack_step_size
-        return self.eps if self.attack_steps == 1 else 2.5 * self.eps / self.attack_steps
+        if self.attack_steps == 1:
+            return 1.25 * self.eps if self.one_step_start == "random" else self.eps
+        return 2.5 * self.eps / self.attack_steps
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -119,6 +132,9 @@ IMAGE_FIELDS = {
     "clip": Field(Box(), "pixel box of adversarial images"),
     "seed": Field(Interval(Integral, 0, 2**32 - 1), "seed of W0, batch order and attack starts"),
     "dtype": Field(Options(DTYPES), "training precision (evaluation stays float64)"),
+    "lr_schedule": Field(Options(LR_SCHEDULES), "constant, or cosine decay to 0 over all updates"),
+    "one_step_start": Field(Options(ONE_STEP_STARTS),
+                            "one-step AT from the clean point (FGSM) or a random start (step 1.25 eps)"),
 }
 
 
@@ -148,16 +164,18 @@ def adversarial_batch(W, X, y, cfg: ImageTrainConfig, rng) -> np.ndarray:
     """T2 at the current W for one batch, with the pixel box."""
     return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
                   steps=cfg.attack_steps, step_size=cfg.step_size,
-                  random_start=cfg.random_start and cfg.attack_steps > 1,
+                  random_start=(cfg.random_start and cfg.attack_steps > 1)
+                  or (cfg.attack_steps == 1 and cfg.one_step_start == "random"),
                   rng=rng, clip=tuple(cfg.clip) if cfg.clip is not None else None)
 
 
 class _Optimizer:
     """The update rule: SGD W ← W − η(G + μ·velocity) (plain R3 rule at μ=0) or Adam."""
 
-    def __init__(self, cfg: ImageTrainConfig, shape):
+    def __init__(self, cfg: ImageTrainConfig, shape, total_steps: int = 1):
         self.cfg = cfg
         self.t = 0
+        self.total = max(1, int(total_steps))
         self.M = np.zeros(shape, dtype=cfg.dtype)
         self.V = np.zeros(shape if cfg.optimizer == "adam" else 0, dtype=cfg.dtype)
 
@@ -166,19 +184,28 @@ class _Optimizer:
         self.t += 1
         return self._update(W, G).astype(c.dtype, copy=False)   # W keeps the working dtype
 
+    @property
+    def lr(self) -> float:
+        """η of update number t (1-based) under the schedule."""
+        c = self.cfg
+        if c.lr_schedule == "cosine":
+            return c.lr * 0.5 * (1.0 + math.cos(math.pi * min(self.t - 1, self.total) / self.total))
+        return c.lr
+
     def _update(self, W, G):
         c = self.cfg
+        lr = self.lr
         if c.optimizer == "sgd":
             if c.momentum == 0:
-                return W - c.lr * G
+                return W - lr * G
             self.M = c.momentum * self.M + G
-            return W - c.lr * self.M
+            return W - lr * self.M
         b1, b2 = 0.9, 0.999
         self.M = b1 * self.M + (1 - b1) * G
         self.V = b2 * self.V + (1 - b2) * G * G
         mh = self.M / (1 - b1 ** self.t)
         vh = self.V / (1 - b2 ** self.t)
-        return W - c.lr * mh / (np.sqrt(vh) + 1e-8)
+        return W - lr * mh / (np.sqrt(vh) + 1e-8)
 
     def set_state(self, state, arrays):
         self.t = int(state["t"])
@@ -245,7 +272,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     W = W.astype(cfg.dtype, copy=False)      # W0 is drawn in float64 either way: same start
     if W.shape != (k, cfg.m, d):
         raise ValueError(f"W0 must have shape {(k, cfg.m, d)} (got {W.shape})")
-    opt = _Optimizer(cfg, W.shape)
+    opt = _Optimizer(cfg, W.shape, cfg.epochs * -(-n // cfg.batch_size))
     # clean training accuracy is measured on a fixed subset (a full pass costs a forward per batch)
     monitor = seeding.rng(cfg.seed, "real-monitor").permutation(n)[:min(n, 1000)]
     snapshots = [W.copy()]
@@ -260,6 +287,8 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
         mine = {k_: v for k_, v in cfg.to_dict().items() if k_ != "epochs"}
         theirs = {k_: v for k_, v in ck["config"].items() if k_ != "epochs"}
         theirs.setdefault("dtype", "float64")          # checkpoints from before the option
+        theirs.setdefault("lr_schedule", "constant")
+        theirs.setdefault("one_step_start", "clean")
         if mine != theirs:  # only the number of epochs may change (extend a run)
             diff = sorted(k_ for k_ in mine if mine[k_] != theirs.get(k_))
             raise ValueError(f"checkpoint {checkpoint} was written with a different config "
