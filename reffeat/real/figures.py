@@ -192,7 +192,7 @@ def examples_figure(samples, names, path: Path, title: str, dnr_eps: float = 0.2
         "until the AT model's per-class outputs F_j match those of the image above, then given the "
         "label of the image above.  Bottom (D_NR): the image above after a targeted attack on the ST "
         f"model within {eps_txt} toward a random other class, then given that class as its label "
-        "(at this ε the change is visible).", 150) + f"\n{title}", fontsize=7)
+        "(at this ε the change is visible).", 150) + f"\n{title}", fontsize=7, y=1.07)
     _save(fig, path)
     plt.close(fig)
 
