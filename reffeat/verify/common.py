@@ -360,3 +360,27 @@ def claim_cli(module, argv=None) -> int:
         return 0 if res.passed else 1
 
     return main(argv)
+
+
+# ---------------------------------------------------------------- stored sections
+def write_section_json(out_dir: str, name: str, stored: dict) -> None:
+    """Write a report section's results as ``out_dir/name`` (lossless strict JSON,
+    ``reffeat.sweep.encode``), atomically — what ``--only`` runs of other sections
+    read back with ``read_section_json``."""
+    import json
+    import os
+    from reffeat.output import atomic_write_bytes
+    from reffeat.sweep import encode
+    atomic_write_bytes(os.path.join(out_dir, name), (json.dumps(encode(stored)) + "\n").encode())
+
+
+def read_section_json(out_dir: str, name: str) -> dict | None:
+    """The section results ``write_section_json`` left in ``out_dir`` (None if none)."""
+    import json
+    import os
+    from reffeat.sweep import decode
+    path = os.path.join(out_dir, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return decode(json.load(fh))

@@ -36,7 +36,10 @@ import math
 import numpy as np
 
 from reffeat import Config, problem, train
-from reffeat.trace import Recorder, coefficient_trace, noise_vectors
+
+from reffeat.trace import Recorder, noise_vectors
+
+from .common import read_section_json, write_section_json
 
 #: regimes of the section; presets are taken from ``reffeat.presets`` when it
 #: has them, else these definitions (the values of SPEC §2 / §11 as of this module)
@@ -374,15 +377,12 @@ def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
     JSON, ``reffeat.sweep.encode``) into ``out_dir``; return its Markdown (figure
     links made relative by ``rel``)."""
     import os
-    from reffeat.output import atomic_write_bytes
-    from reffeat.sweep import encode
-    import json
     seeds = (0, 1) if quick else (0, 1, 2)
     res = run(seeds=seeds, runner=runner, quick=quick)
     os.makedirs(fig_dir, exist_ok=True)
     figs = figures(res, fig_dir)
     stored = {"quick": quick, "figures": figs, "result": res}
-    atomic_write_bytes(os.path.join(out_dir, JSON_NAME), (json.dumps(encode(stored)) + "\n").encode())
+    write_section_json(out_dir, JSON_NAME, stored)
     return markdown(res, {k: rel(os.path.join(fig_dir, v)) for k, v in figs.items()}).replace(
         "## Invariants\n", _title(quick), 1)
 
@@ -390,13 +390,9 @@ def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
 def section_from_json(out_dir: str, fig_dir: str, rel) -> str | None:
     """The section's Markdown from the ``invariants.json`` an earlier run left in
     ``out_dir`` (None if there is none), so ``--only`` runs of other sections keep it."""
-    import json
     import os
-    from reffeat.sweep import decode
-    path = os.path.join(out_dir, JSON_NAME)
-    if not os.path.exists(path):
+    stored = read_section_json(out_dir, JSON_NAME)
+    if stored is None:
         return None
-    with open(path) as fh:
-        stored = decode(json.load(fh))
     figs = {k: rel(os.path.join(fig_dir, v)) for k, v in stored["figures"].items()}
     return markdown(stored["result"], figs).replace("## Invariants\n", _title(stored["quick"]), 1)

@@ -54,6 +54,8 @@ import numpy as np
 
 from reffeat import Config, problem, train
 
+from .common import read_section_json, write_section_json
+
 #: the small base configuration of every scaling run (σ_ξ = 0: see the derivation).
 #: ST runs use α = 2 so that ST's race is won by v_j in every class (RC1:
 #: (P−s)β^q = 31 against sα^q = 8 for q = 3, 4 for q = 2); AT runs use α = 3.
@@ -413,15 +415,12 @@ def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
     """Run the section, write its figure and ``scaling.json`` (lossless strict JSON,
     ``reffeat.sweep.encode``) into ``out_dir``; return its Markdown (figure link
     made relative by ``rel``)."""
-    import json
     import os
-    from reffeat.output import atomic_write_bytes
-    from reffeat.sweep import encode
     res = run(seeds=QUICK_SEEDS if quick else SEEDS, runner=runner)
     os.makedirs(fig_dir, exist_ok=True)
     figs = figure(res, fig_dir)
     stored = {"quick": quick, "figures": figs, "result": {str(q): r for q, r in res.items()}}
-    atomic_write_bytes(os.path.join(out_dir, JSON_NAME), (json.dumps(encode(stored)) + "\n").encode())
+    write_section_json(out_dir, JSON_NAME, stored)
     return markdown(res, {k: rel(os.path.join(fig_dir, v)) for k, v in figs.items()}).replace(
         "## Scaling\n", _title(quick), 1)
 
@@ -429,14 +428,10 @@ def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
 def section_from_json(out_dir: str, fig_dir: str, rel) -> str | None:
     """The section's Markdown from the ``scaling.json`` an earlier run left in
     ``out_dir`` (None if there is none), so ``--only`` runs of other sections keep it."""
-    import json
     import os
-    from reffeat.sweep import decode
-    path = os.path.join(out_dir, JSON_NAME)
-    if not os.path.exists(path):
+    stored = read_section_json(out_dir, JSON_NAME)
+    if stored is None:
         return None
-    with open(path) as fh:
-        stored = decode(json.load(fh))
     res = {int(q): r for q, r in stored["result"].items()}
     figs = {k: rel(os.path.join(fig_dir, v)) for k, v in stored["figures"].items()}
     return markdown(res, figs).replace("## Scaling\n", _title(stored["quick"]), 1)
