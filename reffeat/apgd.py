@@ -157,8 +157,12 @@ def _check(eps, norm, loss, steps, restarts, alpha, rho_osc):
 
 
 def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, clip=None,
-             alpha=0.75, rho_osc=0.75, backend=None):
+             alpha=0.75, rho_osc=0.75, backend=None, view=None):
     """E2c: one APGD run from the perturbation ``start`` (n, P, d) (see ``random_start``).
+
+    ``view``: an R2 image map that is not a permutation (see ``apgd``): X and
+    ``start`` are then images (any shape with H·W·C values per sample) and
+    the gradient is ``view.loss_and_grad`` (G3 folded back onto the image).
 
     Returns a dict: ``X_adv`` (n, P, d) — per sample the first misclassified
     iterate if any, else the point of highest loss; ``fooled`` (n,) bool;
@@ -168,10 +172,16 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
     """
     n = X.shape[0]
     X = np.asarray(X, dtype=np.float64)
+    shape = X.shape
+    if view is not None and view.permutation:
+        view = None
+    if view is not None:                  # images: ℓ∞ / whole-input ℓ2 do not care about the layout
+        X, start = X.reshape(n, 1, -1), np.reshape(start, (n, 1, -1))
     ckpts = set(checkpoints(steps))
     Xa = _apply(X, start, clip)
     backend = _backend.resolve(backend)
-    L, G, F = loss_and_grad_x(W, Xa, y, q, rho, loss, backend=backend)
+    grad = loss_and_grad_x if view is None else view.loss_and_grad
+    L, G, F = grad(W, Xa, y, q, rho, loss, backend=backend)
     fooled = F.argmax(axis=1) != y
     X_adv = Xa.copy()
     X_best, G_best, L_best = Xa.copy(), G.copy(), L.copy()
@@ -186,7 +196,7 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
         Z = _apply(X, project(Xa + eta * direction(G, norm) - X, eps, norm), clip)
         Xn = _apply(X, project(Xa + a * (Z - Xa) + (1.0 - a) * (Xa - X_old) - X, eps, norm), clip)
         X_old, Xa = Xa, Xn
-        L, G, F = loss_and_grad_x(W, Xa, y, q, rho, loss, backend=backend)
+        L, G, F = grad(W, Xa, y, q, rho, loss, backend=backend)
         wrong = F.argmax(axis=1) != y
         new = wrong & ~fooled
         X_adv[new] = Xa[new]
@@ -205,19 +215,24 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
             Xa[red], G[red] = X_best[red], G_best[red]
             reduced_last, L_best_last, last_ck = red, L_best.copy(), t
     X_adv[~fooled] = X_best[~fooled]
-    return {"X_adv": X_adv, "fooled": fooled, "loss_best": best_trace, "loss": trace,
+    return {"X_adv": X_adv.reshape(shape), "fooled": fooled, "loss_best": best_trace, "loss": trace,
             "step": eta[:, 0, 0].copy()}
 
 
 def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss: str = "ce",
          steps: int = 100, restarts: int = 0, rng: np.random.Generator, clip=None,
-         alpha: float = 0.75, rho_osc: float = 0.75, batch: int = 500, backend=None):
+         alpha: float = 0.75, rho_osc: float = 0.75, batch: int = 500, backend=None, view=None):
     """E2c: APGD-CE (``loss="ce"``) or APGD-DLR (``loss="dlr"``, k ≥ 3).
 
     X (n, P, d), y (n,) -> (X_adv (n, P, d), fooled (n,) bool). 1 + ``restarts``
     runs, each on the points not yet fooled, from random starts drawn for all of
     them at once; points are then processed in batches of ``batch`` (the result
     does not depend on ``batch``).
+
+    ``view``: an R2 image map (``reffeat.real.patches.ImageMap``) or None. X
+    and X_adv are then in the map's space: for a map that is not a
+    permutation, images (n, H, W, C) on which the ball and the box act, with
+    the gradient fold(G3 at view.inputs(X)); a permutation map changes nothing.
     """
     _check(eps, norm, loss, steps, restarts, alpha, rho_osc)
     if loss == "dlr" and W.shape[0] < 3:
@@ -225,8 +240,24 @@ def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss:
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     backend = _backend.resolve(backend)
+    if view is not None and not view.permutation:
+        if norm not in ("linf", "l2"):       # a per-patch ball means nothing on the image
+            raise ValueError(f"norm must be one of linf, l2 on images (got {norm!r})")
+        shape = X.shape
+        X = X.reshape(shape[0], 1, -1)       # ℓ∞ / whole-input ℓ2: the layout does not matter
+        X_adv, fooled = _apgd(W, X, y, q, rho, eps, norm, loss, steps, restarts, rng, clip, alpha,
+                              rho_osc, batch, backend, view)
+        return X_adv.reshape(shape), fooled
+    return _apgd(W, X, y, q, rho, eps, norm, loss, steps, restarts, rng, clip, alpha, rho_osc,
+                 batch, backend, None)
+
+
+def _apgd(W, X, y, q, rho, eps, norm, loss, steps, restarts, rng, clip, alpha, rho_osc, batch,
+          backend, view):
+    """apgd() after validation; ``view`` None (patches) or a non-permutation image map."""
     X_adv = _apply(X, None, clip)
-    fooled = forward(W, X_adv, q, rho, backend=backend).argmax(axis=1) != y
+    inputs = X_adv if view is None else view.inputs(X_adv)
+    fooled = forward(W, inputs, q, rho, backend=backend).argmax(axis=1) != y
     if eps == 0:
         return X_adv, fooled
     for _ in range(restarts + 1):
@@ -236,7 +267,7 @@ def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss:
             idx = todo[b:b + batch]
             r = apgd_run(W, X[idx], y[idx], q=q, rho=rho, eps=eps, norm=norm, loss=loss,
                          steps=steps, start=starts[b:b + batch], clip=clip, alpha=alpha,
-                         rho_osc=rho_osc, backend=backend)
+                         rho_osc=rho_osc, backend=backend, view=view)
             X_adv[idx] = r["X_adv"]
             fooled[idx] = r["fooled"]
     return X_adv, fooled

@@ -26,7 +26,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from . import backend as _backend
-from .constraints import ASCENTS, NORMS, Interval, NoneOr, Options, check
+from .constraints import ASCENTS, NORMS, Interval, NoneOr, Options, check, check_labels
 from .model import check_inputs, grad_x_and_loss, per_sample_loss, predict
 
 _EPS = Interval(Real, 0)
@@ -95,12 +95,14 @@ def _apply(X, delta, clip):
 
 
 def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets,
-                backend=None):
+                backend=None, view=None):
     """One T2 run from perturbation `start` (n,P,d; None: from X itself). Returns X^{(K)}.
 
     On the numba backend the loop runs in its twin ``kernels._ascent_run``
     (chunked GEMM → σ'/G1 → GEMM (G3) → step, same arithmetic); the numpy loop
-    below is the reference.
+    below is the reference.  With an image map ``view`` (not a permutation) X
+    holds flattened images and the loop steps on them with the folded G3
+    gradient ``view.loss_and_grad`` (G3 on the numba backend if chosen).
     """
     sign = 1.0
     yy = y
@@ -108,10 +110,15 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, t
         sign, yy = -1.0, targets
     Xa = _apply(X, start, clip)
     kern = _backend.kernels(backend)
-    if kern is not None:                    # norm and ascent were validated by attack()
+    if kern is not None and view is None:   # norm and ascent were validated by attack()
         return kern._ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
+    if view is not None:                    # keep the data's precision (as the kernel does)
+        Xa = Xa.astype(X.dtype, copy=False)
     for _ in range(steps):
-        _, g = grad_x_and_loss(W, Xa, yy, q, rho, backend="reference")
+        if view is None:
+            _, g = grad_x_and_loss(W, Xa, yy, q, rho, backend="reference")
+        else:
+            _, g, _ = view.loss_and_grad(W, Xa, yy, q, rho, backend=backend)
         delta = project(Xa - X + sign * gamma * direction(g, norm, ascent), eps, norm)
         Xa = _apply(X, delta, clip)
     return Xa
@@ -120,21 +127,63 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, t
 def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", steps: int = 1,
            step_size: float | None = None, random_start: bool = False,
            rng: np.random.Generator | None = None, restarts: int = 0, ascent: str = "sign",
-           clip=None, targets=None, backend=None) -> np.ndarray:
+           clip=None, targets=None, backend=None, view=None) -> np.ndarray:
     """T2: adversarial inputs X_adv (n, P, d) in B(X, ε) by K steps of gradient ascent.
 
     ``step_size`` γ defaults to ε. With ``restarts`` R > 0 the attack is run
     1 + R times (restarts from random starts); per sample the run that
     misclassifies (reaches the target, if targeted) — else the one with the
     highest loss — is kept.  ``backend``: see ``reffeat.backend``.
+
+    ``view``: an R2 image map (``reffeat.real.patches.ImageMap``) or None. X
+    and the result are then in the map's space: for a map that is not a
+    permutation (stride < p or centring) these are images (n, H, W, C), the
+    ball and the box act on the image and the gradient is
+    fold(G3 at view.inputs(X)); a permutation map changes nothing.
     """
     _check(eps, norm, steps, step_size, ascent)
     backend = _backend.resolve(backend)
     check("restarts", restarts, _RESTARTS)
+    if view is not None and not view.permutation:
+        return _through_view(view, W, X, y, q=q, rho=rho, eps=eps, norm=norm, steps=steps,
+                             step_size=step_size, random_start=random_start, rng=rng,
+                             restarts=restarts, ascent=ascent, clip=clip, targets=targets,
+                             backend=backend)
     if targets is None:
         y = check_inputs(W, X, q, rho, y)
     else:
         targets = check_inputs(W, X, q, rho, targets)
+    return _attack(W, X, y, q, rho, eps, norm, steps, step_size, random_start, rng, restarts,
+                   ascent, clip, targets, backend, None)
+
+
+def _through_view(view, W, X, y, *, targets, q, rho, **kw):
+    """T2 on images through an image map: flatten to (n, 1, H·W·C) (ℓ∞ and whole-input
+    ℓ2 do not care about the layout), attack, reshape back."""
+    X = np.asarray(X)
+    H, Wd, C = view.shape
+    if X.ndim < 2 or X[0].size != H * Wd * C:
+        raise ValueError(f"X must hold images of shape {view.shape} for the image map (got {X.shape})")
+    if kw["norm"] not in ("linf", "l2"):      # a per-patch ball means nothing on the image
+        raise ValueError(f"norm must be one of linf, l2 on images (got {kw['norm']!r})")
+    Xf = X.reshape(X.shape[0], 1, -1)
+    head = view.inputs(Xf[:1])
+    check_inputs(W, head, q, rho)
+    n = Xf.shape[0]
+    if targets is None:
+        y = check_labels("y", y, n, W.shape[0])
+    else:
+        targets = check_labels("targets", targets, n, W.shape[0])
+    out = _attack(W, Xf, y, q, rho, kw["eps"], kw["norm"], kw["steps"], kw["step_size"],
+                  kw["random_start"], kw["rng"], kw["restarts"], kw["ascent"], kw["clip"], targets,
+                  kw["backend"], view)
+    return out.reshape(X.shape).astype(X.dtype, copy=False)
+
+
+def _attack(W, X, y, q, rho, eps, norm, steps, step_size, random_start, rng, restarts, ascent,
+            clip, targets, backend, view):
+    """attack() after validation; ``view`` None (patches) or a non-permutation image map."""
+    inputs = (lambda A: A) if view is None else view.inputs
     gamma = eps if step_size is None else step_size
     if (random_start or restarts > 0) and rng is None:
         raise ValueError("rng must be a numpy Generator when random_start or restarts is used")
@@ -145,16 +194,17 @@ def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", ste
         rs = random_start if run == 0 else True
         start = _random_start(X.shape, eps, norm, rng) if rs else None
         Xa = _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, targets,
-                         backend)
+                         backend, view)
         if restarts == 0:
             return Xa
-        pred = predict(W, Xa, q, rho, backend=backend)
+        Xin = inputs(Xa)
+        pred = predict(W, Xin, q, rho, backend=backend)
         if targets is None:
             success = pred != y
-            score = per_sample_loss(W, Xa, y, q, rho, backend=backend)
+            score = per_sample_loss(W, Xin, y, q, rho, backend=backend)
         else:
             success = pred == targets
-            score = -per_sample_loss(W, Xa, targets, q, rho, backend=backend)
+            score = -per_sample_loss(W, Xin, targets, q, rho, backend=backend)
         if best is None:
             best, best_ok, best_score = Xa, success, score
             continue

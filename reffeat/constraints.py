@@ -188,6 +188,23 @@ class Options(Constraint):
         return self.convert(str(text).strip())
 
 
+class Among(Constraint):
+    """One of a fixed list of integers (e.g. the patch strides allowed for an
+    image side and a patch size)."""
+
+    def __init__(self, values, desc: str | None = None):
+        self.values = tuple(int(v) for v in values)
+        self.desc = desc or "one of " + ", ".join(map(str, self.values))
+
+    def convert(self, value):
+        if not is_int(value) or int(value) not in self.values:
+            raise _Bad
+        return int(value)
+
+    def parse(self, text: str):
+        return self.convert(Interval(Integral).parse(text))
+
+
 class Boolean(Constraint):
     """true or false (Python or numpy bool; text true/false, yes/no, on/off, 1/0)."""
 

@@ -4,7 +4,12 @@
     (also: python -m reffeat.real ...)
 
 Pipeline (each stage's results are written as soon as it ends):
-  1. load the standard split (R1), cut p×p patches (R2);
+  1. load the standard split (R1), cut p×p patches (R2) with stride t (``--stride``,
+     default t = p), optionally after subtracting the training images' per-pixel
+     mean μ (``--center``): one map x → patchify(x − μ, p, t)
+     (``reffeat.real.patches.ImageMap``) makes every network input; with t < p
+     or centring the attacks act on the image (gradients folded back from the
+     patches), μ is written to mean.npy and the checkpoints;
   2. train ST and AT by mini-batch training (R3) from the same W0, one-step
      FGSM in the paper's algorithm (``--attack-steps K`` for PGD-K), with a
      progress line per epoch on stderr and a checkpoint per epoch
@@ -44,6 +49,7 @@ with Adam after 10). ``--optimizer sgd [--momentum μ]`` gives the plain rule.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
@@ -58,8 +64,8 @@ from .. import seeding
 from ..output import atomic_write_bytes, atomic_write_json, package_versions
 from ..real import lenses
 from ..real.datasets import NAMES, DataError, load, locate
-from ..real.patches import patchify, unpatchify
-from ..constraints import Boolean, Field, Interval, ListOf, Options
+from ..real.patches import ImageMap, allowed_strides
+from ..constraints import Among, Boolean, Dependent, Field, Interval, ListOf, NoneOr, Options
 from ..real.linear import linear_outputs, linear_robust_correct, train_linear
 from ..real.train import IMAGE_FIELDS, MODES, ONE_STEP_STARTS, ImageTrainConfig, train_images
 from .common import (OutputLock, Parser, UsageError, check_memory, command, configure_threads, need,
@@ -89,7 +95,7 @@ COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", mom
               eval_steps=20, eval_restarts=1, n_eval=1000, n_lens=1000, dr_kind="logits",
               dr_steps=100, dr_step_size=1.0, dnr_steps=40, curve_every=1, seed=0, dtype="float64",
               apgd_steps=100, lr_schedule="constant", lenses=True,
-              at_start="clean")
+              at_start="clean", stride=None, center=False)
 DEFAULTS = {
     "mnist": dict(COMMON, p=7, eps=0.1, epochs=10, n_train=0, dnr_eps=0.2,
                   eps_grid=[0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3], radius=7.0,
@@ -121,7 +127,14 @@ _REAL0 = Interval(Real, 0)
 OPTIONS = {
     "classes": Field(ListOf(Interval(Integral, 0, N_CLASSES - 1), min_len=2, distinct=True),
                      "class subset, e.g. 0,1,7 (default all 10)"),
-    "p": Field(_INT1, "patch size p (must divide the image side: 28 for MNIST, 32 for CIFAR/SVHN) (R2)"),
+    "p": Field(_INT1, "patch size p (R2; with the default stride t = p it must divide the image side: "
+               "28 for MNIST and Fashion-MNIST, 32 for CIFAR/SVHN)"),
+    "stride": Field(NoneOr(_INT1, "t = p, non-overlapping"),
+                    "patch stride t (R2): P = ((side - p)/t + 1)^2 patches; t <= p and (side - p)/t an "
+                    "integer (with p = 14 on 28x28 images: 1, 2, 7 or 14); t < p attacks the image and "
+                    "folds the patch gradients back"),
+    "center": Field(Boolean(), "subtract the training images' per-pixel mean before patching (R2; the "
+                    "threat ball is unchanged and the pixel box [0,1] stays on the image)"),
     "n_train": Field(_INT0, "training images, balanced per class (0 = all)"),
     "eps_grid": Field(ListOf(_REAL0), "ε values of lens (a)"),
     "eval_steps": Field(_INT1, "PGD steps of the evaluation attack"),
@@ -150,6 +163,13 @@ def _constraint(key):
     return OPTIONS[key].constraint if key in OPTIONS else IMAGE_FIELDS[key].constraint
 
 
+#: the cross-option rule of --stride (R2): the strides allowed for the data set's
+#: image side and the patch size (``reffeat.real.patches.allowed_strides``)
+STRIDE_RULE = Dependent("none or an integer t in [1, p] with (side - p)/t an integer",
+                        lambda c: NoneOr(Among(allowed_strides(IMAGE_SIDE[c["dataset"]],
+                                                               IMAGE_SIDE[c["dataset"]], c["p"]))))
+
+
 def _flag(key):
     return "--patch" if key == "p" else "--" + key.replace("_", "-")
 
@@ -158,6 +178,8 @@ def _show_default(key) -> str:
     """The per-data-set defaults of one option, in words."""
     if key == "seed":
         return "default 0"
+    if key == "stride":
+        return "default none (t = p)"
     groups = {}
     for ds, d in DEFAULTS.items():
         v = d.get(key)
@@ -201,8 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
                            metavar=key.upper() if not isinstance(c, Options) else "{" + ",".join(c.values) + "}",
                            help=f"{meaning}; {c}; {_show_default(key)}")
     g = p.add_argument_group("patches and network (R2, N1-N4)")
-    for key in ("p", "m", "sigma0", "q", "rho"):
+    for key in ("p", "stride", "m", "sigma0", "q", "rho"):
         opt(g, key)
+    g.add_argument("--center", dest="center", action="store_const", const=True, default=None,
+                   help=OPTIONS["center"].meaning + "; default off")
     g = p.add_argument_group("training (R3)")
     for key in ("epochs", "lr", "optimizer", "momentum", "batch_size", "n_train", "norm", "eps",
                 "attack_steps", "lam", "at_start", "lr_schedule", "dtype"):
@@ -230,8 +254,12 @@ def resolve(args) -> dict:
     for key, value in c.items():
         c[key] = need(_flag(key), value, _constraint(key))
     side = IMAGE_SIDE[args.dataset]
-    if side % c["p"]:
-        raise UsageError(f"--patch must divide the image side {side} of {args.dataset} (got {c['p']})")
+    if c["p"] > side:
+        raise UsageError(f"--patch must be at most the image side {side} of {args.dataset} (got {c['p']})")
+    c["stride"] = need("--stride", c["stride"], STRIDE_RULE.resolve(dict(c, dataset=args.dataset)))
+    if c["stride"] in (None, c["p"]) and side % c["p"]:
+        raise UsageError(f"--patch must divide the image side {side} of {args.dataset} (got {c['p']}), "
+                         f"or give a --stride t with ({side} - p)/t an integer")
     c["dataset"] = args.dataset
     c["classes"] = args.classes
     return c
@@ -247,8 +275,13 @@ def memory_needed(c: dict) -> int:
     k = len(c["classes"]) if c["classes"] else N_CLASSES
     n = c["n_train"] or 73257                       # 0 = all (SVHN has the largest training set)
     images = (n + c["n_eval"] + 2 * c["n_lens"]) * side * side * C * 8
+    extra = 0
+    t = c.get("stride") or c["p"]
+    if t != c["p"] or c.get("center"):    # data held as images, plus the full test split as
+        P = ((side - c["p"]) // t + 1) ** 2   # (overlapping) network inputs (≤ 26,032 images, SVHN)
+        extra = 26032 * P * c["p"] ** 2 * C * 8
     W = k * c["m"] * c["p"] ** 2 * C * 8
-    return int(4 * images + 4 * W * (c["epochs"] + 1 + 6))
+    return int(4 * images + extra + 4 * W * (c["epochs"] + 1 + 6))
 
 
 def train_config(c: dict, mode: str) -> ImageTrainConfig:
@@ -299,14 +332,30 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         Xfull_img, yfull = load(ds, "test", data_dir=data_dir, classes=c["classes"])
         N, H, Wd, C = Xtr_img.shape
         p = c["p"]
-        Xtr, Xte, Xfull = patchify(Xtr_img, p), patchify(Xte_img, p), patchify(Xfull_img, p)
+        # R2: the one image -> network input map, x -> patchify(x - mu, p, t), mu the training
+        # images' per-pixel mean (--center). Every model call below reads its inputs through
+        # it; the data are held in its space: patches when it is a permutation (t = p, no
+        # centring: today's fast path), else images, which the attacks act on.
+        view = ImageMap.from_training(Xtr_img, p, c["stride"], c["center"])
+        Xtr, Xte, Xfull_sp = view.space(Xtr_img), view.space(Xte_img), view.space(Xfull_img)
+        Xfull = view.inputs(Xfull_sp)                      # clean accuracy only: network inputs
         Xtr = Xtr.astype(c["dtype"], copy=False)           # training precision; evaluation float64
         del Xfull_img
         res["data"] = {"train": info_tr, "test": info_te, "image_shape": [H, Wd, C],
-                       "P": Xtr.shape[1], "d": Xtr.shape[2], "k": k,
-                       "n_train": int(N), "n_eval": int(len(yte)), "n_test_full": int(len(yfull))}
-        _say(f"[real] {ds}: {N} train / {len(yte)} eval images {H}x{Wd}x{C}, p={p} -> "
-             f"P={Xtr.shape[1]}, d={Xtr.shape[2]}, k={k}; source: {info_tr['source']}")
+                       "P": view.P, "d": view.d, "k": k,
+                       "n_train": int(N), "n_eval": int(len(yte)), "n_test_full": int(len(yfull)),
+                       "image_map": view.to_dict()}
+        if view.mean is not None:                          # mu itself, for whoever reads the weights
+            buf = io.BytesIO()
+            np.save(buf, view.mean)
+            atomic_write_bytes(out / "mean.npy", buf.getvalue())
+            res["data"]["image_map"].update(
+                mean_file="mean.npy", mean_sha256=hashlib.sha256(view.mean.tobytes()).hexdigest(),
+                mean_range=[float(view.mean.min()), float(view.mean.max())],
+                mean_average=float(view.mean.mean()))
+        _say(f"[real] {ds}: {N} train / {len(yte)} eval images {H}x{Wd}x{C}, p={p}, stride {view.stride}"
+             f"{', centred' if view.mean is not None else ''} -> P={view.P}, d={view.d}, k={k}; "
+             f"source: {info_tr['source']}")
         save("data")
 
         # ---- R3 training
@@ -315,7 +364,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         for mode in ("st", "at"):
             cfg = train_config(c, mode)
             r = train_images(Xtr, ytr, k, cfg, checkpoint=out / f"checkpoint_{mode}.npz",
-                             resume=resume, label=mode)
+                             resume=resume, label=mode, view=view)
             results_models[mode] = r
             res.setdefault("training", {})[mode] = {
                 "config": cfg.to_dict(), "history": r.history, "epochs_done": r.epochs_done,
@@ -340,7 +389,7 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         # evaluation, lenses and baselines in float64 whatever the training precision
         W_st, W_at = (results_models[m_].W.astype(np.float64) for m_ in ("st", "at"))
         ev = dict(q=q, rho=rho, norm=norm, steps=c["eval_steps"], restarts=c["eval_restarts"],
-                  apgd_steps=c["apgd_steps"], clip=(0.0, 1.0))
+                  apgd_steps=c["apgd_steps"], clip=(0.0, 1.0), view=view)
         ev_pgd = {k_: v for k_, v in ev.items() if k_ != "apgd_steps"}
 
         # ---- (a) headline: E2 worst case per point, each attack's own number beside it
@@ -362,16 +411,19 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         save("headline")
 
         # ---- linear softmax baseline (ST and one-step AT), exact ℓ∞ robust accuracy
-        lin = {"model": "linear softmax f(x) = Vx + b on the same inputs, Adam, same epochs/batch/lr schedule",
+        lin = {"model": "linear softmax f(x) = Vx + b on the same pixels (after centring, if any; "
+                        "patching is linear, so overlapping patches add nothing), Adam, same epochs/batch/lr schedule",
                "robust": "exact worst case over the ε-box ∩ [0,1] box (lenses: linear.linear_robust_correct)"}
+        box = view.pixel_box((0.0, 1.0))                   # [0,1] on the image: [-mu, 1-mu] if centred
+        Ptr, Pte, Pfull = view.pixels(Xtr), view.pixels(Xte), view.pixels(Xfull_sp)
         for mode in ("st", "at"):
             t0 = time.perf_counter()
-            V, b, h = train_linear(Xtr, ytr, k, mode=mode, eps=eps, norm=norm, epochs=c["epochs"],
+            V, b, h = train_linear(Ptr, ytr, k, mode=mode, eps=eps, norm=norm, epochs=c["epochs"],
                                    batch_size=c["batch_size"], lr=c["lr"], seed=c["seed"],
-                                   lr_schedule=c["lr_schedule"], dtype=c["dtype"])
-            lin[mode] = {"clean": float((linear_outputs(V, b, Xfull).argmax(1) == yfull).mean()),
-                         "robust": float(linear_robust_correct(V, b, Xte, yte, eps, norm).mean()),
-                         "acc_vs_eps": [float(linear_robust_correct(V, b, Xte, yte, e, norm).mean())
+                                   lr_schedule=c["lr_schedule"], dtype=c["dtype"], clip=box)
+            lin[mode] = {"clean": float((linear_outputs(V, b, Pfull).argmax(1) == yfull).mean()),
+                         "robust": float(linear_robust_correct(V, b, Pte, yte, eps, norm, clip=box).mean()),
+                         "acc_vs_eps": [float(linear_robust_correct(V, b, Pte, yte, e, norm, clip=box).mean())
                                         for e in c["eps_grid"]],
                          "history": h, "seconds": time.perf_counter() - t0}
             _say(f"[real] linear baseline {mode.upper()}: clean {lin[mode]['clean']:.3f} robust (exact) "
@@ -401,17 +453,19 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             t0 = time.perf_counter()
             XR, yR, info_R = lenses.build_robust_dataset(W_at, Xsel, ytr[sel], rng_l, q=q, rho=rho,
                                                          kind=c["dr_kind"], steps=c["dr_steps"],
-                                                         step_size=c["dr_step_size"], X_pool=Xtr, y_pool=ytr)
+                                                         step_size=c["dr_step_size"], X_pool=Xtr, y_pool=ytr,
+                                                         view=view)
             info_R["seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             XN, yN, info_N = lenses.build_nonrobust_dataset(W_st, Xsel, ytr[sel], k, rng_l, q=q, rho=rho,
-                                                            eps=c["dnr_eps"], norm=norm, steps=c["dnr_steps"])
+                                                            eps=c["dnr_eps"], norm=norm, steps=c["dnr_steps"],
+                                                            view=view)
             info_N["seconds"] = time.perf_counter() - t0
             b = {"D_R": info_R, "D_NR": info_N, "n": int(len(sel))}
             for mode, W in (("st", W_st), ("at", W_at)):
-                b[f"{mode}_on_D_R"] = lenses.accuracy(W, XR, yR, q, rho)
-                b[f"{mode}_on_D_NR"] = lenses.accuracy(W, XN, yN, q, rho)
-                b[f"{mode}_on_D_NR_original_labels"] = lenses.accuracy(W, XN, ytr[sel], q, rho)
+                b[f"{mode}_on_D_R"] = lenses.accuracy(W, XR, yR, q, rho, view=view)
+                b[f"{mode}_on_D_NR"] = lenses.accuracy(W, XN, yN, q, rho, view=view)
+                b[f"{mode}_on_D_NR_original_labels"] = lenses.accuracy(W, XN, ytr[sel], q, rho, view=view)
             _say(f"[real] (b) D_R ({info_R['seconds']:.0f}s, median rel. residual {info_R['rel_residual_median']:.3f}): "
                  f"ST {b['st_on_D_R']:.3f} AT {b['at_on_D_R']:.3f} | D_NR ({info_N['seconds']:.0f}s, target success "
                  f"{info_N['target_success']:.3f}): ST {b['st_on_D_NR']:.3f} AT {b['at_on_D_NR']:.3f}")
@@ -425,13 +479,15 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                 cfg = train_config(c, "st")
                 ck = out / f"checkpoint_fresh_{name}.npz"
                 try:
-                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=resume, label=f"st on {name}")
+                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=resume, label=f"st on {name}",
+                                     view=view)
                 except ValueError as e:  # D_R / D_NR were rebuilt differently: start afresh
                     _say(f"[real] not resuming the model on {name}: {e}")
-                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=False, label=f"st on {name}")
+                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=False, label=f"st on {name}",
+                                     view=view)
                 if r.stopped == "interrupted":
                     raise KeyboardInterrupt
-                fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho),
+                fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho, view=view),
                                "robust": lenses.robust_eval(r.W, Xte, yte, eps, cascade=True,
                                                             rng=seeding.rng(c["seed"], "real-e2", 4), **ev)["robust"],
                                "train_acc_on_own_set": r.history["train_acc"][-1] if r.history["train_acc"] else None}
@@ -443,7 +499,8 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             # ---- (c) frequency
             freq = {}
             for mode, W in (("st", W_st), ("at", W_at)):
-                freq[mode] = lenses.filtered_accuracy(W, Xte_img, yte, c["radii"], p=p, q=q, rho=rho, patchify=patchify)
+                freq[mode] = lenses.filtered_accuracy(W, Xte_img, yte, c["radii"], p=p, q=q, rho=rho,
+                                                      patchify=lambda x, _p: view.to_input(x))
             lens["frequency"] = freq
             _say("[real] (c) low/high-pass accuracy by radius: " + "; ".join(
                 f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}" for r, lo, hi in zip(freq[m]["radii"], freq[m]["low"], freq[m]["high"]))
@@ -451,8 +508,8 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             save("frequency")
 
             # ---- (d) curves over epochs
-            lowX = patchify(lenses.fourier_filter(Xte_img, c["radius"], "low"), p)
-            highX = patchify(lenses.fourier_filter(Xte_img, c["radius"], "high"), p)
+            lowX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "low"))
+            highX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "high"))
             curves = {}
             t0 = time.perf_counter()
             for mode in ("st", "at"):
@@ -463,11 +520,11 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                         continue
                     W = snaps[e].astype(np.float64)
                     rows["epoch"].append(e)
-                    rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho))
+                    rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho, view=view))
                     rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3),
                                                                  **dict(ev_pgd, restarts=0)))
-                    rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho))
-                    rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho))
+                    rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho, view=view))
+                    rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho, view=view))
                     rows["low_pass"].append(lenses.accuracy(W, lowX, yte, q, rho))
                     rows["high_pass"].append(lenses.accuracy(W, highX, yte, q, rho))
                 curves[mode] = rows
@@ -480,8 +537,8 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
         if c["lenses"]:
             figs = real_figures.make_all(res, out, W_st=W_st, W_at=W_at, p=p, C=C,
                                          samples=(Xtr_img[sel][:8], ytr[sel][:8],
-                                                  unpatchify(XR[:8], H, Wd, C, p), yR[:8],
-                                                  unpatchify(XN[:8], H, Wd, C, p), yN[:8]))
+                                                  view.images(XR[:8]), yR[:8],
+                                                  view.images(XN[:8]), yN[:8]))
         else:
             figs = real_figures.make_some(res, out, W_st=W_st, W_at=W_at, p=p, C=C)
         res["figures"] = figs

@@ -42,6 +42,7 @@ from ..activation import smoothed_relu_and_grad
 from ..apgd import apgd, worst_case
 from ..attacks import attack
 from ..model import backward_x, forward, forward_and_slopes, preactivations, predict
+from .patches import through
 
 REPS = ("hidden", "logits", "pre")
 BATCH = 500
@@ -52,38 +53,45 @@ def _batches(n: int, size: int = BATCH):
         yield slice(b, min(b + size, n))
 
 
-def predict_batched(W, X, q, rho, *, backend=None) -> np.ndarray:
+def _inputs(view, A):
+    """Network inputs of arrays in the map's space (the arrays themselves without a map)."""
+    return A if view is None else view.inputs(A)
+
+
+def predict_batched(W, X, q, rho, *, backend=None, view=None) -> np.ndarray:
+    """argmax_j F_j per point, in batches; X in the space of ``view`` (R2 image map) if given."""
     out = np.empty(X.shape[0], dtype=np.int64)
     for s in _batches(X.shape[0]):
-        out[s] = predict(W, X[s], q, rho, backend=backend)
+        out[s] = predict(W, _inputs(view, X[s]), q, rho, backend=backend)
     return out
 
 
-def accuracy(W, X, y, q, rho, *, backend=None) -> float:
-    """E1 on given data: fraction with argmax_j F_j = y."""
+def accuracy(W, X, y, q, rho, *, backend=None, view=None) -> float:
+    """E1 on given data: fraction with argmax_j F_j = y (X in the space of ``view`` if given)."""
     if not len(y):
         return float("nan")
-    return float((predict_batched(W, X, q, rho, backend=backend) == y).mean())
+    return float((predict_batched(W, X, q, rho, backend=backend, view=view) == y).mean())
 
 
 def robust_accuracy(W, X, y, eps: float, *, q, rho, norm="linf", steps=10, step_size=None,
-                    restarts=1, rng=None, clip=(0.0, 1.0), backend=None) -> float:
-    """(a) accuracy under PGD-K (random start, ``restarts`` extra runs), γ = ε/4 by default."""
+                    restarts=1, rng=None, clip=(0.0, 1.0), backend=None, view=None) -> float:
+    """(a) accuracy under PGD-K (random start, ``restarts`` extra runs), γ = ε/4 by default.
+    ``view``: the R2 image map (the attack acts on the image; see ``attacks.attack``)."""
     if eps == 0:
-        return accuracy(W, X, y, q, rho, backend=backend)
+        return accuracy(W, X, y, q, rho, backend=backend, view=view)
     gamma = eps / 4 if step_size is None else step_size
     rng = np.random.default_rng(0) if rng is None else rng
     correct = 0
     for s in _batches(X.shape[0]):
         Xa = attack(W, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
                     step_size=gamma, random_start=True, rng=rng, restarts=restarts, clip=clip,
-                    backend=backend)
-        correct += int((predict(W, Xa, q, rho, backend=backend) == y[s]).sum())
+                    backend=backend, view=view)
+        correct += int((predict(W, _inputs(view, Xa), q, rho, backend=backend) == y[s]).sum())
     return correct / len(y)
 
 
 def robust_eval(W, X, y, eps: float, *, q, rho, norm="linf", steps=20, restarts=1,
-                apgd_steps=100, rng, clip=(0.0, 1.0), cascade=False) -> dict:
+                apgd_steps=100, rng, clip=(0.0, 1.0), cascade=False, view=None) -> dict:
     """(a), E2 on real images: per-point worst case over clean, PGD-K (γ = ε/4,
     random start, ``restarts`` extra runs), APGD-CE and APGD-DLR (``apgd_steps``
     iterations each, one run; DLR skipped for k < 3).
@@ -92,10 +100,11 @@ def robust_eval(W, X, y, eps: float, *, q, rho, norm="linf", steps=20, restarts=
     on every point; None if skipped) and ``robust`` (the per-point worst case),
     plus ``correct`` (n,) bool of the worst case. With ``cascade`` each attack
     runs only on the points that survived the ones before (same worst case,
-    much cheaper; the per-attack numbers are then None).
+    much cheaper; the per-attack numbers are then None). ``view``: the R2
+    image map (X in its space; every attack acts on the image).
     """
     n = len(y)
-    ok = predict_batched(W, X, q, rho) == y
+    ok = predict_batched(W, X, q, rho, view=view) == y
     res = {"clean": float(ok.mean()) if n else float("nan"), "pgd": None, "apgd_ce": None,
            "apgd_dlr": None}
     if eps == 0:
@@ -110,8 +119,9 @@ def robust_eval(W, X, y, eps: float, *, q, rho, norm="linf", steps=20, restarts=
     for s in _batches(len(idx)):
         sel = idx[s]
         Xa = attack(W, X[sel], y[sel], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
-                    step_size=eps / 4, random_start=True, rng=rng, restarts=restarts, clip=clip)
-        got[s] = predict(W, Xa, q, rho) == y[sel]
+                    step_size=eps / 4, random_start=True, rng=rng, restarts=restarts, clip=clip,
+                    view=view)
+        got[s] = predict(W, _inputs(view, Xa), q, rho) == y[sel]
     pg = np.zeros(n, bool)
     pg[idx] = got
     per["pgd"] = pg
@@ -122,7 +132,7 @@ def robust_eval(W, X, y, eps: float, *, q, rho, norm="linf", steps=20, restarts=
         a = np.zeros(n, bool)
         if len(idx):
             a[idx] = ~apgd(W, X[idx], y[idx], q=q, rho=rho, eps=eps, norm=norm, loss=loss,
-                           steps=apgd_steps, rng=rng, clip=clip)[1]
+                           steps=apgd_steps, rng=rng, clip=clip, view=view)[1]
         per[f"apgd_{loss}"] = a
     wc = worst_case(per)
     if not cascade:
@@ -180,13 +190,17 @@ def _rep_loss_grad(W, X, target_rep, q, rho, kind, backend=None):
 
 
 def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=200,
-                         step_size=1.0, clip=(0.0, 1.0), backend=None):
+                         step_size=1.0, clip=(0.0, 1.0), backend=None, view=None):
     """(b) x minimising ½‖φ(x) − φ(x_t)‖² from x_s, by normalised projected GD.
 
     Step t moves by γ_t = step_size·(1 − t/steps) (linearly decaying) along
     −g/‖g‖₂ (per sample), then clips to the box; the best iterate is kept.
     Returns (X (n, P, d), relative residual ‖φ(x) − φ(x_t)‖/‖φ(x_t)‖ (n,)).
+    ``view``: the R2 image map; X_target, X_start and X are then in its
+    space (for a map that is not a permutation: images, stepped with the
+    gradient folded back from the patches, boxed on the image).
     """
+    view = through(view)
     if kind not in REPS:
         raise ValueError(f"kind must be one of {', '.join(REPS)} (got {kind!r})")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -194,17 +208,20 @@ def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=2
     out = np.empty_like(X_target, dtype=np.float64)
     rel = np.empty(X_target.shape[0])
     for s in _batches(X_target.shape[0]):
-        tgt = representation(W, X_target[s], q, rho, kind, backend=backend)
+        tgt = representation(W, _inputs(view, X_target[s]), q, rho, kind, backend=backend)
         norm_t = np.sqrt((tgt.reshape(len(tgt), -1) ** 2).sum(axis=1)) + 1e-12
         X = np.array(X_start[s], dtype=np.float64)
         best, best_loss = X.copy(), np.full(len(tgt), np.inf)
+        axes = tuple(range(1, X.ndim))
         for t in range(steps + 1):
-            loss, G = _rep_loss_grad(W, X, tgt, q, rho, kind, backend)
+            loss, G = _rep_loss_grad(W, _inputs(view, X), tgt, q, rho, kind, backend)
+            if view is not None:
+                G = view.fold_like(G, X)                 # ∇ on the image (μ is a shift)
             better = loss < best_loss
             best[better], best_loss[better] = X[better], loss[better]
             if t == steps:
                 break
-            gn = np.sqrt((G * G).sum(axis=(1, 2), keepdims=True))
+            gn = np.sqrt((G * G).sum(axis=axes, keepdims=True))
             X = X - step_size * (1 - t / steps) * np.divide(G, gn, out=np.zeros_like(G), where=gn > 0)
             if clip is not None:
                 np.clip(X, clip[0], clip[1], out=X)
@@ -214,11 +231,13 @@ def match_representation(W, X_target, X_start, *, q, rho, kind="logits", steps=2
 
 
 def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
-                         step_size=1.0, clip=(0.0, 1.0), X_pool=None, y_pool=None, backend=None):
+                         step_size=1.0, clip=(0.0, 1.0), X_pool=None, y_pool=None, backend=None,
+                         view=None):
     """(b) D_R from the AT model: (X_R (n, P, d), y (n,), info dict).
 
     Targets are (X, y); start images are drawn from (X_pool, y_pool) (default:
-    the same set) among those of another class.
+    the same set) among those of another class. ``view``: the R2 image map
+    (all arrays in its space; see ``match_representation``).
     """
     if X_pool is None:
         X_pool, y_pool = X, y
@@ -232,7 +251,8 @@ def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
                 idx[i] = j
                 break
     XR, rel = match_representation(W_at, X, X_pool[idx], q=q, rho=rho, kind=kind,
-                                   steps=steps, step_size=step_size, clip=clip, backend=backend)
+                                   steps=steps, step_size=step_size, clip=clip, backend=backend,
+                                   view=view)
     info = {"kind": kind, "steps": steps, "step_size": step_size,
             "rel_residual_median": float(np.median(rel)),
             "rel_residual_mean": float(np.mean(rel)),
@@ -243,11 +263,12 @@ def build_robust_dataset(W_at, X, y, rng, *, q, rho, kind="logits", steps=200,
 # ---------------------------------------------------------------- (b) D_NR
 
 def build_nonrobust_dataset(W_st, X, y, k: int, rng, *, q, rho, eps, norm="linf", steps=20,
-                            step_size=None, clip=(0.0, 1.0), backend=None):
+                            step_size=None, clip=(0.0, 1.0), backend=None, view=None):
     """(b) D_NR from the ST model: targeted PGD toward a random t ≠ y; label t.
 
     Returns (X_NR, t, info) with info["target_success"] the fraction the ST
-    model classifies as t.
+    model classifies as t. ``view``: the R2 image map (X, X_NR in its space;
+    the attack acts on the image).
     """
     t = (y + rng.integers(1, k, size=len(y))) % k        # uniform over the k−1 others
     gamma = 2.5 * eps / steps if step_size is None else step_size
@@ -255,8 +276,8 @@ def build_nonrobust_dataset(W_st, X, y, k: int, rng, *, q, rho, eps, norm="linf"
     for s in _batches(X.shape[0]):
         out[s] = attack(W_st, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
                         step_size=gamma, random_start=False, clip=clip, targets=t[s],
-                        backend=backend)
-    success = float((predict_batched(W_st, out, q, rho, backend=backend) == t).mean())
+                        backend=backend, view=view)
+    success = float((predict_batched(W_st, out, q, rho, backend=backend, view=view) == t).mean())
     return out, t, {"eps": eps, "norm": norm, "steps": steps, "step_size": gamma,
                     "target_success": success}
 
@@ -279,7 +300,8 @@ def fourier_filter(images: np.ndarray, radius: float, kind: str = "low") -> np.n
 
 
 def filtered_accuracy(W, images, y, radii, *, p, q, rho, patchify, backend=None) -> dict:
-    """(c) {"low": [...], "high": [...]} accuracies over ``radii``."""
+    """(c) {"low": [...], "high": [...]} accuracies over ``radii``; ``patchify(images, p)``
+    makes the network inputs (the run's image map: ``lambda x, p: view.to_input(x)``)."""
     out = {"radii": [float(r) for r in radii], "low": [], "high": []}
     for r in radii:
         for kind in ("low", "high"):

@@ -7,9 +7,14 @@
         paper's algorithm — or PGD-K), clipped to the pixel box [0, 1]; ST is λ=0.
 
 Uses N3 (forward), G2 (grad_w), T2 (attack), L3 (loss) on the R2 patches of
-``reffeat.real.patches``. Patch space and image space are related by a
-permutation of coordinates, so ℓ∞ and ℓ2 balls (and the [0, 1] box) are the
-same in both.
+``reffeat.real.patches``. Without an image map (or with one that is a
+permutation: t = p, no centring) the data are patches: patch space and image
+space are related by a permutation of coordinates, so ℓ∞ and ℓ2 balls (and
+the [0, 1] box) are the same in both and the attacks run on the patches.
+With an ``ImageMap`` that is not a permutation (stride t < p, or centring)
+the data are images (n, H, W, C): the attack acts on the image (gradient
+folded back from the patches), and each step's points go through the map,
+X = patchify(x − μ, p, t), before G2.
 
 Every epoch a checkpoint (W, epoch, RNG state, history, per-epoch W snapshots)
 is written atomically; ``resume=True`` continues from it. Ctrl-C stops after
@@ -35,7 +40,7 @@ from ..attacks import attack
 from ..loop import MAX_LOSS, MAX_WEIGHT, chain, descend, objective, objective_points
 from ..model import init_weights, predict
 from ..output import atomic_savez, strict_json
-from .patches import filters_as_images, patchify, unpatchify  # noqa: F401  (re-exported for callers of R3)
+from .patches import filters_as_images, patchify, through, unpatchify  # noqa: F401  (re-exported for callers of R3)
 
 from ..constraints import DTYPES, MODES, OPTIMIZERS  # noqa: F401  (the one list of each)
 from ..constraints import IMAGE_NORMS as NORMS
@@ -160,13 +165,14 @@ def _rngs(seed: int):
     return tuple(seeding.rng(seed, name) for name in ("real-init", "real-shuffle", "real-attack"))
 
 
-def adversarial_batch(W, X, y, cfg: ImageTrainConfig, rng) -> np.ndarray:
-    """T2 at the current W for one batch, with the pixel box."""
+def adversarial_batch(W, X, y, cfg: ImageTrainConfig, rng, view=None) -> np.ndarray:
+    """T2 at the current W for one batch, with the pixel box (on the image
+    through the R2 map ``view``, if given)."""
     return attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
                   steps=cfg.attack_steps, step_size=cfg.step_size,
                   random_start=(cfg.random_start and cfg.attack_steps > 1)
                   or (cfg.attack_steps == 1 and cfg.one_step_start == "random"),
-                  rng=rng, clip=tuple(cfg.clip) if cfg.clip is not None else None)
+                  rng=rng, clip=tuple(cfg.clip) if cfg.clip is not None else None, view=view)
 
 
 class _Optimizer:
@@ -212,40 +218,54 @@ class _Optimizer:
         self.M, self.V = (a.astype(self.cfg.dtype, copy=False) for a in arrays)
 
 
-def data_fingerprint(X, y, k) -> str:
-    """SHA-256 of the training data (so a checkpoint is never resumed on other data)."""
+def data_fingerprint(X, y, k, view=None) -> str:
+    """SHA-256 of the training data and of the R2 map that makes the network's
+    inputs from it (p, t, μ; none for a map-less or permutation run, as before
+    the map existed), so a checkpoint is never resumed on other data."""
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
     h.update(str((X.shape, int(k))).encode())
+    if through(view) is not None:
+        h.update(view.fingerprint())
     return h.hexdigest()
 
 
 def _save_checkpoint(path: Path, W, snapshots, history, epoch, rng_states, cfg, wall, opt,
-                     fingerprint) -> None:
+                     fingerprint, view=None) -> None:
     path = Path(path)
     meta = {"epoch": epoch, "history": history, "rng_states": rng_states,
             "config": cfg.to_dict(), "wall_time": wall, "opt_state": {"t": opt.t},
             "data_sha256": fingerprint}
+    extra = {}
+    if view is not None:                  # the R2 map the weights read their inputs through
+        meta["image_map"] = view.to_dict()
+        if view.mean is not None:
+            extra["mean"] = view.mean
     atomic_savez(path, W=W, snapshots=np.asarray(snapshots), opt_M=opt.M, opt_V=opt.V,
-                 meta=np.array(strict_json(meta)))
+                 meta=np.array(strict_json(meta)), **extra)
 
 
 def load_checkpoint(path) -> dict:
-    """A checkpoint written by ``train_images``: W, snapshots, epoch, history, ... ."""
+    """A checkpoint written by ``train_images``: W, snapshots, epoch, history, ...,
+    and for a run through an R2 image map its ``image_map`` (p, t, ...) and
+    ``mean`` μ (H, W, C) (None without centring)."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         meta["W"] = z["W"].copy()
         meta["snapshots"] = z["snapshots"].copy()
         meta["opt_arrays"] = (z["opt_M"].copy(), z["opt_V"].copy())
+        meta["mean"] = z["mean"].copy() if "mean" in z.files else None
     return meta
 
 
 def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
                  W0: np.ndarray | None = None, checkpoint=None, resume: bool = False,
                  progress=None, label: str = "", callback=None, max_loss: float = MAX_LOSS,
-                 max_weight: float = MAX_WEIGHT) -> ImageTrainResult:
-    """R3: mini-batch SGD for ST (cfg.mode="st") or AT ("at") on patches X (n, P, d).
+                 max_weight: float = MAX_WEIGHT, view=None) -> ImageTrainResult:
+    """R3: mini-batch SGD for ST (cfg.mode="st") or AT ("at") on patches X (n, P, d)
+    — or, with an R2 image map ``view`` (``ImageMap``), on X in the map's space
+    (images (n, H, W, C) unless the map is a permutation; see the module docstring).
 
     The steps run through ``reffeat.loop.descend`` (the objective with λ and
     the stop policy of full-batch training; ``callback(step)`` after every
@@ -259,14 +279,21 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     """
     X = np.asarray(X, dtype=cfg.dtype)
     y = np.asarray(y)
-    if X.ndim != 3:
+    view = through(view)
+    inputs = (lambda A: A) if view is None else view.inputs
+    if view is not None:
+        if X.ndim != 4 or X.shape[1:] != view.shape:
+            raise ValueError(f"X must be images of shape (n, {', '.join(map(str, view.shape))}) "
+                             f"for the image map (got {X.shape})")
+    elif X.ndim != 3:
         raise ValueError(f"X must be patches of shape (n, P, d) (got {X.shape})")
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape ({X.shape[0]},) (got {y.shape})")
     if not isinstance(k, (int, np.integer)) or k < 2 or (y.size and (y.min() < 0 or y.max() >= k)):
         raise ValueError(f"k must be an integer >= 2 with labels in [0, k) (got k={k})")
     stream = sys.stderr if progress is None else progress
-    n, P, d = X.shape
+    n = X.shape[0]
+    d = X.shape[2] if view is None else view.d
     r_init, r_shuf, r_att = _rngs(cfg.seed)
     W = init_weights(k, cfg.m, d, cfg.sigma0, r_init) if W0 is None else np.array(W0, dtype=np.float64)
     W = W.astype(cfg.dtype, copy=False)      # W0 is drawn in float64 either way: same start
@@ -278,7 +305,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     snapshots = [W.copy()]
     history = {"epoch": [], "loss": [], "train_acc": [], "seconds": []}
     start_epoch, wall0 = 0, 0.0
-    fingerprint = data_fingerprint(X, y, k)
+    fingerprint = data_fingerprint(X, y, k, view)
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         ck = load_checkpoint(checkpoint)
         if ck.get("data_sha256") != fingerprint:
@@ -304,7 +331,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     stopped = None
     epoch = start_epoch
     nb = -(-n // cfg.batch_size)                       # batches per epoch
-    adversary = (lambda W, Xb, yb: adversarial_batch(W, Xb, yb, cfg, r_att)) if cfg.eps > 0 else None
+    adversary = (lambda W, Xb, yb: adversarial_batch(W, Xb, yb, cfg, r_att, view)) if cfg.eps > 0 else None
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
@@ -316,6 +343,8 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
                 idx = order[b:b + cfg.batch_size]
                 Xb, yb = X[idx], y[idx]
                 pts = objective_points(W, Xb, yb, cfg.mode, cfg.lam, adversary)
+                if view is not None:             # images (clean / adversarial) -> network inputs
+                    pts = [(inputs(A), wgt) for A, wgt in pts]
                 La, G, _ = objective(W, pts, yb, cfg.q, cfg.rho)
                 return {"points": pts, "y": yb, "batch": idx, "loss": La, "grad": G}
 
@@ -334,7 +363,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
                 W = snapshots[-1]  # the last completed epoch
                 break
             tot_loss = tot[0]
-            acc = float((predict(W, X[monitor], cfg.q, cfg.rho) == y[monitor]).mean())
+            acc = float((predict(W, inputs(X[monitor]), cfg.q, cfg.rho) == y[monitor]).mean())
             secs = time.perf_counter() - t0
             history["epoch"].append(epoch)
             history["loss"].append(tot_loss / n)
@@ -349,7 +378,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
             if checkpoint is not None:
                 states = {"shuffle": r_shuf.bit_generator.state, "attack": r_att.bit_generator.state}
                 _save_checkpoint(checkpoint, W, snapshots, history, epoch, states, cfg,
-                                 wall0 + time.perf_counter() - t_start, opt, fingerprint)
+                                 wall0 + time.perf_counter() - t_start, opt, fingerprint, view)
     except KeyboardInterrupt:
         stopped = "interrupted"
         epoch = len(history["epoch"]) and history["epoch"][-1]
