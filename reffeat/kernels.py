@@ -391,6 +391,16 @@ def _activate(Z, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode, F, losses, a
 
 
 @_jit
+def _add_into(acc, part):
+    """acc += part, elementwise (2-D, same shape).  A loop rather than numba's array
+    ``+=``, whose broadcasting-error message (string formatting of the shapes) was
+    the costliest thing in the first run's compile: ~4 s of CPU."""
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            acc[i, j] += part[i, j]
+
+
+@_jit
 def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
     """T2 step on a block of whole samples, in place (serial):
     Xa ← X + Π_{B(0,ε)}((Xa − X) + coef·D(g)), then clip to [lo, hi] if clip.
@@ -478,7 +488,7 @@ def _fused(s, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, want,
                   F[i0:i1], losses[i0:i1], acc[s])
         if want == 1:
             np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
-            G[s] += tmp[s]
+            _add_into(G[s], tmp[s])
         elif want == 2:
             np.dot(Zc, W2, gx[r0:r1])                                # G3
 
@@ -500,7 +510,7 @@ def _ascent(s, Xaf, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, step
         gc = gbuf[s, : r1 - r0]
         for _ in range(steps):
             np.dot(Xaf[r0:r1], Wt, Zc)
-            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
+            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, np.int64(_MODE_BACKWARD),
                       F[i0:i1], losses[i0:i1], acc[s])
             np.dot(Zc, W2, gc)
             _step(Xaf[r0:r1], Xf[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
@@ -554,11 +564,11 @@ def _grad_c4(s, Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, in
         r0, r1 = i0 * P, i1 * P
         Zc = Zbuf[s, : r1 - r0]
         np.dot(Xf[r0:r1], Wt, Zc)
-        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, 2,
+        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, np.int64(_MODE_BACKWARD),
                   F[i0:i1], losses[i0:i1], acc[s])                   # Zc ← A
         if want_g:
             np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
-            G[s] += tmp[s]
+            _add_into(G[s], tmp[s])
         pc = proj[s, : r1 - r0]
         np.dot(Xf[r0:r1], UVt, pc)                                   # ⟨x, u_j⟩, ⟨x, v_j⟩
         _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
