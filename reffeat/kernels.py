@@ -269,6 +269,42 @@ def _run_slots(kernel, S, *args):
 
 
 # ---------------------------------------------------------------- numba kernels
+def _make_gemm():
+    """out ← a @ b for 2-D arrays (a, b C- or F-ordered, out C-ordered), called from
+    the kernels: numba's own code for ``np.dot(a, b, out)`` (``dot_3_mm``: the same
+    BLAS call, hence the same bits) emitted directly into the calling kernel.
+    ``np.dot`` itself is an overload that numba compiles as a function of its own
+    for every combination of layouts (seven in the run's three kernels, ~1 s of
+    the first run's compile).  If numba's internals are not as expected: ``np.dot``."""
+    try:
+        from numba.core import types
+        from numba.core.extending import intrinsic
+        from numba.core.typing import signature
+        from numba.np.linalg import dot_3_mm, ensure_blas
+    except ImportError:
+        return None
+
+    @intrinsic
+    def gemm(typingctx, a, b, out):
+        arrays = (a, b, out)
+        if not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout in "CF" for t in arrays) \
+                or out.layout != "C" or len({t.dtype for t in arrays}) != 1:
+            return None
+
+        def codegen(context, builder, sig, args):
+            ensure_blas()
+            return dot_3_mm(context, builder, sig, args)
+        return signature(out, a, b, out), codegen
+    return gemm
+
+
+_gemm = _make_gemm()
+if _gemm is None:                                   # pragma: no cover - other numba versions
+    @_jit
+    def _gemm(a, b, out):
+        np.dot(a, b, out)
+
+
 @_jit
 def _clip0rho(z, rho):
     """clip(z, 0, ρ) with NaN propagated (as np.maximum/np.minimum do)."""
@@ -483,14 +519,14 @@ def _fused(s, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, want,
         i1 = min(n, i0 + b)
         r0, r1 = i0 * P, i1 * P
         Zc = gx[r0:r1] if want >= 3 else Zbuf[s, : r1 - r0]
-        np.dot(Xf[r0:r1], Wt, Zc)                                    # pre-activations
+        _gemm(Xf[r0:r1], Wt, Zc)                                    # pre-activations
         _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
                   F[i0:i1], losses[i0:i1], acc[s])
         if want == 1:
-            np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
+            _gemm(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
             _add_into(G[s], tmp[s])
         elif want == 2:
-            np.dot(Zc, W2, gx[r0:r1])                                # G3
+            _gemm(Zc, W2, gx[r0:r1])                                # G3
 
 
 @_jit
@@ -509,10 +545,10 @@ def _ascent(s, Xaf, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, step
         Zc = Zbuf[s, : r1 - r0]
         gc = gbuf[s, : r1 - r0]
         for _ in range(steps):
-            np.dot(Xaf[r0:r1], Wt, Zc)
+            _gemm(Xaf[r0:r1], Wt, Zc)
             _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, np.int64(_MODE_BACKWARD),
                       F[i0:i1], losses[i0:i1], acc[s])
-            np.dot(Zc, W2, gc)
+            _gemm(Zc, W2, gc)
             _step(Xaf[r0:r1], Xf[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
 
 
@@ -563,14 +599,14 @@ def _grad_c4(s, Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, in
         i1 = min(n, i0 + b)
         r0, r1 = i0 * P, i1 * P
         Zc = Zbuf[s, : r1 - r0]
-        np.dot(Xf[r0:r1], Wt, Zc)
+        _gemm(Xf[r0:r1], Wt, Zc)
         _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, np.int64(_MODE_BACKWARD),
                   F[i0:i1], losses[i0:i1], acc[s])                   # Zc ← A
         if want_g:
-            np.dot(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
+            _gemm(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
             _add_into(G[s], tmp[s])
         pc = proj[s, : r1 - r0]
-        np.dot(Xf[r0:r1], UVt, pc)                                   # ⟨x, u_j⟩, ⟨x, v_j⟩
+        _gemm(Xf[r0:r1], UVt, pc)                                   # ⟨x, u_j⟩, ⟨x, v_j⟩
         _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
 
 
