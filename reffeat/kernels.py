@@ -11,22 +11,28 @@ Per kernel, what runs it and why (the measured speeds are in the output of
 ``python -m reffeat.bench`` and in the README, not here):
 
 * pre-activations z = X Wᵀ, (n·P, d)×(d, k·m); G2 = Aᵀ X; G3 = A W — GEMMs:
-  **BLAS** (``np.dot(a, b, out)`` inside numba, i.e. scipy's OpenBLAS) on a
-  chunk of whole samples.  These four products are most of a training step.
+  **BLAS** (numba's code for ``np.dot(a, b, out)``, i.e. scipy's OpenBLAS, emitted
+  by ``_gemm``) on a chunk of whole samples.  These four products are most of a
+  training step.
 * σ, σ' (N1, N2), F = Σ_p Σ_r σ (N3), log-softmax, loss (L1, L2) and
   A = (logit_j − 1[j=y]) σ'(z) (G1 × N2): **numba** ``_activate``, two passes
   over a sample's block (accumulate σ per column, then overwrite z by A),
   instead of the reference's ~12 elementwise passes over 3 extra (n, P, k, m)
   arrays.  Each q case (1, 2, 3, other) has its own loop so each vectorises.
 * T2 step X ← X + Π(X^s − X + γ D(g)) (+ box clip), all norms: **numba**
-  ``_step``, fused with the products above in ``_ascent``: all K steps of a
-  chunk run before the next chunk (its inputs stay in cache), no (n, P, d)
-  gradient array is kept.
+  ``_step``, fused with the products above in ``_pass`` (WANT_ASCENT): all K
+  steps of a chunk run before the next chunk (its inputs stay in cache), no
+  (n, P, d) gradient array is kept.
 * C4 parts (``c4_decomposition``) and G2 + C4 together (``grad_w_and_c4``):
-  **numba** ``_grad_c4`` — the step's own A (G1 × N2) times the BLAS projections
-  ⟨x, u_j⟩, ⟨x, v_j⟩, accumulated by (own/other, patch type, j, r), so the C4
-  log of every training step costs one extra (n·P, d)×(d, 2k) product, not a
-  second forward pass.
+  **numba** ``_c4_accumulate`` in ``_pass`` (WANT_C4, WANT_G2_C4) — the step's own
+  A (G1 × N2) times the BLAS projections ⟨x, u_j⟩, ⟨x, v_j⟩, accumulated by
+  (own/other, patch type, j, r), so the C4 log of every training step costs one
+  extra (n·P, d)×(d, 2k) product, not a second forward pass.
+
+One driver kernel, ``_pass``, runs all of these (``want`` says which), so the first
+run compiles one kernel, not three: numba optimises and emits again, inside each
+kernel, everything it calls (``_activate`` above all).  What the first run after
+installing compiles, and how long it takes, is in ``python -m reffeat.bench``.
 
 Work split and threads.  A batch is cut into chunks of whole samples
 (≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``) and the chunks are dealt to
@@ -45,7 +51,7 @@ variable, numba setting or BLAS thread count is touched.  The commands call
 ``configure_threads()`` (thread count from REFFEAT_THREADS / NUMBA_NUM_THREADS /
 OMP_NUM_THREADS, else the core count), otherwise the first kernel call does;
 scipy's OpenBLAS, which the kernels call from their own threads, is held at one
-thread during each call and restored after (``_Blas``).  Each kernel compiles on its first
+thread during each call and restored after (``_Blas``).  The kernel compiles on its first
 call, for the dtypes it is called with (float32 only if float32 W and X are
 passed), and is cached on disk in a directory that does not depend on where the
 package is imported from (``cache_dir()``), so a checkout and an installed copy
@@ -81,7 +87,9 @@ CHUNK_BYTES = 1 << 20
 #: results whose last bits differ from those recorded with two slots.
 SLOTS = 2
 
-_MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2
+_MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2         # what _activate leaves in Z
+#: what a ``_pass`` computes (its ``want``; 0-4 are also ``_fused_call``'s)
+WANT_F, WANT_G2, WANT_G3, WANT_SLOPES, WANT_A, WANT_C4, WANT_G2_C4, WANT_ASCENT = range(8)
 _NORM_CODES = {"linf": 0, "l2": 1, "l2-patch": 2}
 
 
@@ -274,8 +282,7 @@ def _make_gemm():
     the kernels: numba's own code for ``np.dot(a, b, out)`` (``dot_3_mm``: the same
     BLAS call, hence the same bits) emitted directly into the calling kernel.
     ``np.dot`` itself is an overload that numba compiles as a function of its own
-    for every combination of layouts (seven in the run's three kernels, ~1 s of
-    the first run's compile).  If numba's internals are not as expected: ``np.dot``."""
+    for every combination of layouts (~0.25 s of the first run's CPU).  If numba's internals are not as expected: ``np.dot``."""
     try:
         from numba.core import types
         from numba.core.extending import intrinsic
@@ -498,61 +505,6 @@ def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
 
 
 @_jit
-def _fused(s, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, want,
-           F, losses, Zbuf, acc, G, tmp, gx):
-    """Slot s of the chunked GEMM → _activate → GEMM pass over the batch.
-
-    want 0: F only (N3);  1: also G[s] += Aᵀ X per slot (G2);  2: also gx = A W (G3);
-    3: gx (n·P, k·m) ← σ'(z) (N2);  4: gx (n·P, k·m) ← A (G1 × N2) — the last two
-    return a full array, so the chunk is computed in place in gx, not in Zbuf.
-    Slot s handles chunks s, s+S, s+2S, … of b samples each with its own buffers
-    Zbuf[s], acc[s], tmp[s] (S = Zbuf.shape[0]; slots are fixed by the shapes, not
-    by the threads), so results do not depend on which thread runs which slot.
-    """
-    n = F.shape[0]
-    S = Zbuf.shape[0]
-    nch = (n + b - 1) // b
-    Wt = W2.T
-    mode = 0 if want == 0 else 1 if want == 3 else 2
-    for c in range(s, nch, S):
-        i0 = c * b
-        i1 = min(n, i0 + b)
-        r0, r1 = i0 * P, i1 * P
-        Zc = gx[r0:r1] if want >= 3 else Zbuf[s, : r1 - r0]
-        _gemm(Xf[r0:r1], Wt, Zc)                                    # pre-activations
-        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                  F[i0:i1], losses[i0:i1], acc[s])
-        if want == 1:
-            _gemm(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
-            _add_into(G[s], tmp[s])
-        elif want == 2:
-            _gemm(Zc, W2, gx[r0:r1])                                # G3
-
-
-@_jit
-def _ascent(s, Xaf, Xf, W2, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, steps,
-            coef, eps, norm, plain, lo, hi, clip, F, losses, Zbuf, acc, gbuf):
-    """T2 (slot s): all K steps of one chunk (GEMM → _activate → GEMM (G3) → _step) before
-    the next chunk, so the chunk stays in cache; Xaf (n·P, d) updated in place."""
-    n = F.shape[0]
-    S = Zbuf.shape[0]
-    nch = (n + b - 1) // b
-    Wt = W2.T
-    for c in range(s, nch, S):
-        i0 = c * b
-        i1 = min(n, i0 + b)
-        r0, r1 = i0 * P, i1 * P
-        Zc = Zbuf[s, : r1 - r0]
-        gc = gbuf[s, : r1 - r0]
-        for _ in range(steps):
-            _gemm(Xaf[r0:r1], Wt, Zc)
-            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, np.int64(_MODE_BACKWARD),
-                      F[i0:i1], losses[i0:i1], acc[s])
-            _gemm(Zc, W2, gc)
-            _step(Xaf[r0:r1], Xf[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
-
-
-@_jit
 def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
     """C4 on a chunk of whole samples starting at sample i0 (serial):
     o[own/other, f, t, j, r] += −scale · A[row, j·m+r] · proj[row, f·k+j]
@@ -581,33 +533,68 @@ def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
 
 
 @_jit
-def _grad_c4(s, Xf, W2, y, types, codes, UV, P, k, m, qcase, qm1, inv_q, rho, inv_rho, b, scale,
-             want_g, F, losses, Zbuf, acc, G, tmp, proj, out):
-    """G2 and C3/C4 from ONE backward pass (slot s): per chunk
-    GEMM (z) → _activate (Zc ← A, losses) → [GEMM G[s] += Aᵀ X  if want_g]
-    → GEMM proj = X [U; V]ᵀ → _c4_accumulate into out[s].  C3 is −step·G2
-    projected on u_j / v_j, so the step's own A serves both (the training loop
-    logs C4 at every step: a separate pass cost as much again as G2).  Per-slot
-    partials of G and out (slot order fixed, summed by the caller)."""
+def _pass(s, want, X, Xa, W2, y, P, k, m, act, b, F, losses, Zbuf, acc, work, G, gx, ball, c4):
+    """Slot s of one chunked pass over the batch: per chunk, GEMM (z = X Wᵀ) →
+    _activate → what ``want`` asks for.  The one driver of every fast path.
+
+    want  WANT_F        F only (N3);
+          WANT_G2       also G[s] += Aᵀ X (G2 partial, via work[s] (k·m, d));
+          WANT_G3       also gx = A W (G3);
+          WANT_SLOPES   gx (n·P, k·m) ← σ'(z) (N2);  WANT_A: gx ← A (G1 × N2) — these two
+                        return a full array, so the chunk is computed in place in gx;
+          WANT_C4, WANT_G2_C4   C3/C4 (and G2) from ONE backward pass: proj = X [U; V]ᵀ
+                        (GEMM) → _c4_accumulate into out[s].  C3 is −step·G2 projected on
+                        u_j / v_j, so the step's own A serves both (the training loop logs
+                        C4 at every step: a separate pass cost as much again as G2);
+          WANT_ASCENT   T2: all K steps of one chunk (GEMM → _activate → GEMM (G3, into
+                        work[s] (b·P, d)) → _step on Xa) before the next chunk, so the
+                        chunk stays in cache; Xa (n·P, d) updated in place.
+    act = (qcase, q − 1, 1/q, ρ, 1/ρ);  ball = (K, ±γ, ε, norm code, plain, lo, hi, clip)
+    (ascent only);  c4 = (patch types (n, P), codes (3,), [U; V] (2k, d), step/n,
+    proj (S, b·P, 2k), out (S, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
+    use are small dummies of the same types, so ONE compiled kernel serves every
+    call: numba re-optimises and re-emits everything a kernel calls, for each
+    kernel, and three kernels cost ~1 s more to compile on the first run.
+    Slot s handles chunks s, s+S, s+2S, … of b samples each with its own buffers
+    Zbuf[s], acc[s], work[s] and partials G[s], out[s] (S = Zbuf.shape[0]; slots are
+    fixed by the shapes, not by the threads), so results do not depend on which
+    thread runs which slot.
+    """
     n = F.shape[0]
     S = Zbuf.shape[0]
     nch = (n + b - 1) // b
+    qcase, qm1, inv_q, rho, inv_rho = act
     Wt = W2.T
-    UVt = UV.T
+    mode = _MODE_F if want == WANT_F else _MODE_SLOPES if want == WANT_SLOPES else _MODE_BACKWARD
+    full = want == WANT_SLOPES or want == WANT_A
     for c in range(s, nch, S):
         i0 = c * b
         i1 = min(n, i0 + b)
         r0, r1 = i0 * P, i1 * P
-        Zc = Zbuf[s, : r1 - r0]
-        _gemm(Xf[r0:r1], Wt, Zc)
-        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, np.int64(_MODE_BACKWARD),
-                  F[i0:i1], losses[i0:i1], acc[s])                   # Zc ← A
-        if want_g:
-            _gemm(Zc.T, Xf[r0:r1], tmp[s])                          # G2 partial
-            _add_into(G[s], tmp[s])
-        pc = proj[s, : r1 - r0]
-        _gemm(Xf[r0:r1], UVt, pc)                                   # ⟨x, u_j⟩, ⟨x, v_j⟩
-        _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
+        Zc = gx[r0:r1] if full else Zbuf[s, : r1 - r0]
+        if want == WANT_ASCENT:
+            steps, coef, eps, norm, plain, lo, hi, clip = ball
+            gc = work[s, : r1 - r0]
+            for _ in range(steps):
+                _gemm(Xa[r0:r1], Wt, Zc)
+                _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                          F[i0:i1], losses[i0:i1], acc[s])
+                _gemm(Zc, W2, gc)                                    # G3
+                _step(Xa[r0:r1], X[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
+            continue
+        _gemm(X[r0:r1], Wt, Zc)                                      # pre-activations
+        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                  F[i0:i1], losses[i0:i1], acc[s])
+        if want == WANT_G2 or want == WANT_G2_C4:
+            _gemm(Zc.T, X[r0:r1], work[s])                           # G2 partial
+            _add_into(G[s], work[s])
+        elif want == WANT_G3:
+            _gemm(Zc, W2, gx[r0:r1])                                 # G3
+        if want == WANT_C4 or want == WANT_G2_C4:
+            types, codes, UV, scale, proj, out = c4
+            pc = proj[s, : r1 - r0]
+            _gemm(X[r0:r1], UV.T, pc)                                # ⟨x, u_j⟩, ⟨x, v_j⟩
+            _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
 
 
 # ---------------------------------------------------------------- drivers
@@ -674,24 +661,38 @@ def _sum_slots(partials):
     return tot
 
 
+def _dummies(dt):
+    """Stand-ins for the arguments of ``_pass`` that a call does not use (same
+    types as the real ones, so every call runs the same compiled kernel)."""
+    one = np.zeros((1, 1), dtype=dt)
+    ball = (0, 0.0, 0.0, 0, False, 0.0, 0.0, False)
+    c4 = (np.zeros((1, 1), dtype=np.int64), np.zeros(3, dtype=np.int64), one, 0.0,
+          np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 2, 2, 3, 1, 1), dtype=dt))
+    return one, np.zeros((1, 1, 1), dtype=dt), ball, c4
+
+
 def _fused_call(W, X, y, q, rho, want):
+    """``want`` WANT_F … WANT_A of ``_pass`` → (F, losses, G2 slot partials, G3/σ'/A or None)."""
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
     yy = _labels(y, n, k) if y is not None else np.zeros(n, dtype=np.int64)
     F = np.empty((n, k), dtype=dt)
     losses = np.zeros(n, dtype=dt)
-    # want 3/4 return the full array: chunks land in it, the slot buffers are dummies
-    Zbuf = np.empty((S, b * P, km) if want < 3 else (S, 1, 1), dtype=dt)
+    one, one3, ball, c4 = _dummies(dt)
+    full = want in (WANT_SLOPES, WANT_A)
+    # WANT_SLOPES / WANT_A return the full array: chunks land in it, the slot buffers are dummies
+    Zbuf = np.empty((S, 1, 1) if full else (S, b * P, km), dtype=dt)
     acc = np.empty((S, km), dtype=dt)
-    G = np.zeros((S, km, d) if want == 1 else (1, 1, 1), dtype=dt)
-    tmp = np.empty((S, km, d) if want == 1 else (1, 1, 1), dtype=dt)
-    shape = {2: (n * P, d), 3: (n * P, km), 4: (n * P, km)}.get(want, (1, 1))
-    gx = np.empty(shape, dtype=dt)
-    _run_slots(_fused, S, Xf, W2, yy, P, k, m, *_qargs(q, rho), b, want, F, losses, Zbuf, acc, G, tmp, gx)
-    if want == 2:
+    G = np.zeros((S, km, d), dtype=dt) if want == WANT_G2 else one3
+    work = np.empty((S, km, d), dtype=dt) if want == WANT_G2 else one3
+    gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
+                  dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
+    _run_slots(_pass, S, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, F, losses, Zbuf, acc,
+               work, G, gx, ball, c4)
+    if want == WANT_G3:
         return F, losses, G, gx.reshape(n, P, d)
-    if want >= 3:
+    if full:
         return F, losses, G, gx.reshape(n, P, k, m)
     return F, losses, G, None
 
@@ -749,11 +750,13 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign
         raise ValueError(f"start point must have the shape of X {X.shape} (got {Xa.shape})")
     b, S = _layout(n, P, d, km, dt)
     lo, hi, do_clip = (0.0, 0.0, False) if clip is None else (float(clip[0]), float(clip[1]), True)
-    _run_slots(_ascent, S, Xa.reshape(n * P, d), Xf, W2, _labels(y, n, k), P, k, m, *_qargs(q, rho), b,
-            int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
-            ascent == "plain", lo, hi, do_clip, np.empty((n, k), dtype=dt),
-            np.empty(n, dtype=dt), np.empty((S, b * P, km), dtype=dt),
-            np.empty((S, km), dtype=dt), np.empty((S, b * P, d), dtype=dt))
+    ball = (int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
+            ascent == "plain", lo, hi, do_clip)
+    one, one3, _, c4 = _dummies(dt)
+    _run_slots(_pass, S, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
+               _qargs(q, rho), b, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
+               np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
+               np.empty((S, b * P, d), dtype=dt), one3, one, ball, c4)
     return Xa
 
 
@@ -770,13 +773,14 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     if UV.shape != (2 * k, d):
         raise ValueError(f"U and V must have shape ({k}, {d}) (got {np.shape(U)}, {np.shape(V)})")
     losses = np.zeros(n, dtype=dt)
-    G = np.zeros((S, km, d) if want_g else (1, 1, 1), dtype=dt)
+    one, one3, ball, _ = _dummies(dt)
+    G = np.zeros((S, km, d), dtype=dt) if want_g else one3
     out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
-    _run_slots(_grad_c4, S, Xf, W2, _labels(y, n, k), types, codes, UV, P, k, m, *_qargs(q, rho), b,
-             float(step) / max(n, 1), bool(want_g), np.empty((n, k), dtype=dt), losses,
-             np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt), G,
-             np.empty((S, km, d) if want_g else (1, 1, 1), dtype=dt),
-             np.empty((S, b * P, 2 * k), dtype=dt), out)
+    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((S, b * P, 2 * k), dtype=dt), out)
+    _run_slots(_pass, S, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k, m,
+               _qargs(q, rho), b, np.empty((n, k), dtype=dt), losses,
+               np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
+               np.empty((S, km, d), dtype=dt) if want_g else one3, G, one, ball, c4)
     tot = _sum_slots(out)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:
