@@ -326,8 +326,8 @@ def _pos(t):
 
 
 @_jit
-def _sigma_pass(row, a, out, qcase, qm1, inv_q, rho, inv_rho, store):
-    """a += σ(row) (N1); if store: out ← σ'(row) (N2).  One loop per q case so
+def _sigma_pass(row, a, qcase, qm1, inv_q, rho, inv_rho):
+    """a += σ(row) (N1).  One loop per q case so
     that each vectorises (σ = [z − ρ]_+ + zc·g/q, g = (zc/ρ)^{q−1}, zc = clip(z, 0, ρ):
     the reference's operation order)."""
     km = row.shape[0]
@@ -338,32 +338,24 @@ def _sigma_pass(row, a, out, qcase, qm1, inv_q, rho, inv_rho, store):
             u = zc * inv_rho
             g = u * u
             a[c] += _pos(z - rho) + zc * g * inv_q
-            if store:
-                out[c] = g
     elif qcase == 2:
         for c in range(km):
             z = row[c]
             zc = _clip0rho(z, rho)
             g = zc * inv_rho
             a[c] += _pos(z - rho) + zc * g * inv_q
-            if store:
-                out[c] = g
     elif qcase == 1:
         for c in range(km):
             z = row[c]
             zc = _clip0rho(z, rho)
             g = 1.0 if z > 0.0 else 0.0
             a[c] += _pos(z - rho) + zc * g * inv_q
-            if store:
-                out[c] = g
     else:
         for c in range(km):
             z = row[c]
             zc = _clip0rho(z, rho)
             g = (zc * inv_rho) ** qm1
             a[c] += _pos(z - rho) + zc * g * inv_q
-            if store:
-                out[c] = g
 
 
 @_jit
@@ -398,39 +390,39 @@ def _activate(Z, y, P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode, F, losses, a
     for i in range(b):
         a[:] = 0.0
         for p in range(P):
-            _sigma_pass(Z[i * P + p], a, a, qcase, qm1, inv_q, rho, inv_rho, False)
+            _sigma_pass(Z[i * P + p], a, qcase, qm1, inv_q, rho, inv_rho)
         for j in range(k):
             s = 0.0
             for r in range(m):
                 s += a[j * m + r]
             F[i, j] = s                                          # N3
-        if mode == 1:
-            # σ' in a second in-place pass (storing it in the σ loop, next to the
-            # accumulation into a, stops LLVM from vectorising: several times slower)
-            a[:] = 1.0
-            for p in range(P):
-                _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)
-        if mode != 2:
+        if mode == _MODE_F:
             continue
-        fmax = F[i, 0]
-        for j in range(1, k):
-            if F[i, j] > fmax:
-                fmax = F[i, j]
-        se = 0.0
-        for j in range(k):
-            se += np.exp(F[i, j] - fmax)
-        lse = np.log(se)
-        yi = y[i]
-        for j in range(k):                                       # L1, L2, G1
-            lp = F[i, j] - fmax - lse
-            cj = np.exp(lp)
-            if j == yi:
-                losses[i] = -lp
-                cj -= 1.0
-            for r in range(m):
-                a[j * m + r] = cj                                # coefficient per column
-        for p in range(P):
-            _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)
+        # σ' in a second in-place pass (storing it in the σ loop, next to the
+        # accumulation into a, stops LLVM from vectorising: several times slower),
+        # times a coefficient per column: 1 (mode 1) or logit_j − 1[j=y_i] (mode 2)
+        if mode == _MODE_SLOPES:
+            a[:] = 1.0
+        else:
+            fmax = F[i, 0]
+            for j in range(1, k):
+                if F[i, j] > fmax:
+                    fmax = F[i, j]
+            se = 0.0
+            for j in range(k):
+                se += np.exp(F[i, j] - fmax)
+            lse = np.log(se)
+            yi = y[i]
+            for j in range(k):                                   # L1, L2, G1
+                lp = F[i, j] - fmax - lse
+                cj = np.exp(lp)
+                if j == yi:
+                    losses[i] = -lp
+                    cj -= 1.0
+                for r in range(m):
+                    a[j * m + r] = cj
+        for p in range(P):                                       # one call site: one copy
+            _slope_times(Z[i * P + p], a, qcase, qm1, rho, inv_rho)   # of its four loops
 
 
 @_jit
@@ -492,7 +484,7 @@ def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
                 Xa[p, e] = t                                     # holds the step until scaled
                 s += t * t
         nrm_t = np.sqrt(s)
-        scale = eps / max(nrm_t, 1e-300) if nrm_t > eps else 1.0
+        scale = eps / (nrm_t if nrm_t > 1e-300 else 1e-300) if nrm_t > eps else 1.0
         for p in range(a0, a0 + rows):
             for e in range(d):
                 v = X[p, e] + Xa[p, e] * scale
