@@ -302,3 +302,20 @@ def test_tiny_end_to_end_run_with_stride_and_center(tmp_path, monkeypatch, capsy
     assert np.load(out / "W_st.npy").shape == (3, 50, 196)
     for f in res["figures"]:
         assert (out / f).stat().st_size > 0
+
+
+def test_linear_baseline_with_centring_is_the_same_classifier_on_the_image():
+    """Centring is a shift: the linear model V(x − μ) + b with the box [−μ, 1 − μ]
+    is the model Vx + (b − Vμ) with the box [0, 1]; their exact ℓ∞ robustness agrees."""
+    from reffeat.real.linear import linear_robust_correct
+    rng = np.random.default_rng(9)
+    imgs = rng.random((60, 4, 4, 1))
+    v = ImageMap.from_training(imgs, 2, 1, center=True)
+    V, b = 2 * rng.standard_normal((3, 16)), 0.1 * rng.standard_normal(3)
+    y = (v.pixels(imgs) @ V.T + b).argmax(1)
+    y[:6] = (y[:6] + 1) % 3
+    for eps in (0.02, 0.1):
+        a = linear_robust_correct(V, b, v.pixels(imgs), y, eps, clip=v.pixel_box())
+        c = linear_robust_correct(V, b - V @ v.mean.ravel(), imgs.reshape(60, -1), y, eps)
+        assert np.array_equal(a, c), f"eps={eps}: {a.sum()} vs {c.sum()} robust"
+        assert 0 < a.sum() < 60

@@ -31,7 +31,9 @@ def _title(res) -> str:
     extra = "" if src in ("", "canonical") else " [non-canonical data: see results.json]"
     n = res.get("data", {}).get("n_train")
     ntxt = f", {n} training images" if n else ""
-    return (f"{c['dataset']}{ntxt}, p={c['p']}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
+    stride = f", stride {c['stride']}" if c.get("stride") not in (None, c["p"]) else ""
+    centred = ", mean-centred pixels" if c.get("center") else ""
+    return (f"{c['dataset']}{ntxt}, p={c['p']}{stride}{centred}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
             f"seed {c['seed']}{extra}")
 
 
@@ -224,7 +226,8 @@ def sweep_rows(results: list[dict]) -> list[dict]:
     for r in results:
         c, hl, lin = r["config"], r.get("headline", {}), r.get("linear", {})
         rows.append({
-            "p": c["p"], "m": c["m"], "q": c["q"], "epochs": c["epochs"], "lr": c["lr"],
+            "p": c["p"], "stride": c.get("stride") or c["p"], "center": bool(c.get("center", False)),
+            "m": c["m"], "q": c["q"], "epochs": c["epochs"], "lr": c["lr"],
             "lr_schedule": c.get("lr_schedule", "constant"), "n_train": r.get("data", {}).get("n_train"),
             "at_start": c.get("at_start", "clean"),
             "st_clean": hl.get("st", {}).get("clean"), "st_robust": hl.get("st", {}).get("robust"),
@@ -252,7 +255,9 @@ def sweep_figure(rows: list[dict], path: Path, title: str, targets=(0.85, 0.75, 
     for t, col in zip(targets, ("C0", "C1", "C3")):
         ax.axhline(t, color=col, ls=":", lw=1)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"p={r['p']} m={r['m']}\nq={r['q']:g}, {r['epochs']} ep.\nAT from {r['at_start']}"
+    ax.set_xticklabels([f"p={r['p']}" + (f" t={r['stride']}" if r.get("stride", r["p"]) != r["p"] else "")
+                        + (" centred" if r.get("center") else "")
+                        + f" m={r['m']}\nq={r['q']:g}, {r['epochs']} ep.\nAT from {r['at_start']}"
                         for r in rows], fontsize=6.5)
     ax.set_ylabel("test accuracy"); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
