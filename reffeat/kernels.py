@@ -282,7 +282,8 @@ def _make_gemm():
     the kernels: numba's own code for ``np.dot(a, b, out)`` (``dot_3_mm``: the same
     BLAS call, hence the same bits) emitted directly into the calling kernel.
     ``np.dot`` itself is an overload that numba compiles as a function of its own
-    for every combination of layouts (~0.25 s of the first run's CPU).  If numba's internals are not as expected: ``np.dot``."""
+    for every combination of layouts (~0.25 s of the first run's CPU).  If numba's
+    internals are not as expected: ``np.dot``."""
     try:
         from numba.core import types
         from numba.core.extending import intrinsic

@@ -174,8 +174,8 @@ for name, fn in calls:
     t = time.perf_counter(); c = time.process_time()
     fn()
     out["kernels"][name] = {"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}
-out["compiled"] = sorted(f.__name__ for f in vars(kernels).values()
-                         if hasattr(f, "stats") and hasattr(f, "py_func") and sum(f.stats.cache_misses.values()))
+out["compiled"] = sorted(f.__name__ for f in vars(kernels).values() if hasattr(f, "stats")
+                         and hasattr(f, "py_func") and sum(f.stats.cache_misses.values()))
 print(json.dumps(out))
 """
 
