@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..real.figures import sweep_figure, sweep_rows
 
-COLS = ("p", "stride", "center", "m", "q", "epochs", "lr", "lr_schedule", "at_start", "n_train", "st_clean", "at_clean",
+COLS = ("p", "stride", "center", "m", "q", "epochs", "lr", "lr_schedule", "at", "n_train", "st_clean", "at_clean",
         "at_robust", "at_pgd", "at_apgd_ce", "at_apgd_dlr", "linear_st_clean", "linear_at_robust")
 
 

@@ -25,6 +25,16 @@ from ..plots import save_figure as _save
 from .patches import filters_as_images
 
 
+def at_algorithm(c: dict) -> str:
+    """The AT attack of a run config in words: "PGD-K" (K > 1 steps, random start),
+    "FGSM" (one step from the clean point, the paper's algorithm) or "FGSM-RS"
+    (one step from a random start)."""
+    K = c.get("attack_steps", 1)
+    if K > 1:
+        return f"PGD-{K}"
+    return "FGSM-RS" if c.get("at_start", "clean") == "random" else "FGSM"
+
+
 def _title(res) -> str:
     c = res["config"]
     src = res.get("data", {}).get("train", {}).get("source", "")
@@ -34,7 +44,7 @@ def _title(res) -> str:
     stride = f", stride {c['stride']}" if c.get("stride") not in (None, c["p"]) else ""
     centred = ", mean-centred pixels" if c.get("center") else ""
     return (f"{c['dataset']}{ntxt}, p={c['p']}{stride}{centred}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
-            f"seed {c['seed']}{extra}")
+            f"AT with {at_algorithm(c)}, seed {c['seed']}{extra}")
 
 
 def _names(res) -> list[str]:
@@ -229,7 +239,7 @@ def sweep_rows(results: list[dict]) -> list[dict]:
             "p": c["p"], "stride": c.get("stride") or c["p"], "center": bool(c.get("center", False)),
             "m": c["m"], "q": c["q"], "epochs": c["epochs"], "lr": c["lr"],
             "lr_schedule": c.get("lr_schedule", "constant"), "n_train": r.get("data", {}).get("n_train"),
-            "at_start": c.get("at_start", "clean"),
+            "at_start": c.get("at_start", "clean"), "at": at_algorithm(c),
             "st_clean": hl.get("st", {}).get("clean"), "st_robust": hl.get("st", {}).get("robust"),
             "at_clean": hl.get("at", {}).get("clean"), "at_robust": hl.get("at", {}).get("robust"),
             "at_pgd": hl.get("at", {}).get("pgd"), "at_apgd_ce": hl.get("at", {}).get("apgd_ce"),
@@ -257,7 +267,7 @@ def sweep_figure(rows: list[dict], path: Path, title: str, targets=(0.85, 0.75, 
     ax.set_xticks(x)
     ax.set_xticklabels([f"p={r['p']}" + (f" t={r['stride']}" if r.get("stride", r["p"]) != r["p"] else "")
                         + (" centred" if r.get("center") else "")
-                        + f" m={r['m']}\nq={r['q']:g}, {r['epochs']} ep.\nAT from {r['at_start']}"
+                        + f" m={r['m']}\nq={r['q']:g}, {r['epochs']} ep.\nAT: {r.get('at', 'AT from ' + r['at_start'])}"
                         for r in rows], fontsize=6.5)
     ax.set_ylabel("test accuracy"); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
