@@ -102,12 +102,15 @@ def acc_vs_eps_figure(res, path: Path) -> None:
     plt = _plt()
     a = res["lenses"]["acc_vs_eps"]
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    at = at_algorithm(res["config"])
     for mode, style in (("st", "o-"), ("at", "s-")):
-        ax.plot(a["eps"], a[mode], style, label=f"{mode.upper()} (network N3)")
+        ax.plot(a["eps"], a[mode], style,
+                label="ST (network N3)" if mode == "st" else f"AT with {at} (network N3)")
     for mode, style in (("linear_st", "o--"), ("linear_at", "s--")):
         if mode in a:
             ax.plot(a["eps"], a[mode], style, color="gray" if mode == "linear_st" else "k", ms=3, lw=1,
-                    label=f"linear softmax, {mode[-2:].upper()} (exact worst case)")
+                    label="linear softmax, " + ("ST" if mode == "linear_st" else "AT with FGSM")
+                    + " (exact worst case)")
     ax.axvline(res["config"]["eps"], color="gray", ls=":", lw=1, label="training ε")
     ax.set_xlabel(f"ε ({res['config']['norm']}, pixels in [0, 1])")
     ax.set_ylabel("test accuracy under attack\n(worst case per image)")
@@ -123,22 +126,24 @@ def acc_vs_eps_seeds_figure(agg, path: Path) -> None:
     plt = _plt()
     a = agg["acc_vs_eps"]
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    for key, style, label in (("st", "o-", "ST (network N3)"), ("at", "s-", "AT (network N3)"),
+    c = agg["config"]
+    for key, style, label in (("st", "o-", "ST (network N3)"),
+                              ("at", "s-", f"AT with {at_algorithm(c)} (network N3)"),
                               ("linear_st", "o--", "linear softmax, ST (exact)"),
-                              ("linear_at", "s--", "linear softmax, AT (exact)")):
+                              ("linear_at", "s--", "linear softmax, AT with FGSM (exact)")):
         m = [s["mean"] for s in a[key]]
         sd = [s["std"] or 0.0 for s in a[key]]
         ax.errorbar(a["eps"], m, yerr=sd, fmt=style, capsize=3, ms=4, label=label,
                     **({"color": "gray", "lw": 1} if key == "linear_st" else
                        {"color": "k", "lw": 1} if key == "linear_at" else {}))
-    c = agg["config"]
     ax.axvline(c["eps"], color="gray", ls=":", lw=1, label="training ε")
     ax.set_xlabel(f"ε ({c['norm']}, pixels in [0, 1])")
     ax.set_ylabel("test accuracy under attack\n(worst case per image), mean ± std")
     ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=7); ax.grid(alpha=0.3)
     att = "\n".join(textwrap.wrap(f"attack: {a['attack']}", 95))
-    ax.set_title(f"{att}\n{c['dataset']}, p={c['p']}, m={c['m']}, ε={c['eps']:g}, "
-                 f"seeds {', '.join(str(s) for s in agg['seeds'])}", fontsize=7)
+    centred = ", mean-centred pixels" if c.get("center") else ""
+    ax.set_title(f"{att}\n{c['dataset']}, p={c['p']}{centred}, m={c['m']}, ε={c['eps']:g}, "
+                 f"AT with {at_algorithm(c)}, seeds {', '.join(str(s) for s in agg['seeds'])}", fontsize=7)
     _save(fig, path)
     plt.close(fig)
 
