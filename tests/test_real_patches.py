@@ -255,6 +255,10 @@ def test_cli_stride_and_center_options_are_validated_recorded_and_kept_by_quick(
                                            "--stride", "7", "--center"]))
     assert (c["p"], c["stride"], c["center"]) == (14, 7, True)
     c = resolve(build_parser().parse_args(["--dataset", "mnist", "--quick"]))
+    assert (c["stride"], c["center"]) == (None, True)          # the 28×28 grey default: centred
+    c = resolve(build_parser().parse_args(["--dataset", "mnist", "--quick", "--no-center"]))
+    assert (c["stride"], c["center"]) == (None, False)
+    c = resolve(build_parser().parse_args(["--dataset", "cifar10", "--quick"]))
     assert (c["stride"], c["center"]) == (None, False)
     for argv, msg in ((["--patch", "14", "--stride", "3"], "--stride must be one of 1, 2, 7, 14 or none (got 3)"),
                       (["--stride", "0"], "--stride must be an integer >= 1"),

@@ -106,7 +106,9 @@ class ImageTrainConfig:
             return self.attack_step_size
         if self.attack_steps == 1:
             return 1.25 * self.eps if self.one_step_start == "random" else self.eps
-        return 2.5 * self.eps / self.attack_steps
+        gamma = 2.5 * self.eps / self.attack_steps
+        # 2.5ε overflows for ε > 7e307: ε·(2.5/K) is finite for every finite ε
+        return gamma if math.isfinite(gamma) else self.eps * (2.5 / self.attack_steps)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
