@@ -271,8 +271,9 @@ def sweep_figure(rows: list[dict], path: Path, title: str, targets=(0.85, 0.75, 
         ax.axhline(t, color=col, ls=":", lw=1)
     ax.set_xticks(x)
     ax.set_xticklabels([f"p={r['p']}" + (f" t={r['stride']}" if r.get("stride", r["p"]) != r["p"] else "")
-                        + (" centred" if r.get("center") else "")
-                        + f" m={r['m']}\nq={r['q']:g}, {r['epochs']} ep.\nAT: {r.get('at', 'AT from ' + r['at_start'])}"
+                        + f", m={r['m']}\n" + ("centred" if r.get("center") else "raw pixels")
+                        + f"\nq={r['q']:g}, {r['epochs']} ep.\nlr {r['lr']:g}"
+                        + f"\nAT: {r.get('at', 'from ' + r['at_start'])}"
                         for r in rows], fontsize=6.5)
     ax.set_ylabel("test accuracy"); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
