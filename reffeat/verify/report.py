@@ -129,20 +129,24 @@ def fig_m1(records, cfg, m1_res, path: str) -> str:
     """Φ_j(t), Γ_j(t) of ST for every seed and class (from C4 paths), with the ODE prediction."""
     from .m1 import race_strengths
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.6))
+    fig.subplots_adjust(wspace=0.32)
     ax = axes[2]
     if m1_res is not None and m1_res.extra.get("race_j"):
         Rj = np.asarray(m1_res.extra["race_j"])
         gg = np.asarray(m1_res.extra["gamma_growth_j"])
         ax.scatter(Rj, gg, s=14, c=np.where(gg >= 4, "tab:blue", "tab:red"))
-        ax.axvline(1, color="k", ls="--", lw=1, label="R_j = 1")
-        ax.axhline(4, color="gray", ls=":", lw=1, label="Γ_j grew 4×")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.axvline(1, color="k", ls="--", lw=1, label="R_j = 1 (the predicted boundary)")
+        ax.axhline(4, color="gray", ls=":", lw=1, label="Γ_j grew 4× (ST learned u_j)")
+        # linear axes from 0: at q = 2 every R_j is the same number ((P−s)β²/(sα²)), so
+        # a log axis would only crowd its tick labels around one point
+        ax.set_xlim(0, 1.15 * max(float(Rj.max()), 1.0))
+        ax.set_ylim(0, 1.15 * max(float(gg.max()), 4.0))
         ax.set_xlabel("R_j = (P−s)β^q Φ_j(0)^(q−2) / (sα^q Γ_j(0)^(q−2))")
         ax.set_ylabel("Γ_j(T) / Γ_j(0) after ST")
-        ax.set_title("M1: the race class by class (all seeds)", fontsize=10)
-        ax.legend(fontsize=8)
+        same = " (q = 2: the same R_j for every class)" if cfg.q == 2 else ""
+        ax.set_title(f"M1: the race class by class, all seeds{same}", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
     ax = axes[0]
     for r in records:
         ph, ga = np.asarray(r["st"]["phi_path"]), np.asarray(r["st"]["gamma_path"])
@@ -161,12 +165,14 @@ def fig_m1(records, cfg, m1_res, path: str) -> str:
         for _ in range(T - 1):
             x = min(x + c * A * x ** (cfg.q - 1), 10.0)
             xs.append(x)
-        ax.plot(np.arange(T), xs, "--", color=col, lw=1.5, label=f"{lab} alone, tensor-power ODE")
+        ax.plot(np.arange(T), xs, "--", color=col, lw=1.5,
+                label=f"{lab} alone, tensor-power ODE (leaves the axis: no saturation)")
     ax.plot([], [], color="tab:red", label="Φ (mean_j), ST, per seed")
     ax.plot([], [], color="tab:blue", label="Γ (mean_j), ST, per seed")
     ax.set_yscale("log")
     ax.set_ylim(5e-3, 5)
     ax.set_xlabel("step")
+    ax.set_ylabel("Φ_j = max_r ⟨w_j,r, v_j⟩, Γ_j = max_r ⟨w_j,r, u_j⟩\n(C2, mean over classes j; log scale)")
     ax.set_title(f"M1: the race in ST  ((P−s)β^q = {A_N:.3g} vs sα^q = {A_R:.3g})", fontsize=10)
     ax.legend(fontsize=7)
     ax = axes[1]
@@ -178,7 +184,7 @@ def fig_m1(records, cfg, m1_res, path: str) -> str:
             ax.plot(cum[:, a, b], label=f"{names[3 * a + b][0]}-class, {names[3 * a + b][1]} patches",
                     ls="-" if a == 0 else "--")
     ax.set_xlabel("step")
-    ax.set_ylabel("cumulative C4 part of ΔΦ (Σ_r, mean_j, mean over seeds)")
+    ax.set_ylabel("cumulative C4 part of ΔΦ\n(Σ_r, mean over j and seeds)")
     ax.set_title("M1: C4 decomposition of Φ's growth in ST", fontsize=10)
     ax.legend(fontsize=7)
     return _save(fig, path)
