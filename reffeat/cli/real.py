@@ -10,8 +10,10 @@ Pipeline (each stage's results are written as soon as it ends):
      (``reffeat.real.patches.ImageMap``) makes every network input; with t < p
      or centring the attacks act on the image (gradients folded back from the
      patches), μ is written to mean.npy and the checkpoints;
-  2. train ST and AT by mini-batch training (R3) from the same W0, one-step
-     FGSM in the paper's algorithm (``--attack-steps K`` for PGD-K), with a
+  2. train ST and AT by mini-batch training (R3) from the same W0; AT's attack
+     is PGD-K with ``--attack-steps K`` (K = 1: the paper's one-step FGSM, from
+     the clean point or a random start, ``--at-start``; the MNIST and
+     Fashion-MNIST defaults use K = 3, CIFAR-10/SVHN K = 1), with a
      progress line per epoch on stderr and a checkpoint per epoch
      (``--resume`` continues from it);
   3. E2 on real images: robust accuracy is the per-point worst case over PGD-K
@@ -36,7 +38,7 @@ code 2 and a one-line message; missing data too, naming the files and both
 ways to get them.
 
 Defaults (per data set; every one can be overridden) are in ``DEFAULTS``; the
-Fashion-MNIST ones come from the sweep reported in figures/README_real.md.
+MNIST / Fashion-MNIST ones come from the sweep reported in figures/README_real.md.
 ``--seeds N`` runs N seeds (each in OUT/seedS) and writes mean ± std and 95%
 t-intervals of the headline numbers to OUT/results.json. One deliberate deviation from the plain R3 rule: the default
 optimiser is Adam. With pixels in [0, 1] the problem is badly conditioned
