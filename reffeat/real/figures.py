@@ -35,16 +35,20 @@ def at_algorithm(c: dict) -> str:
     return "FGSM-RS" if c.get("at_start", "clean") == "random" else "FGSM"
 
 
+def _setup(c: dict, n_train=None) -> str:
+    """The run's set-up in words, for figure titles: data, patches, width, threat, AT attack."""
+    ntxt = f", {n_train} training images" if n_train else ""
+    stride = f", stride {c['stride']}" if c.get("stride") not in (None, c["p"]) else ""
+    centred = ", mean-centred pixels" if c.get("center") else ""
+    return (f"{c['dataset']}{ntxt}, p={c['p']}{stride}{centred}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
+            f"AT with {at_algorithm(c)}")
+
+
 def _title(res) -> str:
     c = res["config"]
     src = res.get("data", {}).get("train", {}).get("source", "")
     extra = "" if src in ("", "canonical") else " [non-canonical data: see results.json]"
-    n = res.get("data", {}).get("n_train")
-    ntxt = f", {n} training images" if n else ""
-    stride = f", stride {c['stride']}" if c.get("stride") not in (None, c["p"]) else ""
-    centred = ", mean-centred pixels" if c.get("center") else ""
-    return (f"{c['dataset']}{ntxt}, p={c['p']}{stride}{centred}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
-            f"AT with {at_algorithm(c)}, seed {c['seed']}{extra}")
+    return f"{_setup(c, res.get('data', {}).get('n_train'))}, seed {c['seed']}{extra}"
 
 
 def _names(res) -> list[str]:
@@ -98,25 +102,37 @@ def filters_figure(W_st, W_at, p, C, path: Path, title: str, names=None, per_cla
     plt.close(fig)
 
 
-def acc_vs_eps_figure(res, path: Path) -> None:
-    plt = _plt()
-    a = res["lenses"]["acc_vs_eps"]
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    at = at_algorithm(res["config"])
-    for mode, style in (("st", "o-"), ("at", "s-")):
-        ax.plot(a["eps"], a[mode], style,
-                label="ST (network N3)" if mode == "st" else f"AT with {at} (network N3)")
-    for mode, style in (("linear_st", "o--"), ("linear_at", "s--")):
-        if mode in a:
-            ax.plot(a["eps"], a[mode], style, color="gray" if mode == "linear_st" else "k", ms=3, lw=1,
-                    label="linear softmax, " + ("ST" if mode == "linear_st" else "AT with FGSM")
-                    + " (exact worst case)")
-    ax.axvline(res["config"]["eps"], color="gray", ls=":", lw=1, label="training ε")
-    ax.set_xlabel(f"ε ({res['config']['norm']}, pixels in [0, 1])")
-    ax.set_ylabel("test accuracy under attack\n(worst case per image)")
+#: the curves of lens (a): key in ``acc_vs_eps``, marker/line style, plot keywords
+_ACC_SERIES = (("st", "o-", {}), ("at", "s-", {}),
+               ("linear_st", "o--", {"color": "gray", "lw": 1}), ("linear_at", "s--", {"color": "k", "lw": 1}))
+
+
+def _acc_label(key: str, c: dict) -> str:
+    """Legend text of one lens-(a) curve (the linear AT model is trained with FGSM)."""
+    return {"st": "ST (network N3)", "at": f"AT with {at_algorithm(c)} (network N3)",
+            "linear_st": "linear softmax, ST (exact worst case)",
+            "linear_at": "linear softmax, AT with FGSM (exact worst case)"}[key]
+
+
+def _acc_axes(ax, c: dict, attack: str, ylabel: str, title: str) -> None:
+    """The common frame of the accuracy-vs-ε figures: training ε, labels, legend, title."""
+    ax.axvline(c["eps"], color="gray", ls=":", lw=1, label="training ε")
+    ax.set_xlabel(f"ε ({c['norm']}, pixels in [0, 1])")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    att = "\n".join(textwrap.wrap(f"attack: {a['attack']}", 95))
-    ax.set_title(f"{att}\n{_title(res)}", fontsize=7)
+    att = "\n".join(textwrap.wrap(f"attack: {attack}", 95))
+    ax.set_title(f"{att}\n{title}", fontsize=7)
+
+
+def acc_vs_eps_figure(res, path: Path) -> None:
+    """Lens (a) of one run: worst-case accuracy against ε, network and linear baseline."""
+    plt = _plt()
+    a, c = res["lenses"]["acc_vs_eps"], res["config"]
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for key, style, kw in _ACC_SERIES:
+        if key in a:
+            ax.plot(a["eps"], a[key], style, label=_acc_label(key, c), **(dict(kw, ms=3) if kw else {}))
+    _acc_axes(ax, c, a["attack"], "test accuracy under attack\n(worst case per image)", _title(res))
     _save(fig, path)
     plt.close(fig)
 
@@ -124,26 +140,14 @@ def acc_vs_eps_figure(res, path: Path) -> None:
 def acc_vs_eps_seeds_figure(agg, path: Path) -> None:
     """(a) over seeds: mean with ± one standard deviation as error bars."""
     plt = _plt()
-    a = agg["acc_vs_eps"]
+    a, c = agg["acc_vs_eps"], agg["config"]
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    c = agg["config"]
-    for key, style, label in (("st", "o-", "ST (network N3)"),
-                              ("at", "s-", f"AT with {at_algorithm(c)} (network N3)"),
-                              ("linear_st", "o--", "linear softmax, ST (exact)"),
-                              ("linear_at", "s--", "linear softmax, AT with FGSM (exact)")):
+    for key, style, kw in _ACC_SERIES:
         m = [s["mean"] for s in a[key]]
         sd = [s["std"] or 0.0 for s in a[key]]
-        ax.errorbar(a["eps"], m, yerr=sd, fmt=style, capsize=3, ms=4, label=label,
-                    **({"color": "gray", "lw": 1} if key == "linear_st" else
-                       {"color": "k", "lw": 1} if key == "linear_at" else {}))
-    ax.axvline(c["eps"], color="gray", ls=":", lw=1, label="training ε")
-    ax.set_xlabel(f"ε ({c['norm']}, pixels in [0, 1])")
-    ax.set_ylabel("test accuracy under attack\n(worst case per image), mean ± std")
-    ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    att = "\n".join(textwrap.wrap(f"attack: {a['attack']}", 95))
-    centred = ", mean-centred pixels" if c.get("center") else ""
-    ax.set_title(f"{att}\n{c['dataset']}, p={c['p']}{centred}, m={c['m']}, ε={c['eps']:g}, "
-                 f"AT with {at_algorithm(c)}, seeds {', '.join(str(s) for s in agg['seeds'])}", fontsize=7)
+        ax.errorbar(a["eps"], m, yerr=sd, fmt=style, capsize=3, ms=4, label=_acc_label(key, c), **kw)
+    _acc_axes(ax, c, a["attack"], "test accuracy under attack\n(worst case per image), mean ± std",
+              f"{_setup(c)}, seeds {', '.join(str(s) for s in agg['seeds'])}")
     _save(fig, path)
     plt.close(fig)
 
