@@ -1,8 +1,9 @@
 """P3 (SPEC §9): adversarial training strengthens robust learning and
 suppresses non-robust learning — Γ_j(AT) ≫ Γ_j(ST), Φ_j(AT) ≪ Φ_j(ST).
 
-Per seed it holds when Γ(AT) ≥ 5·Γ(ST) and Φ(AT) ≤ 0.5·Φ(ST)
-(``reffeat.claims``); ST and AT share data and W^{(0)}.
+Per seed it holds when Γ(AT) ≥ 5·Γ(ST) and Φ(AT) ≤ 0.5·Φ(ST), with Γ, Φ the C2
+coefficients (``reffeat.claims``; the verdict over seeds is V1's); ST and AT
+share data and W^{(0)}.
 ``python -m reffeat.verify.p3 --help``.
 """
 
