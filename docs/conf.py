@@ -1,8 +1,11 @@
 """Sphinx configuration of reffeat's API reference.
 
-Build (warnings are errors)::
+Build from the repository root (warnings are errors; about 10 s)::
 
-    PYTHONPATH=. python -m sphinx -W -b html docs docs/_build/html
+    python -m sphinx -W -b html docs docs/_build/html
+
+The checkout is put first on ``sys.path`` below, so the reference documents
+the code beside this file even when another copy of reffeat is installed.
 
 Plain autodoc, no theme or extension beyond Sphinx itself. The docstrings
 of reffeat are plain text, not reStructuredText (STYLE.md: they carry the
