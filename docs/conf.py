@@ -34,7 +34,7 @@ import reffeat  # noqa: E402
 
 project = "reffeat"
 author = "reffeat contributors"
-copyright = "reffeat contributors"  # noqa: A001
+copyright = "reffeat contributors"
 version = release = getattr(reffeat, "__version__", "")
 
 extensions = ["sphinx.ext.autodoc"]
