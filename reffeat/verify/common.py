@@ -141,6 +141,37 @@ class ClaimResult:
         return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- table-driven checks
+def _term(rec: dict, term: tuple):
+    mode, key = term
+    return rec[mode][key]
+
+
+def table_check(module, records, cfg: Config) -> ClaimResult:
+    """A P claim (P1–P4) over seeds, from its declaration in ``module``: per seed
+    it holds when ``reffeat.claims`` says so for ``module.NAME`` on the seed's
+    modes ``module.MODES``; ``module.QUANTITIES`` rows are (label, term) or
+    (label, term, term) — a ratio — with a term (mode, key) of the pair record."""
+    quantities = {}
+    for label, *terms in module.QUANTITIES:
+        if len(terms) == 1:
+            quantities[label] = [_term(r, terms[0]) for r in records]
+        else:
+            quantities[label] = [_term(r, terms[0]) / _term(r, terms[1]) for r in records]
+    return ClaimResult(module.NAME, module.STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
+                       holds=[V1.claims({m: r[m] for m in module.MODES})[module.NAME] for r in records],
+                       quantities=quantities, criteria=module.CRITERIA)
+
+
+def rows_check(module, records, cfg: Config, rows: list) -> ClaimResult:
+    """An M claim (M1–M3) over seeds from its per-seed analysis ``rows`` (dicts
+    with "holds", one per record): ``module.QUANTITIES`` rows are (label, key)."""
+    return ClaimResult(module.NAME, module.STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
+                       holds=[x["holds"] for x in rows],
+                       quantities={label: [x[key] for x in rows] for label, key in module.QUANTITIES},
+                       criteria=module.CRITERIA)
+
+
 # ---------------------------------------------------------------- running sweeps
 def as_runner(runner) -> Runner:
     """The Runner that executes verify's jobs (``reffeat.sweep``); None: this
