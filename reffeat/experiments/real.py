@@ -67,22 +67,27 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) -> dict:
-    """The whole pipeline; returns the results dict (also written to out/results.json)."""
-    t_start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
-           "stopped": None, "stages_done": []}
-    path = out / "results.json"
+class _Run:
+    """One real-image run in stages (``run``): the options ``c``, the output
+    folder, the results dict ``res`` (rewritten by ``save`` after each stage)
+    and what the stages hand on (data, models, lens data sets)."""
 
-    def save(stage=None):
+    def __init__(self, c: dict, out: Path, data_dir, resume: bool):
+        self.c, self.out, self.data_dir, self.resume = c, out, data_dir, resume
+        self.t_start = time.perf_counter()
+        self.res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
+                    "stopped": None, "stages_done": []}
+        self.path = out / "results.json"
+
+    def save(self, stage=None):
         if stage:
-            res["stages_done"].append(stage)
-        res["wall_time"] = time.perf_counter() - t_start
-        atomic_write_json(path, res)
+            self.res["stages_done"].append(stage)
+        self.res["wall_time"] = time.perf_counter() - self.t_start
+        atomic_write_json(self.path, self.res)
 
-    try:
-        # ---- R1/R2 data
+    def data(self):
+        """R1/R2: the standard splits, the image map, the data in its space."""
+        c, out, res, save, data_dir = self.c, self.out, self.res, self.save, self.data_dir
         ds = c["dataset"]
         k = len(c["classes"]) if c["classes"] else SHAPES[ds].classes
         per_class = None if c["n_train"] == 0 else max(1, c["n_train"] // k)
@@ -121,9 +126,15 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
              f"{', centred' if view.mean is not None else ''} -> P={view.P}, d={view.d}, k={k}; "
              f"source: {info_tr['source']}")
         save("data")
+        self.ds, self.k, self.p, self.C, self.view = ds, k, p, C, view
+        self.Xtr_img, self.ytr, self.Xtr = Xtr_img, ytr, Xtr
+        self.Xte_img, self.yte, self.Xte = Xte_img, yte, Xte
+        self.Xfull_sp, self.Xfull, self.yfull = Xfull_sp, Xfull, yfull
 
-        # ---- R3 training
-        q, rho, eps, norm = c["q"], c["rho"], c["eps"], c["norm"]
+    def train(self) -> bool:
+        """R3: ST and AT from the same W0; False when one stopped (no lens can read its weights)."""
+        c, out, res, save, resume = self.c, self.out, self.res, self.save, self.resume
+        Xtr, ytr, k, view = self.Xtr, self.ytr, self.k, self.view
         results_models = {}
         for mode in ("st", "at"):
             cfg = train_config(c, mode)
@@ -151,15 +162,25 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                                   "try a smaller --lr or --sigma0")
                 _say(f"[real] {res['stopped']}")
                 save()
-                return res
+                return False
+        self.models = results_models
         # evaluation, lenses and baselines in float64 whatever the training precision
-        W_st, W_at = (results_models[m_].W.astype(np.float64) for m_ in ("st", "at"))
-        ev = dict(q=q, rho=rho, norm=norm, steps=c["eval_steps"], restarts=c["eval_restarts"],
-                  apgd_steps=c["apgd_steps"], clip=(0.0, 1.0), view=view)
-        ev_pgd = {k_: v for k_, v in ev.items() if k_ != "apgd_steps"}
+        self.W_st, self.W_at = (results_models[m_].W.astype(np.float64) for m_ in ("st", "at"))
+        self.ev = dict(q=c["q"], rho=c["rho"], norm=c["norm"], steps=c["eval_steps"],
+                       restarts=c["eval_restarts"], apgd_steps=c["apgd_steps"], clip=(0.0, 1.0), view=view)
+        self.ev_pgd = {k_: v for k_, v in self.ev.items() if k_ != "apgd_steps"}
+        return True
 
-        # ---- (a) headline: E2 worst case per point, each attack's own number beside it
-        lens = res.setdefault("lenses", {})
+    def _common(self):
+        c = self.c
+        return c, self.res, self.save, c["q"], c["rho"], c["eps"], c["norm"]
+
+    def headline(self):
+        """(a) E2 worst case per point at ε, each attack's own number beside it."""
+        c, res, save, q, rho, eps, norm = self._common()
+        Xte, yte, Xfull, yfull, W_st, W_at, ev = (self.Xte, self.yte, self.Xfull, self.yfull,
+                                                  self.W_st, self.W_at, self.ev)
+        res.setdefault("lenses", {})
         desc = lenses.attack_description(c["eval_steps"], c["eval_restarts"], c["apgd_steps"])
         hl = {"eps": eps, "norm": norm, "attack": desc, "n_robust_eval": int(len(yte)),
               "n_clean_eval": int(len(yfull))}
@@ -175,8 +196,13 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                  f"({time.perf_counter() - t0:.0f}s)")
         res["headline"] = hl
         save("headline")
+        self.desc = desc
 
-        # ---- linear softmax baseline (ST and one-step AT), exact ℓ∞ robust accuracy
+    def linear(self):
+        """The linear softmax baseline (ST and one-step AT), exact ℓ∞ robust accuracy."""
+        c, res, save, q, rho, eps, norm = self._common()
+        view, Xtr, ytr, Xte, yte, Xfull_sp, yfull, k = (self.view, self.Xtr, self.ytr, self.Xte, self.yte,
+                                                        self.Xfull_sp, self.yfull, self.k)
         lin = {"model": "linear softmax f(x) = Vx + b on the same pixels (after centring, if any; "
                         "patching is linear, so overlapping patches add nothing), Adam, same epochs/batch/lr schedule",
                "robust": "exact worst case over the ε-box ∩ [0,1] box (lenses: linear.linear_robust_correct)"}
@@ -196,8 +222,13 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
                  f"{lin[mode]['robust']:.3f} ({lin[mode]['seconds']:.0f}s)")
         res["linear"] = lin
         save("linear")
+        self.lin = lin
 
-        # ---- (a) accuracy across ε (worst case only: attacks cascaded on the survivors)
+    def acc_vs_eps(self):
+        """(a) accuracy across ε (worst case only: attacks cascaded on the survivors)."""
+        c, res, save, q, rho, eps, norm = self._common()
+        lens, desc, lin = res["lenses"], self.desc, self.lin
+        Xte, yte, W_st, W_at, ev = self.Xte, self.yte, self.W_st, self.W_at, self.ev
         lens["acc_vs_eps"] = {"eps": c["eps_grid"], "attack": desc + "; cascaded: each attack on the survivors"}
         for i, (mode, W) in enumerate((("st", W_st), ("at", W_at))):
             t0 = time.perf_counter()
@@ -211,100 +242,123 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             lens["acc_vs_eps"][f"linear_{mode}"] = lin[mode]["acc_vs_eps"]
         save("acc_vs_eps")
 
-        if c["lenses"]:          # (b)–(d); --no-lenses stops after (a) and the baselines
-            # ---- (b) D_R and D_NR
-            rng_l = seeding.rng(c["seed"], "real-lens")
-            sel = rng_l.permutation(len(ytr))[:min(c["n_lens"], len(ytr))]
-            Xsel = Xtr[sel].astype(np.float64)
-            t0 = time.perf_counter()
-            XR, yR, info_R = lenses.build_robust_dataset(W_at, Xsel, ytr[sel], rng_l, q=q, rho=rho,
-                                                         kind=c["dr_kind"], steps=c["dr_steps"],
-                                                         step_size=c["dr_step_size"], X_pool=Xtr, y_pool=ytr,
-                                                         view=view)
-            info_R["seconds"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            XN, yN, info_N = lenses.build_nonrobust_dataset(W_st, Xsel, ytr[sel], k, rng_l, q=q, rho=rho,
-                                                            eps=c["dnr_eps"], norm=norm, steps=c["dnr_steps"],
-                                                            view=view)
-            info_N["seconds"] = time.perf_counter() - t0
-            b = {"D_R": info_R, "D_NR": info_N, "n": int(len(sel))}
-            for mode, W in (("st", W_st), ("at", W_at)):
-                b[f"{mode}_on_D_R"] = lenses.accuracy(W, XR, yR, q, rho, view=view)
-                b[f"{mode}_on_D_NR"] = lenses.accuracy(W, XN, yN, q, rho, view=view)
-                b[f"{mode}_on_D_NR_original_labels"] = lenses.accuracy(W, XN, ytr[sel], q, rho, view=view)
-            _say(f"[real] (b) D_R ({info_R['seconds']:.0f}s, median rel. residual {info_R['rel_residual_median']:.3f}): "
-                 f"ST {b['st_on_D_R']:.3f} AT {b['at_on_D_R']:.3f} | D_NR ({info_N['seconds']:.0f}s, target success "
-                 f"{info_N['target_success']:.3f}): ST {b['st_on_D_NR']:.3f} AT {b['at_on_D_NR']:.3f}")
-            lens["datasets"] = b
-            buf = io.BytesIO()
-            np.savez_compressed(buf, X_R=XR, y_R=yR, X_NR=XN, y_NR=yN, index=sel)
-            atomic_write_bytes(out / "lens_datasets.npz", buf.getvalue())
-            save("build_datasets")
-            fresh = {}
-            for name, (Xd, yd) in (("D_R", (XR, yR)), ("D_NR", (XN, yN))):
-                cfg = train_config(c, "st")
-                ck = out / f"checkpoint_fresh_{name}.npz"
-                try:
-                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=resume, label=f"st on {name}",
-                                     view=view)
-                except ValueError as e:  # D_R / D_NR were rebuilt differently: start afresh
-                    _say(f"[real] not resuming the model on {name}: {e}")
-                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=False, label=f"st on {name}",
-                                     view=view)
-                if r.stopped == "interrupted":
-                    raise KeyboardInterrupt
-                fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho, view=view),
-                               "robust": lenses.robust_eval(r.W, Xte, yte, eps, cascade=True,
-                                                            rng=seeding.rng(c["seed"], "real-e2", 4), **ev)["robust"],
-                               "train_acc_on_own_set": r.history["train_acc"][-1] if r.history["train_acc"] else None}
-                _say(f"[real] (b) fresh ST model trained on {name}: real test clean {fresh[name]['clean']:.3f} "
-                     f"robust {fresh[name]['robust']:.3f}")
-            b["fresh"] = fresh
-            save("fresh_models")
+    def lens_datasets(self):
+        """(b) D_R from the AT model, D_NR from the ST model, and ST/AT accuracy on them."""
+        c, res, save, q, rho, eps, norm = self._common()
+        lens, out, view, k = res["lenses"], self.out, self.view, self.k
+        Xtr, ytr, W_st, W_at = self.Xtr, self.ytr, self.W_st, self.W_at
+        rng_l = seeding.rng(c["seed"], "real-lens")
+        sel = rng_l.permutation(len(ytr))[:min(c["n_lens"], len(ytr))]
+        Xsel = Xtr[sel].astype(np.float64)
+        t0 = time.perf_counter()
+        XR, yR, info_R = lenses.build_robust_dataset(W_at, Xsel, ytr[sel], rng_l, q=q, rho=rho,
+                                                     kind=c["dr_kind"], steps=c["dr_steps"],
+                                                     step_size=c["dr_step_size"], X_pool=Xtr, y_pool=ytr,
+                                                     view=view)
+        info_R["seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        XN, yN, info_N = lenses.build_nonrobust_dataset(W_st, Xsel, ytr[sel], k, rng_l, q=q, rho=rho,
+                                                        eps=c["dnr_eps"], norm=norm, steps=c["dnr_steps"],
+                                                        view=view)
+        info_N["seconds"] = time.perf_counter() - t0
+        b = {"D_R": info_R, "D_NR": info_N, "n": int(len(sel))}
+        for mode, W in (("st", W_st), ("at", W_at)):
+            b[f"{mode}_on_D_R"] = lenses.accuracy(W, XR, yR, q, rho, view=view)
+            b[f"{mode}_on_D_NR"] = lenses.accuracy(W, XN, yN, q, rho, view=view)
+            b[f"{mode}_on_D_NR_original_labels"] = lenses.accuracy(W, XN, ytr[sel], q, rho, view=view)
+        _say(f"[real] (b) D_R ({info_R['seconds']:.0f}s, median rel. residual {info_R['rel_residual_median']:.3f}): "
+             f"ST {b['st_on_D_R']:.3f} AT {b['at_on_D_R']:.3f} | D_NR ({info_N['seconds']:.0f}s, target success "
+             f"{info_N['target_success']:.3f}): ST {b['st_on_D_NR']:.3f} AT {b['at_on_D_NR']:.3f}")
+        lens["datasets"] = b
+        buf = io.BytesIO()
+        np.savez_compressed(buf, X_R=XR, y_R=yR, X_NR=XN, y_NR=yN, index=sel)
+        atomic_write_bytes(out / "lens_datasets.npz", buf.getvalue())
+        save("build_datasets")
+        self.sel, self.XR, self.yR, self.XN, self.yN, self.b = sel, XR, yR, XN, yN, b
 
-            # ---- (c) frequency
-            freq = {}
-            for mode, W in (("st", W_st), ("at", W_at)):
-                freq[mode] = lenses.filtered_accuracy(W, Xte_img, yte, c["radii"], p=p, q=q, rho=rho,
-                                                      patchify=lambda x, _p: view.to_input(x))
-            lens["frequency"] = freq
-            _say("[real] (c) low/high-pass accuracy by radius: " + "; ".join(
-                f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}" for r, lo, hi in zip(freq[m]["radii"], freq[m]["low"], freq[m]["high"]))
-                for m in ("st", "at")))
-            save("frequency")
+    def fresh_models(self):
+        """(b) fresh ST models trained on D_R and D_NR, evaluated on the real test set."""
+        c, res, save, q, rho, eps, norm = self._common()
+        out, view, k, resume, ev = self.out, self.view, self.k, self.resume, self.ev
+        Xte, yte, XR, yR, XN, yN, b = self.Xte, self.yte, self.XR, self.yR, self.XN, self.yN, self.b
+        fresh = {}
+        for name, (Xd, yd) in (("D_R", (XR, yR)), ("D_NR", (XN, yN))):
+            cfg = train_config(c, "st")
+            ck = out / f"checkpoint_fresh_{name}.npz"
+            try:
+                r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=resume, label=f"st on {name}",
+                                 view=view)
+            except ValueError as e:  # D_R / D_NR were rebuilt differently: start afresh
+                _say(f"[real] not resuming the model on {name}: {e}")
+                r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=False, label=f"st on {name}",
+                                 view=view)
+            if r.stopped == "interrupted":
+                raise KeyboardInterrupt
+            fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho, view=view),
+                           "robust": lenses.robust_eval(r.W, Xte, yte, eps, cascade=True,
+                                                        rng=seeding.rng(c["seed"], "real-e2", 4), **ev)["robust"],
+                           "train_acc_on_own_set": r.history["train_acc"][-1] if r.history["train_acc"] else None}
+            _say(f"[real] (b) fresh ST model trained on {name}: real test clean {fresh[name]['clean']:.3f} "
+                 f"robust {fresh[name]['robust']:.3f}")
+        b["fresh"] = fresh
+        save("fresh_models")
 
-            # ---- (d) curves over epochs
-            lowX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "low"))
-            highX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "high"))
-            curves = {}
-            t0 = time.perf_counter()
-            for mode in ("st", "at"):
-                snaps = results_models[mode].snapshots
-                rows = {k_: [] for k_ in ("epoch", "clean", "robust", "D_R", "D_NR", "low_pass", "high_pass")}
-                for e in range(0, len(snaps)):
-                    if e % c["curve_every"] and e != len(snaps) - 1:
-                        continue
-                    W = snaps[e].astype(np.float64)
-                    rows["epoch"].append(e)
-                    rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho, view=view))
-                    rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3),
-                                                                 **dict(ev_pgd, restarts=0)))
-                    rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho, view=view))
-                    rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho, view=view))
-                    rows["low_pass"].append(lenses.accuracy(W, lowX, yte, q, rho))
-                    rows["high_pass"].append(lenses.accuracy(W, highX, yte, q, rho))
-                curves[mode] = rows
-            lens["curves"] = {"radius": c["radius"], "robust_attack": f"PGD-{c['eval_steps']}, no restarts", **curves}
-            _say(f"[real] (d) curves over epochs ({time.perf_counter() - t0:.0f}s)")
-            save("curves")
+    def frequency(self):
+        """(c) low- vs high-pass filtered test accuracy."""
+        c, res, save, q, rho, eps, norm = self._common()
+        lens, view, p, Xte_img, yte, W_st, W_at = (res["lenses"], self.view, self.p, self.Xte_img, self.yte,
+                                                   self.W_st, self.W_at)
+        freq = {}
+        for mode, W in (("st", W_st), ("at", W_at)):
+            freq[mode] = lenses.filtered_accuracy(W, Xte_img, yte, c["radii"], p=p, q=q, rho=rho,
+                                                  patchify=lambda x, _p: view.to_input(x))
+        lens["frequency"] = freq
+        _say("[real] (c) low/high-pass accuracy by radius: " + "; ".join(
+            f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}" for r, lo, hi in zip(freq[m]["radii"], freq[m]["low"], freq[m]["high"]))
+            for m in ("st", "at")))
+        save("frequency")
 
-        # ---- R5 figures
+    def curves(self):
+        """(d) the lenses per epoch from the weight snapshots."""
+        c, res, save, q, rho, eps, norm = self._common()
+        lens, view, Xte_img, Xte, yte, ev_pgd = (res["lenses"], self.view, self.Xte_img, self.Xte, self.yte,
+                                                 self.ev_pgd)
+        XR, yR, XN, yN, results_models = self.XR, self.yR, self.XN, self.yN, self.models
+        lowX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "low"))
+        highX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "high"))
+        curves = {}
+        t0 = time.perf_counter()
+        for mode in ("st", "at"):
+            snaps = results_models[mode].snapshots
+            rows = {k_: [] for k_ in ("epoch", "clean", "robust", "D_R", "D_NR", "low_pass", "high_pass")}
+            for e in range(0, len(snaps)):
+                if e % c["curve_every"] and e != len(snaps) - 1:
+                    continue
+                W = snaps[e].astype(np.float64)
+                rows["epoch"].append(e)
+                rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho, view=view))
+                rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3),
+                                                             **dict(ev_pgd, restarts=0)))
+                rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho, view=view))
+                rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho, view=view))
+                rows["low_pass"].append(lenses.accuracy(W, lowX, yte, q, rho))
+                rows["high_pass"].append(lenses.accuracy(W, highX, yte, q, rho))
+            curves[mode] = rows
+        lens["curves"] = {"radius": c["radius"], "robust_attack": f"PGD-{c['eval_steps']}, no restarts", **curves}
+        _say(f"[real] (d) curves over epochs ({time.perf_counter() - t0:.0f}s)")
+        save("curves")
+
+    def figures(self, figures_dir):
+        """R5: the figures (all of them, or those of (a) without the lenses)."""
+        c, res, save = self.c, self.res, self.save
+        out, ds, p, C, view, W_st, W_at = self.out, self.ds, self.p, self.C, self.view, self.W_st, self.W_at
         from ..real import figures as real_figures
         if c["lenses"]:
+            sel = self.sel
             figs = real_figures.make_all(res, out, W_st=W_st, W_at=W_at, p=p, C=C,
-                                         samples=(Xtr_img[sel][:8], ytr[sel][:8],
-                                                  view.images(XR[:8]), yR[:8],
-                                                  view.images(XN[:8]), yN[:8]))
+                                         samples=(self.Xtr_img[sel][:8], self.ytr[sel][:8],
+                                                  view.images(self.XR[:8]), self.yR[:8],
+                                                  view.images(self.XN[:8]), self.yN[:8]))
         else:
             figs = real_figures.make_some(res, out, W_st=W_st, W_at=W_at, p=p, C=C)
         res["figures"] = figs
@@ -314,15 +368,35 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
             for f in figs:
                 atomic_write_bytes(fd / f"real_{ds}_{f}", (out / f).read_bytes())
         save("figures")
+
+
+def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) -> dict:
+    """The whole pipeline (module docstring), stage after stage, each stage's
+    results written to out/results.json as soon as it ends; returns them."""
+    out.mkdir(parents=True, exist_ok=True)
+    r = _Run(c, out, data_dir, resume)
+    try:
+        r.data()
+        if not r.train():
+            return r.res
+        r.headline()
+        r.linear()
+        r.acc_vs_eps()
+        if c["lenses"]:          # (b)–(d); --no-lenses stops after (a) and the baselines
+            r.lens_datasets()
+            r.fresh_models()
+            r.frequency()
+            r.curves()
+        r.figures(figures_dir)
     except KeyboardInterrupt:
-        res["stopped"] = "interrupted"
-        _say(f"[real] interrupted; results so far kept in {path}")
-        save()
+        r.res["stopped"] = "interrupted"
+        _say(f"[real] interrupted; results so far kept in {r.path}")
+        r.save()
         raise
-    res["wall_time"] = time.perf_counter() - t_start
-    atomic_write_json(path, res)
-    _say(f"[real] done in {res['wall_time']:.0f}s -> {path}")
-    return res
+    r.res["wall_time"] = time.perf_counter() - r.t_start
+    atomic_write_json(r.path, r.res)
+    _say(f"[real] done in {r.res['wall_time']:.0f}s -> {r.path}")
+    return r.res
 
 
 def stats(values) -> dict:
