@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..constraints import Interval, Options
 from ..experiments import memory
-from ..experiments.real import run, run_seeds
+from ..experiments.real import run
+from ..experiments.real_seeds import run_seeds
 from ..experiments.real_config import DEFAULTS, OPTIONS, QUICK, constraint, flag, show_default, train_config
 from ..experiments.real_config import resolve as resolve_options
 from ..real.datasets import NAMES, DataError, locate

@@ -6,7 +6,8 @@ sweeps and verify.
                 (ST and AT from the same data and W^{(0)}), and the records the
                 run command, the sweep table and verify keep of it
     memory      the peak-memory estimates checked before a run allocates
-    real        the real-image pipeline R1–R5 (run, run_seeds, stats)
+    real        the real-image pipeline R1–R5 (run, in stages)
+    real_seeds  run_seeds: N seeds of it and their statistics (stats)
     real_config its per-data-set defaults, option constraints and resolution
 
 Floor rule (STYLE.md): imports only from the core and ``real/``, never from
