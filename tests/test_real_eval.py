@@ -110,7 +110,7 @@ def test_robust_eval_worst_case_cascade_and_each_attack():
 
 
 def test_stats_mean_std_and_t_interval():
-    from reffeat.cli.real import stats
+    from reffeat.experiments.real_seeds import stats
     s = stats([0.5, 0.7, 0.6])
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1)
     half = 4.302652729911275 * 0.1 / np.sqrt(3)           # t_{0.975, 2}

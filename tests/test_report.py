@@ -10,7 +10,8 @@ import pytest
 
 from reffeat import Config
 from reffeat.claims import claims
-from reffeat.cli.run import format_files, format_table, main, run_synthetic
+from reffeat.cli.run import format_files, format_table, main
+from reffeat.experiments.synthetic import run_synthetic
 from reffeat.report import E_LEGEND, Report, _fmt, real_report
 
 SMALL = dict(T=8, n_train=30, n_test=40, P=8, d_N=8, log_every=4, eval_K=3, eval_apgd_K=2)

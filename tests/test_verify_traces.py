@@ -24,10 +24,9 @@ def test_monotone_first_phase_counts_drops():
 
 def test_invariants_section_on_tiny_runs(tmp_path, monkeypatch):
     tiny = dict(P=8, d_N=8, n_train=12, n_test=20, m=4, T=15, eval_restarts=0)
-    monkeypatch.setitem(I.FALLBACK_PRESETS, "high-dim",
-                        dict(k=3, P=4, d_N=32, n_train=6, n_test=10, sigma_xi=0.3, m=3, T=10, eval_restarts=0))
+    tiny_high_dim = dict(k=3, P=4, d_N=32, n_train=6, n_test=10, sigma_xi=0.3, m=3, T=10, eval_restarts=0)
     monkeypatch.setattr(I, "preset_config", lambda name, **o: I.Config(
-        **{**(tiny if name != "high-dim" else I.FALLBACK_PRESETS["high-dim"]), **o,
+        **{**(tiny if name != "high-dim" else tiny_high_dim), **o,
            "n_test": 10, "eval_restarts": 0}))
     monkeypatch.setattr(I, "REGIMES", ("default",))
     text0 = I.section(True, None, str(tmp_path / "figs"), lambda p: p, str(tmp_path))

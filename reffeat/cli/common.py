@@ -33,7 +33,14 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of printing usage and exiting,
-    so each command reports every kind of bad input the same way."""
+    so each command reports every kind of bad input the same way; every
+    command built on it has ``--version`` (the one ``reffeat.__version__``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .. import __version__
+        self.add_argument("--version", action="version", version=f"reffeat {__version__}",
+                          help="print the version of reffeat and exit")
 
     def error(self, message):             # one line, exit code 2, no traceback
         # "argument --m: --m must be ..." -> "--m must be ...": the message names it already

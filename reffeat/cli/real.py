@@ -1,205 +1,33 @@
-"""R1–R5 end to end: ST vs AT on real images, the three R4 lenses, the R5 figures.
+"""``python -m reffeat.run real --dataset mnist|fashion-mnist|cifar10|svhn [options]``:
+ST vs AT on real images with the R4 lenses and R5 figures — parse the
+options, check them (``experiments.real_config.resolve``), the memory, the
+output folders and the data before any work, then call
+``experiments.real.run`` (or ``run_seeds`` with ``--seeds N``), write
+report.html and print the headline numbers as one JSON line on stdout.
 
-    python -m reffeat.run real --dataset mnist|fashion-mnist|cifar10|svhn [options]
-    (also: python -m reffeat.real ...)
-
-Pipeline (each stage's results are written as soon as it ends):
-  1. load the standard split (R1), cut p×p patches (R2) with stride t (``--stride``,
-     default t = p), optionally after subtracting the training images' per-pixel
-     mean μ (``--center``): one map x → patchify(x − μ, p, t)
-     (``reffeat.real.patches.ImageMap``) makes every network input; with t < p
-     or centring the attacks act on the image (gradients folded back from the
-     patches), μ is written to mean.npy and the checkpoints;
-  2. train ST and AT by mini-batch training (R3) from the same W0; AT's attack
-     is PGD-K with ``--attack-steps K`` (K = 1: the paper's one-step FGSM, from
-     the clean point or a random start, ``--at-start``; the MNIST and
-     Fashion-MNIST defaults use K = 3, CIFAR-10/SVHN K = 1), with a
-     progress line per epoch on stderr and a checkpoint per epoch
-     (``--resume`` continues from it);
-  3. E2 on real images: robust accuracy is the per-point worst case over PGD-K
-     (γ = ε/4, random start, restarts), APGD-CE and APGD-DLR (E2c, 100 iterations
-     as in AutoAttack), each attack's own accuracy beside it (``headline``); clean
-     accuracy on the whole test split, attacks on ``--n-eval`` test images; a
-     linear softmax baseline (ST and one-step AT, exact ℓ∞ robustness);
-     R4 lenses: (a) worst-case accuracy across ε; (b) D_R from the AT model
-     by representation matching and D_NR from the ST model by targeted PGD,
-     accuracy of ST/AT on them, and fresh ST models trained on each, evaluated
-     on the real test set; (c) low- vs high-pass filtered test accuracy;
-     (d) (a)–(c) per epoch from the weight snapshots;
-  4. R5 figures: filters w_{j,r} as p×p images (ST | AT), accuracy vs ε,
-     lens curves over epochs, frequency lens, D_R / D_NR examples.
-
-Outputs in ``--out`` (default ``runs/real-DATASET-seedS``): results.json
-(config, seed, data provenance, package versions, wall time, every number),
-the PNG figures, and the checkpoints. ``--figures-dir DIR`` also copies the
-figures there as ``real_DATASET_*.png``. Ctrl-C keeps everything done so far
-(results.json records ``"stopped": "interrupted"``). Bad options exit with
-code 2 and a one-line message; missing data too, naming the files and both
-ways to get them.
-
-Defaults (per data set; every one can be overridden) are in ``DEFAULTS``; the
-MNIST / Fashion-MNIST ones come from the sweep reported in figures/README_real.md.
-``--seeds N`` runs N seeds (each in OUT/seedS) and writes mean ± std and 95%
-t-intervals of the headline numbers to OUT/results.json. One deliberate deviation from the plain R3 rule: the default
-optimiser is Adam. With pixels in [0, 1] the problem is badly conditioned
-(all inputs share a large positive mean, and every filter of a class gets the
-same error signal summed over P patches); plain SGD needs many more epochs to
-get anywhere (tested: ~50–60% clean MNIST accuracy after 12–16 epochs, vs ~83%
-with Adam after 10). ``--optimizer sgd [--momentum μ]`` gives the plain rule.
+The pipeline, its stages and outputs are described in ``reffeat.experiments.real``;
+the per-data-set defaults in ``reffeat.experiments.real_config``.  Bad options
+exit with code 2 and a one-line message; missing data too, naming the files
+and both ways to get them.  Ctrl-C keeps everything done so far.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
-import math
 import sys
-import time
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 
-import numpy as np
-
-from .. import seeding
-from ..output import atomic_write_bytes, atomic_write_json, package_versions
-from ..real import lenses
-from ..real.datasets import NAMES, DataError, load, locate
-from ..real.patches import ImageMap, allowed_strides
-from ..constraints import Among, Boolean, Dependent, Field, Interval, ListOf, NoneOr, Options
-from ..real.linear import linear_outputs, linear_robust_correct, train_linear
-from ..real.train import IMAGE_FIELDS, MODES, ONE_STEP_STARTS, ImageTrainConfig, train_images
-from .common import (OutputLock, Parser, UsageError, check_memory, command, configure_threads, need,
-                     option, output_dirs)
-
-#: weights beyond this (or non-finite) mean training diverged (e.g. --lr 1e300, --sigma0 1e308):
-#: the lenses are skipped. The same bound as the one training loop's stop policy (issue 11),
-#: checked here until that loop stops R3 itself.
-WEIGHT_BOUND = 1e3
-
-
-class Over255(float):
-    """A pixel-scale number given as n/255 (how ε is quoted for 8-bit colour
-    images); shown as "4/255" in ``--help``, a plain float everywhere else."""
-
-    def __new__(cls, n):
-        obj = super().__new__(cls, n / 255)
-        obj.n = n
-        return obj
-
-    def __str__(self):
-        return f"{self.n}/255"
-
-
-COMMON = dict(m=50, sigma0=0.03, q=2.0, rho=1.0, lr=0.003, optimizer="adam", momentum=0.0,
-              batch_size=128, attack_steps=1, norm="linf", lam=1.0,
-              eval_steps=20, eval_restarts=1, n_eval=1000, n_lens=1000, dr_kind="logits",
-              dr_steps=100, dr_step_size=1.0, dnr_steps=40, curve_every=1, seed=0, dtype="float64",
-              apgd_steps=100, lr_schedule="constant", lenses=True,
-              at_start="clean", stride=None, center=False)
-# MNIST and Fashion-MNIST (28×28 grey images; Fashion-MNIST is the canonical data set
-# every real-image target is measured on): all training images, one 28×28 patch (P = 1:
-# of the patch sizes tried on Fashion-MNIST — 7, 14, 28, and 14 with stride 7 — the
-# only one whose ST model passes 0.85 clean), centred (--center: the mean pre-activation
-# of every filter over the training set is then 0, so no filter can be dead on all of
-# it; without it one-step AT stalled on 2 of 3 Fashion-MNIST seeds), cosine decay,
-# float32, 5 epochs, and AT with K = 3 steps of PGD (γ = 2.5ε/3, random start). With
-# K = 3 the width matters little (Fashion-MNIST seed 0: m = 50 0.816 clean / 0.588
-# robust, m = 200 0.836 / 0.601), so m stays at 50, which keeps the whole run within
-# 10 minutes. The paper's one-step algorithm (--attack-steps 1, from the clean point
-# with --at-start clean, or FGSM-RS with --at-start random) fits its own attack at
-# ε = 0.1 on these data (its training loss falls while PGD/APGD accuracy stays near
-# 0.3): the sweep in figures/README_real.md shows the options tried. On MNIST the same
-# settings lift AT from 0.777 clean / 0.221 robust (p = 7, one-step FGSM, 10 epochs,
-# the previous defaults) to 0.954 / 0.750 (seed 0).
-GREY28 = dict(p=28, center=True, attack_steps=3, at_start="random", lr_schedule="cosine",
-              dtype="float32", epochs=5, n_train=0, curve_every=1)
-DEFAULTS = {
-    "mnist": dict(COMMON, **GREY28, eps=0.1, dnr_eps=0.2,
-                  eps_grid=[0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3], radius=7.0,
-                  radii=[1, 2, 3, 4, 6, 8, 10, 14]),
-    "cifar10": dict(COMMON, p=8, eps=Over255(4), epochs=10, n_train=10000, dnr_eps=Over255(8),
-                    eps_grid=[0.0, Over255(1), Over255(2), Over255(4), Over255(8), Over255(16)],
-                    radius=8.0, radii=[1, 2, 4, 6, 8, 12, 16], dr_step_size=2.0),
-}
-DEFAULTS["fashion-mnist"] = dict(DEFAULTS["mnist"], eps_grid=[0.0, 0.025, 0.05, 0.1, 0.15, 0.2])
-DEFAULTS["svhn"] = dict(DEFAULTS["cifar10"])
-#: image side of each data set (all are square, 10 classes)
-IMAGE_SIDE = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "svhn": 32}
-N_CLASSES = 10
-#: --quick: a tiny run for smoke tests; it replaces defaults, never values the user set
-QUICK = dict(epochs=1, n_train=60, n_eval=20, n_lens=10, dr_steps=5, dnr_steps=3, eval_steps=2,
-             eval_restarts=0, apgd_steps=3)
-
-_INT1, _INT0 = Interval(Integral, 1), Interval(Integral, 0)
-_REAL0 = Interval(Real, 0)
-#: every option of ``run real`` that is not an ImageTrainConfig field: its
-#: constraint and meaning (the training options use ``IMAGE_FIELDS``).
-OPTIONS = {
-    "classes": Field(ListOf(Interval(Integral, 0, N_CLASSES - 1), min_len=2, distinct=True),
-                     "class subset, e.g. 0,1,7 (default all 10)"),
-    "p": Field(_INT1, "patch size p (R2; with the default stride t = p it must divide the image side: "
-               "28 for MNIST and Fashion-MNIST, 32 for CIFAR/SVHN)"),
-    "stride": Field(NoneOr(_INT1, "t = p, non-overlapping"),
-                    "patch stride t (R2): P = ((side - p)/t + 1)^2 patches; t <= p and (side - p)/t an "
-                    "integer (with p = 14 on 28x28 images: 1, 2, 7 or 14); t < p attacks the image and "
-                    "folds the patch gradients back"),
-    "center": Field(Boolean(), "subtract the training images' per-pixel mean before patching (R2; the "
-                    "threat ball is unchanged and the pixel box [0,1] stays on the image)"),
-    "n_train": Field(_INT0, "training images, balanced per class (0 = all)"),
-    "eps_grid": Field(ListOf(_REAL0), "ε values of lens (a)"),
-    "eval_steps": Field(_INT1, "PGD steps of the evaluation attack"),
-    "eval_restarts": Field(_INT0, "PGD restarts of the evaluation attack"),
-    "n_eval": Field(_INT1, "test images used by the lenses"),
-    "n_lens": Field(_INT1, "training images turned into D_R and D_NR"),
-    "dr_kind": Field(Options(lenses.REPS), "representation matched for D_R"),
-    "dr_steps": Field(_INT1, "steps of the representation matching that builds D_R"),
-    "dr_step_size": Field(Interval(Real, 0, closed="neither"), "step size of the D_R matching"),
-    "dnr_eps": Field(_REAL0, "ε of the targeted attack that builds D_NR"),
-    "dnr_steps": Field(_INT1, "steps of the targeted attack that builds D_NR"),
-    "radius": Field(_REAL0, "Fourier radius of the per-epoch frequency curves"),
-    "radii": Field(ListOf(_REAL0), "Fourier radii of lens (c)"),
-    "curve_every": Field(_INT1, "evaluate the curves every N epochs"),
-    "apgd_steps": Field(_INT1, "iterations of APGD-CE and APGD-DLR (E2c) in the evaluation (AutoAttack: 100)"),
-    "at_start": Field(Options(ONE_STEP_STARTS), "start of the one-step AT attack: clean (the paper's FGSM) "
-                      "or random (uniform in the ball, step 1.25 eps: FGSM-RS)"),
-    "lenses": Field(Boolean(), "run lenses (b)-(d) (--no-lenses: stop after (a) and the baselines)"),
-}
-#: the training options (ImageTrainConfig fields) that ``run real`` exposes
-TRAIN_OPTIONS = ("m", "sigma0", "q", "rho", "epochs", "lr", "optimizer", "momentum", "batch_size",
-                 "norm", "eps", "attack_steps", "lam", "dtype", "lr_schedule")
-
-
-def _constraint(key):
-    return OPTIONS[key].constraint if key in OPTIONS else IMAGE_FIELDS[key].constraint
-
-
-#: the cross-option rule of --stride (R2): the strides allowed for the data set's
-#: image side and the patch size (``reffeat.real.patches.allowed_strides``)
-STRIDE_RULE = Dependent("none or an integer t in [1, p] with (side - p)/t an integer",
-                        lambda c: NoneOr(Among(allowed_strides(IMAGE_SIDE[c["dataset"]],
-                                                               IMAGE_SIDE[c["dataset"]], c["p"]))))
-
-
-def _flag(key):
-    return "--patch" if key == "p" else "--" + key.replace("_", "-")
-
-
-def _show_default(key) -> str:
-    """The per-data-set defaults of one option, in words."""
-    if key == "seed":
-        return "default 0"
-    if key == "stride":
-        return "default none (t = p)"
-    groups = {}
-    for ds, d in DEFAULTS.items():
-        v = d.get(key)
-        text = ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
-        groups.setdefault(text, []).append(ds)
-    if len(groups) == 1:
-        return f"default {next(iter(groups))}"
-    return "default " + "; ".join(f"{t} ({', '.join(dss)})" for t, dss in groups.items())
+from ..constraints import Interval, Options
+from ..experiments import memory
+from ..experiments.real import run
+from ..experiments.real_seeds import run_seeds
+from ..experiments.real_config import DEFAULTS, OPTIONS, QUICK, constraint, flag, show_default, train_config
+from ..experiments.real_config import resolve as resolve_options
+from ..real.datasets import NAMES, DataError, locate
+from ..real.train import IMAGE_FIELDS, MODES
+from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dirs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,22 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=option("--seed", IMAGE_FIELDS["seed"].constraint), default=None,
       help="seed of every random stream (default 0)")
     a("--quick", action="store_true",
-      help="tiny run for smoke tests (" + ", ".join(f"{_flag(k)} {v}" for k, v in QUICK.items())
+      help="tiny run for smoke tests (" + ", ".join(f"{flag(k)} {v}" for k, v in QUICK.items())
       + ", the first 3 eps and 2 radii); options you give are kept")
     a("--classes", type=option("--classes", OPTIONS["classes"].constraint), default=None,
       help=OPTIONS["classes"].meaning)
 
     def opt(group, key, meaning=None):
-        c = _constraint(key)
+        c = constraint(key)
         meaning = meaning or (OPTIONS[key].meaning if key in OPTIONS else IMAGE_FIELDS[key].meaning)
-        group.add_argument(_flag(key), dest=key, type=option(_flag(key), c), default=None,
+        group.add_argument(flag(key), dest=key, type=option(flag(key), c), default=None,
                            metavar=key.upper() if not isinstance(c, Options) else "{" + ",".join(c.values) + "}",
-                           help=f"{meaning}; {c}; {_show_default(key)}")
+                           help=f"{meaning}; {c}; {show_default(key)}")
     g = p.add_argument_group("patches and network (R2, N1-N4)")
     for key in ("p", "stride", "m", "sigma0", "q", "rho"):
         opt(g, key)
     g.add_argument("--center", dest="center", action="store_const", const=True, default=None,
-                   help=OPTIONS["center"].meaning + "; " + _show_default("center"))
+                   help=OPTIONS["center"].meaning + "; " + show_default("center"))
     g.add_argument("--no-center", dest="center", action="store_const", const=False,
                    help="do not subtract the mean (patches of the raw pixels in [0, 1])")
     g = p.add_argument_group("training (R3)")
@@ -255,420 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args) -> dict:
-    """Per-data-set defaults, then --quick's (for what the user did not set),
-    then the options given; every value checked against its constraint and the
-    cross-option rules (patch size divides the image side), before any work."""
-    c = dict(DEFAULTS[args.dataset])
-    given = {key for key in list(c) + ["seed"] if getattr(args, key, None) is not None}
-    if args.quick:
-        quick = dict(QUICK, eps_grid=c["eps_grid"][:3], radii=c["radii"][:2])
-        c.update({key: v for key, v in quick.items() if key not in given})
-    for key in given:
-        c[key] = getattr(args, key)
-    for key, value in c.items():
-        c[key] = need(_flag(key), value, _constraint(key))
-    side = IMAGE_SIDE[args.dataset]
-    if c["p"] > side:
-        raise UsageError(f"--patch must be at most the image side {side} of {args.dataset} (got {c['p']})")
-    c["stride"] = need("--stride", c["stride"], STRIDE_RULE.resolve(dict(c, dataset=args.dataset)))
-    if c["stride"] in (None, c["p"]) and side % c["p"]:
-        raise UsageError(f"--patch must divide the image side {side} of {args.dataset} (got {c['p']}), "
-                         f"or give a --stride t with ({side} - p)/t an integer")
-    c["dataset"] = args.dataset
-    c["classes"] = args.classes
-    return c
-
-
-def memory_needed(c: dict) -> int:
-    """Bytes of a real-image run at its peak, estimated before loading: the
-    training and evaluation images (float64, ~4 working copies: patches,
-    adversarial batch, lens data sets), and W with its per-epoch snapshots and
-    optimizer state, for ST, AT and the two fresh models."""
-    side = IMAGE_SIDE[c["dataset"]]
-    C = 1 if side == 28 else 3
-    k = len(c["classes"]) if c["classes"] else N_CLASSES
-    n = c["n_train"] or 73257                       # 0 = all (SVHN has the largest training set)
-    images = (n + c["n_eval"] + 2 * c["n_lens"]) * side * side * C * 8
-    extra = 0
-    t = c.get("stride") or c["p"]
-    if t != c["p"] or c.get("center"):    # data held as images, plus the full test split as
-        P = ((side - c["p"]) // t + 1) ** 2   # (overlapping) network inputs (≤ 26,032 images, SVHN)
-        extra = 26032 * P * c["p"] ** 2 * C * 8
-    W = k * c["m"] * c["p"] ** 2 * C * 8
-    return int(4 * images + extra + 4 * W * (c["epochs"] + 1 + 6))
-
-
-def train_config(c: dict, mode: str) -> ImageTrainConfig:
-    return ImageTrainConfig(mode=mode, epochs=c["epochs"], batch_size=c["batch_size"], lr=c["lr"],
-                            optimizer=c["optimizer"], momentum=c["momentum"], m=c["m"],
-                            sigma0=c["sigma0"], q=c["q"], rho=c["rho"], norm=c["norm"], eps=c["eps"],
-                            attack_steps=c["attack_steps"], lam=c["lam"], seed=c["seed"],
-                            dtype=c["dtype"], lr_schedule=c["lr_schedule"],
-                            one_step_start=c["at_start"])
-
-
-def _f(v) -> str:
-    """A number with 3 decimals, or "skipped" for None."""
-    return "skipped" if v is None else f"{v:.3f}"
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) -> dict:
-    """The whole pipeline; returns the results dict (also written to out/results.json)."""
-    t_start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
-           "stopped": None, "stages_done": []}
-    path = out / "results.json"
-
-    def save(stage=None):
-        if stage:
-            res["stages_done"].append(stage)
-        res["wall_time"] = time.perf_counter() - t_start
-        atomic_write_json(path, res)
-
-    try:
-        # ---- R1/R2 data
-        ds = c["dataset"]
-        n_classes_all = 10
-        k = len(c["classes"]) if c["classes"] else n_classes_all
-        per_class = None if c["n_train"] == 0 else max(1, c["n_train"] // k)
-        Xtr_img, ytr, info_tr = load(ds, "train", data_dir=data_dir, classes=c["classes"],
-                                     per_class=per_class, seed=c["seed"], return_info=True)
-        Xte_img, yte, info_te = load(ds, "test", data_dir=data_dir, classes=c["classes"],
-                                     per_class=max(1, -(-c["n_eval"] // k)), seed=c["seed"] + 1,
-                                     return_info=True)
-        Xte_img, yte = Xte_img[:c["n_eval"]], yte[:c["n_eval"]]
-        # clean accuracy on the whole test split (cheap); attacks and lenses on the n_eval subset
-        Xfull_img, yfull = load(ds, "test", data_dir=data_dir, classes=c["classes"])
-        N, H, Wd, C = Xtr_img.shape
-        p = c["p"]
-        # R2: the one image -> network input map, x -> patchify(x - mu, p, t), mu the training
-        # images' per-pixel mean (--center). Every model call below reads its inputs through
-        # it; the data are held in its space: patches when it is a permutation (t = p, no
-        # centring: today's fast path), else images, which the attacks act on.
-        view = ImageMap.from_training(Xtr_img, p, c["stride"], c["center"])
-        Xtr, Xte, Xfull_sp = view.space(Xtr_img), view.space(Xte_img), view.space(Xfull_img)
-        Xfull = view.inputs(Xfull_sp)                      # clean accuracy only: network inputs
-        Xtr = Xtr.astype(c["dtype"], copy=False)           # training precision; evaluation float64
-        del Xfull_img
-        res["data"] = {"train": info_tr, "test": info_te, "image_shape": [H, Wd, C],
-                       "P": view.P, "d": view.d, "k": k,
-                       "n_train": int(N), "n_eval": int(len(yte)), "n_test_full": int(len(yfull)),
-                       "image_map": view.to_dict()}
-        if view.mean is not None:                          # mu itself, for whoever reads the weights
-            buf = io.BytesIO()
-            np.save(buf, view.mean)
-            atomic_write_bytes(out / "mean.npy", buf.getvalue())
-            res["data"]["image_map"].update(
-                mean_file="mean.npy", mean_sha256=hashlib.sha256(view.mean.tobytes()).hexdigest(),
-                mean_range=[float(view.mean.min()), float(view.mean.max())],
-                mean_average=float(view.mean.mean()))
-        _say(f"[real] {ds}: {N} train / {len(yte)} eval images {H}x{Wd}x{C}, p={p}, stride {view.stride}"
-             f"{', centred' if view.mean is not None else ''} -> P={view.P}, d={view.d}, k={k}; "
-             f"source: {info_tr['source']}")
-        save("data")
-
-        # ---- R3 training
-        q, rho, eps, norm = c["q"], c["rho"], c["eps"], c["norm"]
-        results_models = {}
-        for mode in ("st", "at"):
-            cfg = train_config(c, mode)
-            r = train_images(Xtr, ytr, k, cfg, checkpoint=out / f"checkpoint_{mode}.npz",
-                             resume=resume, label=mode, view=view)
-            results_models[mode] = r
-            res.setdefault("training", {})[mode] = {
-                "config": cfg.to_dict(), "history": r.history, "epochs_done": r.epochs_done,
-                "stopped": r.stopped, "wall_time": r.wall_time}
-            buf = io.BytesIO()
-            np.save(buf, r.W)
-            atomic_write_bytes(out / f"W_{mode}.npy", buf.getvalue())
-            save(f"train_{mode}")
-            if r.stopped == "interrupted":
-                raise KeyboardInterrupt
-            big = float(np.max(np.abs(r.W))) if np.all(np.isfinite(r.W)) else math.inf
-            if not r.stopped and big > WEIGHT_BOUND:
-                r.stopped = f"diverged: max |w| = {big:.3g} > {WEIGHT_BOUND:g}"
-                res["training"][mode]["stopped"] = r.stopped
-            if r.stopped:                   # non-finite or diverged: no lens can read such weights
-                res["stopped"] = (f"{mode.upper()} training stopped at epoch {r.epochs_done + 1} "
-                                  f"({r.stopped}); the lenses need trained weights and were not run: "
-                                  "try a smaller --lr or --sigma0")
-                _say(f"[real] {res['stopped']}")
-                save()
-                return res
-        # evaluation, lenses and baselines in float64 whatever the training precision
-        W_st, W_at = (results_models[m_].W.astype(np.float64) for m_ in ("st", "at"))
-        ev = dict(q=q, rho=rho, norm=norm, steps=c["eval_steps"], restarts=c["eval_restarts"],
-                  apgd_steps=c["apgd_steps"], clip=(0.0, 1.0), view=view)
-        ev_pgd = {k_: v for k_, v in ev.items() if k_ != "apgd_steps"}
-
-        # ---- (a) headline: E2 worst case per point, each attack's own number beside it
-        lens = res.setdefault("lenses", {})
-        desc = lenses.attack_description(c["eval_steps"], c["eval_restarts"], c["apgd_steps"])
-        hl = {"eps": eps, "norm": norm, "attack": desc, "n_robust_eval": int(len(yte)),
-              "n_clean_eval": int(len(yfull))}
-        for i, (mode, W) in enumerate((("st", W_st), ("at", W_at))):
-            t0 = time.perf_counter()
-            r = lenses.robust_eval(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-e2", i), **ev)
-            r.pop("correct")
-            r["clean_eval_subset"] = r.pop("clean")
-            r["clean"] = lenses.accuracy(W, Xfull, yfull, q, rho)
-            hl[mode] = r
-            _say(f"[real] (a) {mode.upper()} at eps={eps:g}: clean {r['clean']:.3f} (full test) | PGD {r['pgd']:.3f} "
-                 f"APGD-CE {r['apgd_ce']:.3f} APGD-DLR {_f(r['apgd_dlr'])} -> worst case {r['robust']:.3f} "
-                 f"({time.perf_counter() - t0:.0f}s)")
-        res["headline"] = hl
-        save("headline")
-
-        # ---- linear softmax baseline (ST and one-step AT), exact ℓ∞ robust accuracy
-        lin = {"model": "linear softmax f(x) = Vx + b on the same pixels (after centring, if any; "
-                        "patching is linear, so overlapping patches add nothing), Adam, same epochs/batch/lr schedule",
-               "robust": "exact worst case over the ε-box ∩ [0,1] box (lenses: linear.linear_robust_correct)"}
-        box = view.pixel_box((0.0, 1.0))                   # [0,1] on the image: [-mu, 1-mu] if centred
-        Ptr, Pte, Pfull = view.pixels(Xtr), view.pixels(Xte), view.pixels(Xfull_sp)
-        for mode in ("st", "at"):
-            t0 = time.perf_counter()
-            V, b, h = train_linear(Ptr, ytr, k, mode=mode, eps=eps, norm=norm, epochs=c["epochs"],
-                                   batch_size=c["batch_size"], lr=c["lr"], seed=c["seed"],
-                                   lr_schedule=c["lr_schedule"], dtype=c["dtype"], clip=box)
-            lin[mode] = {"clean": float((linear_outputs(V, b, Pfull).argmax(1) == yfull).mean()),
-                         "robust": float(linear_robust_correct(V, b, Pte, yte, eps, norm, clip=box).mean()),
-                         "acc_vs_eps": [float(linear_robust_correct(V, b, Pte, yte, e, norm, clip=box).mean())
-                                        for e in c["eps_grid"]],
-                         "history": h, "seconds": time.perf_counter() - t0}
-            _say(f"[real] linear baseline {mode.upper()}: clean {lin[mode]['clean']:.3f} robust (exact) "
-                 f"{lin[mode]['robust']:.3f} ({lin[mode]['seconds']:.0f}s)")
-        res["linear"] = lin
-        save("linear")
-
-        # ---- (a) accuracy across ε (worst case only: attacks cascaded on the survivors)
-        lens["acc_vs_eps"] = {"eps": c["eps_grid"], "attack": desc + "; cascaded: each attack on the survivors"}
-        for i, (mode, W) in enumerate((("st", W_st), ("at", W_at))):
-            t0 = time.perf_counter()
-            accs = [lenses.robust_eval(W, Xte, yte, float(e), cascade=True,
-                                       rng=seeding.rng(c["seed"], "real-e2", 2 + i), **ev)["robust"]
-                    for e in c["eps_grid"]]
-            lens["acc_vs_eps"][mode] = accs
-            _say(f"[real] (a) {mode}: " + ", ".join(f"eps={e:g}: {a:.3f}" for e, a in zip(c["eps_grid"], accs))
-                 + f"  ({time.perf_counter() - t0:.0f}s)")
-        for mode in ("st", "at"):
-            lens["acc_vs_eps"][f"linear_{mode}"] = lin[mode]["acc_vs_eps"]
-        save("acc_vs_eps")
-
-        if c["lenses"]:          # (b)–(d); --no-lenses stops after (a) and the baselines
-            # ---- (b) D_R and D_NR
-            rng_l = seeding.rng(c["seed"], "real-lens")
-            sel = rng_l.permutation(len(ytr))[:min(c["n_lens"], len(ytr))]
-            Xsel = Xtr[sel].astype(np.float64)
-            t0 = time.perf_counter()
-            XR, yR, info_R = lenses.build_robust_dataset(W_at, Xsel, ytr[sel], rng_l, q=q, rho=rho,
-                                                         kind=c["dr_kind"], steps=c["dr_steps"],
-                                                         step_size=c["dr_step_size"], X_pool=Xtr, y_pool=ytr,
-                                                         view=view)
-            info_R["seconds"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            XN, yN, info_N = lenses.build_nonrobust_dataset(W_st, Xsel, ytr[sel], k, rng_l, q=q, rho=rho,
-                                                            eps=c["dnr_eps"], norm=norm, steps=c["dnr_steps"],
-                                                            view=view)
-            info_N["seconds"] = time.perf_counter() - t0
-            b = {"D_R": info_R, "D_NR": info_N, "n": int(len(sel))}
-            for mode, W in (("st", W_st), ("at", W_at)):
-                b[f"{mode}_on_D_R"] = lenses.accuracy(W, XR, yR, q, rho, view=view)
-                b[f"{mode}_on_D_NR"] = lenses.accuracy(W, XN, yN, q, rho, view=view)
-                b[f"{mode}_on_D_NR_original_labels"] = lenses.accuracy(W, XN, ytr[sel], q, rho, view=view)
-            _say(f"[real] (b) D_R ({info_R['seconds']:.0f}s, median rel. residual {info_R['rel_residual_median']:.3f}): "
-                 f"ST {b['st_on_D_R']:.3f} AT {b['at_on_D_R']:.3f} | D_NR ({info_N['seconds']:.0f}s, target success "
-                 f"{info_N['target_success']:.3f}): ST {b['st_on_D_NR']:.3f} AT {b['at_on_D_NR']:.3f}")
-            lens["datasets"] = b
-            buf = io.BytesIO()
-            np.savez_compressed(buf, X_R=XR, y_R=yR, X_NR=XN, y_NR=yN, index=sel)
-            atomic_write_bytes(out / "lens_datasets.npz", buf.getvalue())
-            save("build_datasets")
-            fresh = {}
-            for name, (Xd, yd) in (("D_R", (XR, yR)), ("D_NR", (XN, yN))):
-                cfg = train_config(c, "st")
-                ck = out / f"checkpoint_fresh_{name}.npz"
-                try:
-                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=resume, label=f"st on {name}",
-                                     view=view)
-                except ValueError as e:  # D_R / D_NR were rebuilt differently: start afresh
-                    _say(f"[real] not resuming the model on {name}: {e}")
-                    r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=False, label=f"st on {name}",
-                                     view=view)
-                if r.stopped == "interrupted":
-                    raise KeyboardInterrupt
-                fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho, view=view),
-                               "robust": lenses.robust_eval(r.W, Xte, yte, eps, cascade=True,
-                                                            rng=seeding.rng(c["seed"], "real-e2", 4), **ev)["robust"],
-                               "train_acc_on_own_set": r.history["train_acc"][-1] if r.history["train_acc"] else None}
-                _say(f"[real] (b) fresh ST model trained on {name}: real test clean {fresh[name]['clean']:.3f} "
-                     f"robust {fresh[name]['robust']:.3f}")
-            b["fresh"] = fresh
-            save("fresh_models")
-
-            # ---- (c) frequency
-            freq = {}
-            for mode, W in (("st", W_st), ("at", W_at)):
-                freq[mode] = lenses.filtered_accuracy(W, Xte_img, yte, c["radii"], p=p, q=q, rho=rho,
-                                                      patchify=lambda x, _p: view.to_input(x))
-            lens["frequency"] = freq
-            _say("[real] (c) low/high-pass accuracy by radius: " + "; ".join(
-                f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}" for r, lo, hi in zip(freq[m]["radii"], freq[m]["low"], freq[m]["high"]))
-                for m in ("st", "at")))
-            save("frequency")
-
-            # ---- (d) curves over epochs
-            lowX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "low"))
-            highX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "high"))
-            curves = {}
-            t0 = time.perf_counter()
-            for mode in ("st", "at"):
-                snaps = results_models[mode].snapshots
-                rows = {k_: [] for k_ in ("epoch", "clean", "robust", "D_R", "D_NR", "low_pass", "high_pass")}
-                for e in range(0, len(snaps)):
-                    if e % c["curve_every"] and e != len(snaps) - 1:
-                        continue
-                    W = snaps[e].astype(np.float64)
-                    rows["epoch"].append(e)
-                    rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho, view=view))
-                    rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3),
-                                                                 **dict(ev_pgd, restarts=0)))
-                    rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho, view=view))
-                    rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho, view=view))
-                    rows["low_pass"].append(lenses.accuracy(W, lowX, yte, q, rho))
-                    rows["high_pass"].append(lenses.accuracy(W, highX, yte, q, rho))
-                curves[mode] = rows
-            lens["curves"] = {"radius": c["radius"], "robust_attack": f"PGD-{c['eval_steps']}, no restarts", **curves}
-            _say(f"[real] (d) curves over epochs ({time.perf_counter() - t0:.0f}s)")
-            save("curves")
-
-        # ---- R5 figures
-        from ..real import figures as real_figures
-        if c["lenses"]:
-            figs = real_figures.make_all(res, out, W_st=W_st, W_at=W_at, p=p, C=C,
-                                         samples=(Xtr_img[sel][:8], ytr[sel][:8],
-                                                  view.images(XR[:8]), yR[:8],
-                                                  view.images(XN[:8]), yN[:8]))
-        else:
-            figs = real_figures.make_some(res, out, W_st=W_st, W_at=W_at, p=p, C=C)
-        res["figures"] = figs
-        if figures_dir is not None:
-            fd = Path(figures_dir)
-            fd.mkdir(parents=True, exist_ok=True)
-            for f in figs:
-                atomic_write_bytes(fd / f"real_{ds}_{f}", (out / f).read_bytes())
-        save("figures")
-    except KeyboardInterrupt:
-        res["stopped"] = "interrupted"
-        _say(f"[real] interrupted; results so far kept in {path}")
-        save()
-        raise
-    res["wall_time"] = time.perf_counter() - t_start
-    atomic_write_json(path, res)
-    _say(f"[real] done in {res['wall_time']:.0f}s -> {path}")
-    return res
-
-
-def stats(values) -> dict:
-    """mean, std (ddof 1), the 95% t-interval of the mean and the values; None entries
-    are dropped (interval null for fewer than 2 values)."""
-    v = np.array([x for x in values if x is not None], dtype=float)
-    out = {"n": int(v.size), "values": v.tolist(), "mean": float(v.mean()) if v.size else None,
-           "std": None, "ci95": None}
-    if v.size >= 2:
-        from scipy.stats import t as _t
-        sd = float(v.std(ddof=1))
-        half = float(_t.ppf(0.975, v.size - 1)) * sd / np.sqrt(v.size)
-        out.update(std=sd, ci95=[out["mean"] - half, out["mean"] + half])
-    return out
-
-
-def _headline_numbers(r: dict) -> dict:
-    """The numbers of one seed that --seeds summarises (flat name -> value or None)."""
-    out = {}
-    hl = r.get("headline", {})
-    for mode in ("st", "at"):
-        for key in ("clean", "robust", "pgd", "apgd_ce", "apgd_dlr"):
-            if mode in hl:
-                out[f"{mode}_{key}"] = hl[mode].get(key)
-        if mode in r.get("linear", {}):
-            out[f"linear_{mode}_clean"] = r["linear"][mode]["clean"]
-            out[f"linear_{mode}_robust"] = r["linear"][mode]["robust"]
-    b = r.get("lenses", {}).get("datasets", {})
-    for key in ("st_on_D_R", "at_on_D_R", "st_on_D_NR", "at_on_D_NR"):
-        if key in b:
-            out[key] = b[key]
-    for name, f in b.get("fresh", {}).items():
-        out[f"fresh_{name}_clean"], out[f"fresh_{name}_robust"] = f["clean"], f["robust"]
-    return out
-
-
-def _finished(directory: Path, c: dict):
-    """The results of a finished run in ``directory`` with exactly config ``c``, else None."""
-    path = directory / "results.json"
-    if not path.is_file():
-        return None
-    try:
-        r = json.loads(path.read_text())
-    except ValueError:
-        return None
-    done = r.get("stopped") is None and r.get("stages_done", [])[-1:] == ["figures"]
-    return r if done and r.get("config") == json.loads(json.dumps(c)) else None
-
-
-def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, figures_dir=None) -> dict:
-    """``--seeds N``: the whole pipeline for seeds c.seed … c.seed+N−1 in out/seedS, then
-    mean ± std and 95% t-intervals of every headline number in out/results.json.
-    The figures of the first seed are the ones copied to ``figures_dir``; the
-    accuracy-vs-ε figure of out/ shows the mean and the spread over seeds."""
-    t_start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = [c["seed"] + i for i in range(n_seeds)]
-    agg = {"kind": "real-seeds", "config": c, "seeds": seeds, "versions": package_versions(),
-           "runs": {}, "stopped": None}
-    runs = []
-    try:
-        for i, s_ in enumerate(seeds):
-            r = _finished(out / f"seed{s_}", dict(c, seed=s_)) if resume else None
-            if r is not None:                   # --resume: a finished seed is read, not re-run
-                _say(f"[real] seed {s_}: finished run found in {out / f'seed{s_}'}; not re-running it")
-                if figures_dir is not None and i == 0:
-                    for f in r.get("figures", []):
-                        atomic_write_bytes(Path(figures_dir) / f"real_{c['dataset']}_{f}",
-                                           (out / f"seed{s_}" / f).read_bytes())
-            else:
-                r = run(dict(c, seed=s_), out / f"seed{s_}", data_dir=data_dir, resume=resume,
-                        figures_dir=figures_dir if i == 0 else None)
-            runs.append(r)
-            agg["runs"][str(s_)] = {"results": f"seed{s_}/results.json", "wall_time": r["wall_time"]}
-    except KeyboardInterrupt:
-        agg["stopped"] = "interrupted"
-        raise
-    finally:
-        if runs:
-            nums = [_headline_numbers(r) for r in runs]
-            agg["summary"] = {key: stats([n.get(key) for n in nums]) for key in nums[0]}
-            a0 = runs[0]["lenses"]["acc_vs_eps"] if "acc_vs_eps" in runs[0].get("lenses", {}) else None
-            if a0 is not None and all("acc_vs_eps" in r.get("lenses", {}) for r in runs):
-                agg["acc_vs_eps"] = {"eps": a0["eps"], "attack": a0["attack"]}
-                for key in ("st", "at", "linear_st", "linear_at"):
-                    cols = np.array([r["lenses"]["acc_vs_eps"][key] for r in runs], dtype=float)
-                    agg["acc_vs_eps"][key] = [stats(cols[:, j]) for j in range(cols.shape[1])]
-            agg["wall_time"] = time.perf_counter() - t_start
-            agg["seeds_done"] = [r["seed"] for r in runs]
-            atomic_write_json(out / "results.json", agg)
-    if len(runs) > 1 and "acc_vs_eps" in agg:
-        from ..real import figures as real_figures
-        real_figures.acc_vs_eps_seeds_figure(agg, out / "acc_vs_eps_seeds.png")
-        if figures_dir is not None:
-            atomic_write_bytes(Path(figures_dir) / f"real_{c['dataset']}_acc_vs_eps_seeds.png",
-                               (out / "acc_vs_eps_seeds.png").read_bytes())
-    _say(f"[real] {len(runs)} seeds done in {agg['wall_time']:.0f}s -> {out / 'results.json'}")
-    return agg
+    """The checked options of a run from the parsed ``args``
+    (``experiments.real_config.resolve``: defaults, --quick, the options given)."""
+    given = {key: getattr(args, key) for key in list(DEFAULTS[args.dataset]) + ["seed"]
+             if getattr(args, key, None) is not None}
+    return resolve_options(args.dataset, given, quick=args.quick, classes=args.classes)
 
 
 def _write_report(res: dict, out: Path, argv) -> str:
@@ -689,7 +108,7 @@ def main(argv, policy) -> int:
     c = resolve(args)
     for mode in MODES:                           # the R3 configs validate at the boundary too
         train_config(c, mode)
-    check_memory(memory_needed(c), "this run (--n-train, --n-eval, --n-lens, --m, --patch, --epochs)")
+    check_memory(memory.real(c), "this run (--n-train, --n-eval, --n-lens, --m, --patch, --epochs)")
     out_path = args.out if args.out is not None else Path("runs") / f"real-{args.dataset}-seed{c['seed']}"
     dirs = output_dirs((out_path, "--out"), *([(args.figures_dir, "--figures-dir")]
                                               if args.figures_dir is not None else []))

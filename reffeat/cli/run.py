@@ -14,20 +14,15 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import sys
-import time
 
-
-from .. import seeding
+from .. import presets as _presets
 from ..claims import claims
 from ..config import FIELDS, Config, help_text, parse_set, read_toml
-from .. import presets as _presets
-from ..regime import format_regime, regime
-from ..output import atomic_savez, atomic_write_json, package_versions
-from ..metrics import PART_NAMES, c4_per_step, evaluate
-from ..trace import save_trace
-from ..train import MODES, problem, train
+from ..experiments import memory
+from ..experiments.synthetic import run_synthetic
+from ..regime import format_regime
+from ..train import MODES
 from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dir
 
 EPILOG = """
@@ -45,6 +40,29 @@ Presets (--preset NAME; --config and --set override them):
 Config keys (--set KEY=VALUE, or KEY = value lines in a TOML file given by --config,
 at its top level or all in one [config] table); default and allowed range, then meaning:
 """ + help_text()
+
+
+def spec_path():
+    """The SPEC.md installed with the package (``reffeat/SPEC.md``), or None."""
+    from pathlib import Path
+
+    import reffeat
+    path = Path(reffeat.__file__).parent / "SPEC.md"
+    return path if path.is_file() else None
+
+
+class _SpecAction(argparse.Action):
+    """``--spec``: print where SPEC.md is and exit 0 (like --version)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        path = spec_path()
+        print(path if path is not None else
+              "SPEC.md is not installed with this copy of reffeat (it ships as reffeat/SPEC.md); "
+              "see SPEC.md at the top of the source repository")
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>/)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--spec", action=_SpecAction,
+                   help="print the path of the installed SPEC.md (the maths contract every "
+                        "docstring's labels E1, T3, C4, ... refer to) and exit")
     p.add_argument("--trace", action="store_true", help=(
         "also write trace_st.npz / trace_at.npz: the SPEC C5 trace (W, γ, φ, ν, μ; ζ and the "
         "residual where the training noise is linearly independent) at every logged step"))
@@ -84,127 +105,6 @@ def load_config(path: str | None, sets: list[str], seed: int | None, preset: str
     if seed is not None:
         values["seed"] = seed
     return Config.from_dict(values)
-
-
-def memory_needed(cfg: Config, modes=MODES) -> int:
-    """Bytes a run of ``cfg`` needs at its peak, estimated before allocating
-    anything: the train and test inputs (float64) and patch types; the attack's
-    and the evaluation's working copies (measured with tracemalloc on this code:
-    ~2.5 copies of the training inputs during AT, ~4.5 of the test inputs during
-    the evaluation with restarts); ~20 copies of W (W, W0, gradient, the
-    kernels' slot partials, snapshots); the per-step C4 parts of every mode;
-    and the kernels' chunk buffers."""
-    from .. import kernels
-    f = 8
-    n_all = cfg.n_train + cfg.n_test
-    X_train = cfg.n_train * cfg.P * cfg.d * f
-    X_test = cfg.n_test * cfg.P * cfg.d * f
-    types = n_all * cfg.P * f
-    W = cfg.k * cfg.m * cfg.d * f
-    c4 = 2 * len(modes) * cfg.T * 6 * cfg.k * cfg.m * f
-    work = max(2.5 * X_train, 4.5 * X_test)
-    total = X_train + X_test + types + work + 20 * W + c4 + 4 * kernels.CHUNK_BYTES * kernels.SLOTS
-    from ..model import get_backend
-    if get_backend() == "reference":        # the reference keeps σ'(z) of shape (n, P, k, m)
-        total += 2 * max(cfg.n_train, cfg.n_test) * cfg.P * cfg.k * cfg.m * f
-    return int(total)
-
-
-def _c4_summary(res) -> dict:
-    """C4 parts of AT/ST, summed over r and averaged over j, per step and cumulative."""
-    out = {}
-    for name, arr in (("gamma", res.c4_gamma), ("phi", res.c4_phi)):
-        per_step = c4_per_step(arr)
-        out[name] = {part: per_step[:, i].tolist() for i, part in enumerate(PART_NAMES)}
-        out[name]["total"] = {part: float(per_step[:, i].sum()) for i, part in enumerate(PART_NAMES)}
-    return out
-
-
-#: a few words on each file the run writes (shown after the table and in report.html)
-FILE_WORDS = {
-    "summary.json": "every number of the table, the config, seed, versions, per-step history and C4 (strict JSON)",
-    "report.html": "this run on one page to open in a browser: set-up, results, claims, figures, how to reproduce",
-    "coefficients.png": "Γ (robust feature) and Φ (non-robust feature) over training, ST vs AT",
-    "accuracy.png": "clean and robust test accuracy over training (robust: the cheap in-training check)",
-    "c4_st.png": "where ST's change of Γ and Φ came from: own/other class × robust/non-robust/noise patches (C4)",
-    "c4_at.png": "where AT's change of Γ and Φ came from: own/other class × robust/non-robust/noise patches (C4)",
-    "weights_st.npz": "ST's final weights W and initial weights W0 (numpy .npz)",
-    "weights_at.npz": "AT's final weights W and initial weights W0 (numpy .npz)",
-    "trace_st.npz": "ST's C5 trace at every logged step: W, γ, φ, ν, μ (and ζ, residual in high-dim)",
-    "trace_at.npz": "AT's C5 trace at every logged step: W, γ, φ, ν, μ (and ζ, residual in high-dim)",
-}
-
-
-def files_written(out_dir: str, since: float) -> dict:
-    """{file name: a few words} for every file in ``out_dir`` written at or after
-    ``since`` (time.time()), i.e. by this run, whoever wrote it; sorted with the
-    known files first, in FILE_WORDS order."""
-    found = []
-    for name in os.listdir(out_dir):
-        path = os.path.join(out_dir, name)
-        if name.startswith(".") or not os.path.isfile(path) or os.path.getmtime(path) < since - 1e-3:
-            continue
-        found.append(name)
-    order = list(FILE_WORDS)
-    found.sort(key=lambda f: (order.index(f) if f in order else len(order), f))
-    return {f: FILE_WORDS.get(f, "written by this run") for f in found}
-
-
-def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr,
-                  preset: str | None = None, report: bool = True, trace: bool = False) -> dict:
-    """Train the requested modes, evaluate, write summary.json, figures and
-    report.html (+ the C5 traces trace_<mode>.npz when ``trace``); return the
-    summary (its "files": what was written, with words).
-
-    ``summary["regime"]``: RC1–RC5 of §11 from the Config (expected initial
-    weights), with ``["this_seed"]`` the same evaluated on this seed's W0."""
-    t0 = time.perf_counter()
-    since = time.time()
-    os.makedirs(out_dir, exist_ok=True)
-    prob = problem(cfg)
-    summary = {"config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
-               "platform": platform.platform(), "started": _dt.datetime.now().isoformat(timespec="seconds"),
-               "preset": preset}
-    summary["regime"] = regime(cfg)
-    summary["regime"]["this_seed"] = regime(cfg, prob.W0, prob.features)
-    if _THREADS[0] is not None:
-        summary["threads"] = _THREADS[0]
-    results = {}
-    interrupted = False
-    for mode in modes:
-        res = train(cfg, mode, prob, progress=progress, trace=trace)
-        results[mode] = res
-        ev = evaluate(res.W, cfg, prob.test, prob.features,
-                      seeding.rng(cfg.seed, "eval", mode))
-        ev["history"] = res.history
-        ev["c4"] = _c4_summary(res)
-        ev["steps_done"] = res.steps_done
-        ev["stopped"] = res.stopped
-        ev["train_wall_time_s"] = res.wall_time
-        ev["max_loss"] = res.extra["max_loss"]
-        ev["max_loss_step"] = res.extra["max_loss_step"]
-        summary[mode] = ev
-        summary["wall_time_s"] = time.perf_counter() - t0
-        atomic_write_json(os.path.join(out_dir, "summary.json"), summary)   # keep what is done so far
-        atomic_savez(os.path.join(out_dir, f"weights_{mode}.npz"), W=res.W, W0=res.W0)
-        if trace:
-            save_trace(os.path.join(out_dir, f"trace_{mode}.npz"), res.trace)
-        if res.stopped and res.stopped.startswith("interrupted"):
-            interrupted = True
-            break
-    if figures and results:
-        from ..plots import write_figures
-        summary["figures"] = write_figures(summary, results, out_dir)
-    summary["wall_time_s"] = time.perf_counter() - t0
-    summary["interrupted"] = interrupted
-    if report and results:
-        from ..report import synthetic_report
-        files = files_written(out_dir, since)
-        files.setdefault("report.html", FILE_WORDS["report.html"])
-        synthetic_report(summary, out_dir, files).write(os.path.join(out_dir, "report.html"))
-    summary["files"] = files_written(out_dir, since)
-    atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
-    return summary
 
 
 def format_header(summary: dict) -> str:
@@ -270,9 +170,6 @@ def format_files(summary: dict, out_dir: str) -> str:
     return "\n".join(lines)
 
 
-_THREADS = [None]          # what configure_threads() set, for the summary's record
-
-
 @command
 def main(argv, policy) -> int:
     """``python -m reffeat.run [options]``: see ``build_parser``."""
@@ -282,16 +179,16 @@ def main(argv, policy) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.sets, args.seed, args.preset)
     modes = list(MODES) if args.mode == "both" else [args.mode]
-    check_memory(memory_needed(cfg, modes), "this config (n_train, n_test, P, d = k + d_N, k, m, T)")
+    check_memory(memory.synthetic(cfg, modes), "this config (n_train, n_test, P, d = k + d_N, k, m, T)")
     out = args.out if args.out is not None else os.path.join(
         "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     out = str(output_dir(out, "--out"))
-    _THREADS[0] = configure_threads()
+    threads = configure_threads()
     with OutputLock(out, "--out"):
         try:
             summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
                                     progress=None if args.quiet else sys.stderr, preset=args.preset,
-                                    trace=args.trace)
+                                    trace=args.trace, threads=threads)
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
             print("interrupted; results completed so far (if any) are in " + out, file=sys.stderr)

@@ -1,11 +1,14 @@
 """Shared machinery of the verify suite: regimes, the per-seed ST+AT "pair"
-run that the claim checks P1–P4, M1, M2 read, a trajectory trainer that
-snapshots W during training and per-seed statistics. Every sweep runs
-through ``reffeat.sweep`` (local processes or a Dask cluster, result store).
+run that the claim checks P1–P4, M1, M2 read (``experiments.synthetic.pair_record``,
+memoised over seeds), a trajectory trainer that snapshots W during training
+and per-seed statistics. Every sweep runs through ``reffeat.sweep`` (local
+processes or a Dask cluster, result store).
 
-Everything here uses only the public API of ``reffeat`` (Config, problem,
-train, evaluate, coefficients, c4 arrays of TrainResult, attack, alignment,
-feature_perturbations, predict, ...).
+Besides the public API of ``reffeat`` (Config, Problem, predict,
+feature_perturbations) it uses the experiments floor (``experiments.synthetic``,
+``experiments.memory``), the presets, the claims (``reffeat.claims``),
+the sweep runner and codec (``reffeat.sweep``) and the commands' parser
+(``reffeat.cli.common``) — verify stands on the top floor beside cli.
 
 Every sweep point is a pure function of its Config (which carries the seed):
 results do not depend on the worker that ran it or on the order of points.
@@ -20,13 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reffeat import seeding
-from reffeat.sweep import Runner
+from reffeat import Config, Problem, feature_perturbations, predict
 from reffeat import claims as V1
 from reffeat import presets as _presets
-from reffeat.distribution import NONROBUST, ROBUST
-from reffeat import (Config, Problem, alignment, attack, coefficient_summary, coefficients, evaluate,
-                     feature_perturbations, predict, problem, train)
+from reffeat.experiments.synthetic import (coefficient_paths, eval_rng, one_step_alignment,  # noqa: F401
+                                           pair_record, small_test_problem, train_mode)
+from reffeat.sweep import Runner
 
 # ---------------------------------------------------------------- regimes
 #: Regimes are the presets of SPEC §11 (``reffeat.presets``): ``default``
@@ -139,6 +141,37 @@ class ClaimResult:
         return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- table-driven checks
+def _term(rec: dict, term: tuple):
+    mode, key = term
+    return rec[mode][key]
+
+
+def table_check(module, records, cfg: Config) -> ClaimResult:
+    """A P claim (P1–P4) over seeds, from its declaration in ``module``: per seed
+    it holds when ``reffeat.claims`` says so for ``module.NAME`` on the seed's
+    modes ``module.MODES``; ``module.QUANTITIES`` rows are (label, term) or
+    (label, term, term) — a ratio — with a term (mode, key) of the pair record."""
+    quantities = {}
+    for label, *terms in module.QUANTITIES:
+        if len(terms) == 1:
+            quantities[label] = [_term(r, terms[0]) for r in records]
+        else:
+            quantities[label] = [_term(r, terms[0]) / _term(r, terms[1]) for r in records]
+    return ClaimResult(module.NAME, module.STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
+                       holds=[V1.claims({m: r[m] for m in module.MODES})[module.NAME] for r in records],
+                       quantities=quantities, criteria=module.CRITERIA)
+
+
+def rows_check(module, records, cfg: Config, rows: list) -> ClaimResult:
+    """An M claim (M1–M3) over seeds from its per-seed analysis ``rows`` (dicts
+    with "holds", one per record): ``module.QUANTITIES`` rows are (label, key)."""
+    return ClaimResult(module.NAME, module.STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
+                       holds=[x["holds"] for x in rows],
+                       quantities={label: [x[key] for x in rows] for label, key in module.QUANTITIES},
+                       criteria=module.CRITERIA)
+
+
 # ---------------------------------------------------------------- running sweeps
 def as_runner(runner) -> Runner:
     """The Runner that executes verify's jobs (``reffeat.sweep``); None: this
@@ -149,8 +182,8 @@ def as_runner(runner) -> Runner:
 # ---------------------------------------------------------------- trajectory training
 @dataclass
 class Trajectory:
-    """A training run with W kept at chosen steps (through the training loop's
-    per-step callback: one ``train`` call, so the run is the same as without it).
+    """A training run with W kept at chosen steps (``experiments.synthetic.iter_seed``
+    with snapshots: one ``train`` call, so the run is the same as without them).
 
     ``snap_steps`` (S,), ``snapshots`` (S, k, m, d) include step 0 and the end.
     ``c4_gamma``, ``c4_phi`` (steps, 2, 3, k, m) as in TrainResult.
@@ -167,115 +200,26 @@ class Trajectory:
     wall_time: float
 
 
-def small_test_problem(prob: Problem, n: int) -> Problem:
-    """The same problem with only the first n test points (cheap in-training logs)."""
-    X, y, t = prob.test
-    return Problem(prob.cfg, prob.features, prob.train, (X[:n], y[:n], t[:n]), prob.W0, prob.rngs)
-
-
 def train_trajectory(cfg: Config, mode: str, prob: Problem, n_segments: int = 15,
                      log_test: int = 50, log_every: int = 5, track_c4: bool = True) -> Trajectory:
     """T1/T3 for cfg.T steps, keeping W at ``n_segments`` + 1 evenly spaced steps
-    (0 and T included) through a per-step callback.
-
-    In-training logs (history, every ``log_every`` steps) use the first
-    ``log_test`` test points only.
-    """
+    (0 and T included); in-training logs (history, every ``log_every`` steps)
+    use the first ``log_test`` test points only. Training only: the snapshot
+    part of ``experiments.synthetic.iter_seed`` without its evaluation."""
     t0 = time.perf_counter()
-    T = cfg.T
-    cuts = sorted(set(int(round(T * i / n_segments)) for i in range(n_segments + 1)))
-    snaps, steps = [prob.W0.copy()], [0]
-    wanted = set(cuts[1:])
-
-    def keep(step):
-        if step.t + 1 in wanted:
-            snaps.append(step.W_next.copy())
-            steps.append(step.t + 1)
-
-    res = train(cfg.replace(log_every=log_every), mode, small_test_problem(prob, log_test),
-                track_c4=track_c4, callback=keep)
-    if steps[-1] != res.steps_done:                   # stopped early: keep the returned W too
-        snaps.append(res.W.copy())
-        steps.append(res.steps_done)
-    return Trajectory(mode=mode, W=res.W, snap_steps=steps, snapshots=np.array(snaps),
+    res, steps, snaps = train_mode(cfg, mode, prob, track_c4=track_c4, snapshots=n_segments,
+                                   log_every=log_every, log_test=log_test)
+    return Trajectory(mode=mode, W=res.W, snap_steps=steps, snapshots=snaps,
                       history=res.history, c4_gamma=res.c4_gamma, c4_phi=res.c4_phi,
                       steps_done=res.steps_done, stopped=res.stopped,
                       wall_time=time.perf_counter() - t0)
 
 
-def coefficient_paths(W0, c4, which: str, U, V) -> np.ndarray:
-    """Per-step Γ_{j,r}(t) (which="gamma") or Φ_{j,r}(t) ("phi"), shape (steps+1, k, m),
-    rebuilt exactly from W^{(0)} and the C4 parts (C3: Σ parts = actual change)."""
-    c = coefficients(W0, U, V)
-    start = c["Gamma"] if which == "gamma" else c["Phi"]
-    steps = c4.sum(axis=(1, 2)) if len(c4) else np.zeros((0,) + start.shape)
-    return np.concatenate([start[None], start[None] + np.cumsum(steps, axis=0)], axis=0)
-
-
 # ---------------------------------------------------------------- the pair run
-def eval_rng(cfg: Config, mode: str) -> np.random.Generator:
-    """The E2 random stream of ``python -m reffeat.run`` for this seed and mode."""
-    return seeding.rng(cfg.seed, "eval", mode)
-
-
-def one_step_alignment(W, X, y, types, V, cfg, which: int) -> float:
-    """E3 of the one-step (K=1, γ=ε) perturbation on patches of type ``which``."""
-    d1 = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=1) - X
-    return alignment(d1, y, V, cfg.eps, cfg.norm, types, which)
-
-
-_SCALARS = ("clean_acc", "robust_acc", "robust_acc_pgd", "robust_acc_feature_attack", "gamma",
-            "phi", "gamma_pos", "phi_pos", "alignment", "alignment_pgd", "alignment_robust_patches")
-
-
 def pair_run(cfg: Config, n_segments: int = 15, modes=("st", "at"), c4_modes=("st", "at")) -> dict:
-    """ST and AT of one seed (same data and W^{(0)}), evaluated with E1–E4.
-
-    Returns plain data: per mode the E-scalars, history, stopped, the per-step
-    max_r coefficient paths Γ_j(t), Φ_j(t) (steps+1, k), C4 parts per step for
-    Φ and Γ summed over r and for the neuron r* = argmax_r of the final Φ_{j,r}
-    / Γ_{j,r} (steps, 2, 3, k), and E3 of the one-step perturbation of the
-    training set at the snapshots (per patch type R, N). Only the modes in
-    ``c4_modes`` track C4 (it costs about as much as the training step); for
-    the others the paths and parts are None.
-    """
-    prob = problem(cfg)
-    U, V = prob.features
-    Xtr, ytr, ttr = prob.train
-    out = {"seed": cfg.seed, "config": cfg.to_dict()}
-    for mode in modes:
-        tr = train_trajectory(cfg, mode, prob, n_segments=n_segments, track_c4=mode in c4_modes)
-        ev = evaluate(tr.W, cfg, prob.test, prob.features, eval_rng(cfg, mode))
-        rec = {k: float(ev[k]) for k in _SCALARS}
-        rec["gamma_j"] = list(ev["gamma_j"])
-        rec["phi_j"] = list(ev["phi_j"])
-        rec["responses"] = {k: ev["responses"][k] for k in ("robust", "nonrobust")}
-        rec["history"] = tr.history
-        rec["stopped"] = tr.stopped
-        rec["W"] = tr.W
-        init = coefficient_summary(prob.W0, U, V)
-        rec["gamma_init"], rec["phi_init"] = init["gamma"], init["phi"]
-        rec["steps_done"] = tr.steps_done
-        # (no wall time in the record: a job's result is a pure function of its
-        # Config, so any executor gives the same bits; the time is in the store's meta)
-        for name, c4 in (("gamma", tr.c4_gamma), ("phi", tr.c4_phi)):
-            if mode not in c4_modes:
-                for key in (f"{name}_path", f"c4_{name}_sum", f"c4_{name}_rstar", f"{name}0_j"):
-                    rec[key] = None
-                continue
-            path = coefficient_paths(prob.W0, c4, name, U, V)          # (S+1, k, m)
-            rec[f"{name}_path"] = path.max(axis=2)                      # C2 max_r, (S+1, k)
-            rec[f"c4_{name}_sum"] = c4.sum(axis=4) if len(c4) else np.zeros((0, 2, 3, cfg.k))
-            rstar = path[-1].argmax(axis=1)                             # (k,)
-            rec[f"c4_{name}_rstar"] = (c4[:, :, :, np.arange(cfg.k), rstar] if len(c4)
-                                       else np.zeros((0, 2, 3, cfg.k)))
-            rec[f"{name}0_j"] = path[0].max(axis=1)
-        rec["snap_steps"] = tr.snap_steps
-        rec["e3_train_N"] = [one_step_alignment(W, Xtr, ytr, ttr, V, cfg, NONROBUST) for W in tr.snapshots]
-        rec["e3_train_R"] = [one_step_alignment(W, Xtr, ytr, ttr, V, cfg, ROBUST) for W in tr.snapshots]
-        rec["max_loss"] = float(np.nanmax(tr.history["loss"])) if tr.history.get("loss") else math.nan
-        out[mode] = rec
-    return out
+    """ST and AT of one seed: ``experiments.synthetic.pair_record`` (the one
+    per-seed pipeline ``run_seed``, every E-scalar kept)."""
+    return pair_record(cfg, n_segments=n_segments, modes=modes, c4_modes=c4_modes)
 
 
 _PAIR_CACHE: dict = {}
@@ -326,7 +270,7 @@ def claim_cli(module, argv=None) -> int:
     from numbers import Integral
 
     from reffeat.cli.common import Parser, check_memory, command, option
-    from reffeat.cli.run import memory_needed
+    from reffeat.experiments.memory import synthetic as memory_needed
     from reffeat.config import parse_set
     from reffeat.constraints import Interval
     count = Interval(Integral, 1, 10_000)

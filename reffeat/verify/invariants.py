@@ -36,31 +36,18 @@ import math
 import numpy as np
 
 from reffeat import Config, problem, train
+from reffeat import presets as _presets
 
 from reffeat.trace import Recorder, noise_vectors
 
 from .common import read_section_json, write_section_json
 
-#: regimes of the section; presets are taken from ``reffeat.presets`` when it
-#: has them, else these definitions (the values of SPEC §2 / §11 as of this module)
-FALLBACK_PRESETS = {
-    "default": {},
-    "q3": {"q": 3.0},
-    "borderline": {"alpha": 3.0, "beta": 1.0, "sigma_xi": 0.0, "eta": 0.5, "T": 150, "q": 3.0},
-    "high-dim": {"k": 3, "P": 8, "d_N": 128, "n_train": 12, "n_test": 50, "sigma_xi": 0.3,
-                 "m": 4, "eta": 0.1, "T": 300},
-}
 REGIMES = ("default", "q3", "borderline")
 
 
 def preset_config(name: str, **overrides) -> Config:
-    """Config of preset ``name``: ``reffeat.presets.config`` when that module defines
-    the preset, else FALLBACK_PRESETS (so this section runs before presets exist)."""
-    try:
-        from reffeat import presets as _p
-        return _p.config(name, **overrides)
-    except (ImportError, AttributeError, ValueError):
-        return Config(**{**FALLBACK_PRESETS[name], **overrides})
+    """Config of preset ``name`` of ``reffeat.presets`` with overrides."""
+    return _presets.config(name, **overrides)
 
 
 def cross_scale(cfg: Config) -> float:

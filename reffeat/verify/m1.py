@@ -29,7 +29,9 @@ import sys
 
 import numpy as np
 
-from .common import ClaimResult, claim_cli, describe_regime
+from reffeat.regime import _integral as ode_integral
+
+from .common import ClaimResult, claim_cli, rows_check
 
 NAME = "M1"
 STATEMENT = ("Early ST growth of Φ is the own-class non-robust-patch C4 part; Φ_j reaches half "
@@ -38,6 +40,17 @@ OFF_SCALE = 10
 CRITERIA = ("for every j: Φ_j grew ≥ 4× its initial scale; own-class N share of |C4 Φ_{j,r*}| "
             "over [0, t_half) ≥ 0.9; Γ_j has not left its initial scale (reached 10× max(Γ_j(0), σ_0)) "
             "before step 2·t_half (never counts)")
+#: the numbers reported per seed: (label, key of ``analyse_seed``'s row)
+QUANTITIES = (
+    ("own-N share of |ΔΦ| (min_j)", "share"),
+    ("t_half(Φ) measured", "t_half"),
+    ("t_half(Φ) ODE prediction", "pred_t_half"),
+    (f"t(Γ ×{OFF_SCALE}) measured", "t_gamma_off"),
+    (f"t(Γ ×{OFF_SCALE}) ODE, Γ alone", "pred_t_gamma_double"),
+    ("t(Γ doubles) measured", "t_gamma_double"),
+    ("Γ(T)/Γ(0)", "gamma_growth"),
+    ("min_j race ratio R_j", "race_min"),
+)
 
 
 def first_reach(path, level):
@@ -47,16 +60,11 @@ def first_reach(path, level):
 
 
 def ode_time(x0: float, xh: float, q: float, cA: float) -> float:
-    """Time for dx/dt = cA x^{q−1} to go from x0 to xh (inf if it never does)."""
-    if x0 <= 0 or cA <= 0:
+    """Time for dx/dt = cA x^{q−1} to go from x0 to xh (inf if it never does):
+    the tensor-power ODE of ``reffeat.regime`` (its I(x0, xh) = ∫ ξ^{1−q} dξ) over cA."""
+    if cA <= 0:
         return math.inf
-    if xh <= x0:
-        return 0.0
-    if abs(q - 2) < 1e-12:
-        return math.log(xh / x0) / cA
-    if q < 2:       # sub-linear growth: finite for any level
-        return (xh ** (2 - q) - x0 ** (2 - q)) / ((2 - q) * cA)
-    return (x0 ** (2 - q) - xh ** (2 - q)) / ((q - 2) * cA)
+    return ode_integral(x0, xh, q) / cA
 
 
 def race_strengths(cfg) -> tuple:
@@ -119,18 +127,7 @@ def check(records, cfg) -> ClaimResult:
         fr = np.bincount(y, minlength=c.k) / len(y)
         rows.append(analyse_seed(r["st"], c, fr))
     A_N, A_R = race_strengths(cfg)
-    res = ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=[x["holds"] for x in rows],
-        quantities={"own-N share of |ΔΦ| (min_j)": [x["share"] for x in rows],
-                    "t_half(Φ) measured": [x["t_half"] for x in rows],
-                    "t_half(Φ) ODE prediction": [x["pred_t_half"] for x in rows],
-                    f"t(Γ ×{OFF_SCALE}) measured": [x["t_gamma_off"] for x in rows],
-                    f"t(Γ ×{OFF_SCALE}) ODE, Γ alone": [x["pred_t_gamma_double"] for x in rows],
-                    "t(Γ doubles) measured": [x["t_gamma_double"] for x in rows],
-                    "Γ(T)/Γ(0)": [x["gamma_growth"] for x in rows],
-                    "min_j race ratio R_j": [x["race_min"] for x in rows]},
-        criteria=CRITERIA)
+    res = rows_check(sys.modules[__name__], records, cfg, rows)
     # refined race, class by class: R_j = (P−s)β^q Φ_j(0)^{q−2} / (s α^q Γ_j(0)^{q−2})
     R = np.concatenate([x["race_j"] for x in rows]) if rows else np.zeros(0)
     won = np.concatenate([x["gamma_won_j"] for x in rows]) if rows else np.zeros(0, bool)

@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from .common import ClaimResult, claim_cli, describe_regime
+from .common import ClaimResult, claim_cli, rows_check
 
 NAME = "M2"
 STATEMENT = ("During AT the other-class C4 part of ΔΦ is negative and larger than the own-class "
@@ -35,6 +35,15 @@ STATEMENT = ("During AT the other-class C4 part of ΔΦ is negative and larger t
 CRITERIA = ("over steps after the first snapshot with training E3 ≥ 0.5: Σ other-class C4(Φ) < 0 "
             "and |Σ other| > |Σ own| (summed over r, mean over j)")
 ALIGN = 0.5
+#: the numbers reported per seed: (label, key of ``analyse_seed``'s row)
+QUANTITIES = (
+    ("E3 train (AT), final", "e3_final"), ("E3 train (AT), max", "e3_max"),
+    ("t_align (E3 ≥ 0.5)", "t_align"),
+    ("ΣΔΦ own-class (window)", "own"), ("ΣΔΦ other-class (window)", "other"),
+    ("|other| / |own| (window)", "ratio"), ("net ΣΔΦ (window)", "net"),
+    ("  own N", "own_N"), ("  own R", "own_R"), ("  other N", "other_N"), ("  other R", "other_R"),
+    ("ΣΔΦ own-class (whole run)", "own_all"), ("ΣΔΦ other-class (whole run)", "other_all"),
+)
 
 
 def analyse_seed(at: dict) -> dict:
@@ -63,19 +72,7 @@ def analyse_seed(at: dict) -> dict:
 
 def check(records, cfg) -> ClaimResult:
     rows = [analyse_seed(r["at"]) for r in records]
-    q = lambda key: [x[key] for x in rows]
-    res = ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=q("holds"),
-        quantities={"E3 train (AT), final": q("e3_final"), "E3 train (AT), max": q("e3_max"),
-                    "t_align (E3 ≥ 0.5)": q("t_align"),
-                    "ΣΔΦ own-class (window)": q("own"), "ΣΔΦ other-class (window)": q("other"),
-                    "|other| / |own| (window)": q("ratio"), "net ΣΔΦ (window)": q("net"),
-                    "  own N": q("own_N"), "  own R": q("own_R"),
-                    "  other N": q("other_N"), "  other R": q("other_R"),
-                    "ΣΔΦ own-class (whole run)": q("own_all"),
-                    "ΣΔΦ other-class (whole run)": q("other_all")},
-        criteria=CRITERIA)
+    res = rows_check(sys.modules[__name__], records, cfg, rows)
     never = [r["seed"] for r, x in zip(records, rows) if not np.isfinite(x["t_align"])]
     if never:
         res.notes.append(f"training E3 never reached {ALIGN} on seeds {never} (no window: counts as not holding)")

@@ -26,7 +26,7 @@ import numpy as np
 from reffeat import attack, predict, problem, seeding
 from reffeat.distribution import NONROBUST, ROBUST
 
-from .common import ClaimResult, claim_cli, describe_regime, feature_attack_breakdown
+from .common import ClaimResult, claim_cli, feature_attack_breakdown, rows_check
 
 NAME = "M3"
 STATEMENT = ("ST's one-step adversarial perturbations follow −v_y; PGD departs toward the new "
@@ -34,6 +34,19 @@ STATEMENT = ("ST's one-step adversarial perturbations follow −v_y; PGD departs
 CRITERIA = ("one-step E3 (N patches, final ST) ≥ 0.9; on PGD-flipped points mean ⟨δ,v_ŷ⟩/(ε‖v_ŷ‖₁) ≥ 0.2 "
             "and E3(PGD) ≤ E3(one-step) − 0.1")
 PGD_STEPS = (1, 2, 3, 5, 8, 12, 20)
+#: the numbers reported per seed: (label, key of ``analyse_seed``'s row)
+QUANTITIES = (
+    ("E3 one-step, N patches", "e3_one_N"),
+    ("E3 one-step, R patches", "e3_one_R"),
+    ("E3 one-step, N, train, 1st cut", "e3_train_N_first_cut"),
+    ("E3 PGD-20, all", "e3_pgd"),
+    ("PGD-20 flipped fraction", "pgd_flipped"),
+    ("E3 PGD-20, flipped points", "e3_pgd_flipped"),
+    ("E3 PGD-20, unflipped points", "e3_pgd_kept"),
+    ("⟨δ,+v_ŷ⟩ PGD-20, flipped", "b_pgd_flipped"),
+    ("ST acc under −ε·sign(v_y)", "acc_minus_vy"),
+    ("ST acc under targeted ε·sign(v_j−v_y)", "acc_targeted"),
+)
 
 
 def _align(delta, lab, V, eps, types, which=NONROBUST, sign=-1.0):
@@ -88,20 +101,7 @@ def analyse_seed(st: dict, cfg) -> dict:
 def check(records, cfg) -> ClaimResult:
     rows = [analyse_seed(r["st"], cfg.replace(seed=r["seed"])) for r in records]
     q = lambda key: [x[key] for x in rows]
-    res = ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=q("holds"),
-        quantities={"E3 one-step, N patches": q("e3_one_N"),
-                    "E3 one-step, R patches": q("e3_one_R"),
-                    "E3 one-step, N, train, 1st cut": q("e3_train_N_first_cut"),
-                    "E3 PGD-20, all": q("e3_pgd"),
-                    "PGD-20 flipped fraction": q("pgd_flipped"),
-                    "E3 PGD-20, flipped points": q("e3_pgd_flipped"),
-                    "E3 PGD-20, unflipped points": q("e3_pgd_kept"),
-                    "⟨δ,+v_ŷ⟩ PGD-20, flipped": q("b_pgd_flipped"),
-                    "ST acc under −ε·sign(v_y)": q("acc_minus_vy"),
-                    "ST acc under targeted ε·sign(v_j−v_y)": q("acc_targeted")},
-        criteria=CRITERIA)
+    res = rows_check(sys.modules[__name__], records, cfg, rows)
     res.extra["pgd_traj"] = [x["pgd_traj"] for x in rows]
     res.extra["e3_train_N_path"] = q("e3_train_N_path")
     res.extra["e3_train_R_path"] = q("e3_train_R_path")

@@ -10,24 +10,25 @@ from __future__ import annotations
 import sys
 
 
-from reffeat.claims import claims
-
-from .common import ClaimResult, claim_cli, describe_regime
+from .common import ClaimResult, claim_cli, table_check
 
 NAME = "P1"
 STATEMENT = "ST learns the non-robust feature, not the robust one (Φ_j Θ(1), Γ_j near init)."
 CRITERIA = "Φ(ST) ≥ 5·Γ(ST)  (C2 means over j of max_r)"
+#: the modes whose records the claim reads
+MODES = ("st",)
+#: the numbers reported per seed: (label, (mode, key)) or a ratio (label, (mode, key), (mode, key))
+QUANTITIES = (
+    ("Φ(ST)", ("st", "phi")),
+    ("Γ(ST)", ("st", "gamma")),
+    ("Γ at init", ("st", "gamma_init")),
+    ("Φ/Γ (ST)", ("st", "phi"), ("st", "gamma")),
+)
 
 
 def check(records, cfg) -> ClaimResult:
-    st = [r["st"] for r in records]
-    return ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=[claims({"st": s})["P1"] for s in st],
-        quantities={"Φ(ST)": [s["phi"] for s in st], "Γ(ST)": [s["gamma"] for s in st],
-                    "Γ at init": [s["gamma_init"] for s in st],
-                    "Φ/Γ (ST)": [s["phi"] / s["gamma"] for s in st]},
-        criteria=CRITERIA)
+    """The verdict of ``reffeat.claims`` on every seed's pair record, with QUANTITIES."""
+    return table_check(sys.modules[__name__], records, cfg)
 
 
 def main(argv=None) -> int:

@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import sys
 
-from reffeat.claims import claims
-
-from .common import ClaimResult, claim_cli, describe_regime
+from .common import ClaimResult, claim_cli, table_check
 
 NAME = "P2"
 STATEMENT = "ST is accurate but not robust; its one-step perturbations align with −v_y."
 CRITERIA = "clean(ST) ≥ 0.95, robust(ST) ≤ 0.1, one-step E3(ST) ≥ 0.5"
+#: the modes whose records the claim reads
+MODES = ("st",)
+#: the numbers reported per seed: (label, (mode, key)) or a ratio (label, (mode, key), (mode, key))
+QUANTITIES = (
+    ("clean acc (ST)", ("st", "clean_acc")),
+    ("robust acc (ST)", ("st", "robust_acc")),
+    ("  under PGD", ("st", "robust_acc_pgd")),
+    ("  under feature attack", ("st", "robust_acc_feature_attack")),
+    ("E3 one-step (ST)", ("st", "alignment")),
+    ("E3 PGD (ST)", ("st", "alignment_pgd")),
+)
 
 
 def check(records, cfg) -> ClaimResult:
-    st = [r["st"] for r in records]
-    return ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=[claims({"st": s})["P2"] for s in st],
-        quantities={"clean acc (ST)": [s["clean_acc"] for s in st],
-                    "robust acc (ST)": [s["robust_acc"] for s in st],
-                    "  under PGD": [s["robust_acc_pgd"] for s in st],
-                    "  under feature attack": [s["robust_acc_feature_attack"] for s in st],
-                    "E3 one-step (ST)": [s["alignment"] for s in st],
-                    "E3 PGD (ST)": [s["alignment_pgd"] for s in st]},
-        criteria=CRITERIA)
+    """The verdict of ``reffeat.claims`` on every seed's pair record, with QUANTITIES."""
+    return table_check(sys.modules[__name__], records, cfg)
 
 
 def main(argv=None) -> int:

@@ -11,28 +11,30 @@ from __future__ import annotations
 
 import sys
 
-from reffeat.claims import claims
-
-from .common import ClaimResult, claim_cli, describe_regime
+from .common import ClaimResult, claim_cli, table_check
 
 NAME = "P3"
 STATEMENT = "AT strengthens robust learning (Γ) and suppresses non-robust learning (Φ)."
 CRITERIA = "Γ(AT) ≥ 5·Γ(ST) and Φ(AT) ≤ 0.5·Φ(ST)"
+#: the modes whose records the claim reads
+MODES = ("st", "at")
+#: the numbers reported per seed: (label, (mode, key)) or a ratio (label, (mode, key), (mode, key))
+QUANTITIES = (
+    ("Γ(AT)", ("at", "gamma")),
+    ("Γ(ST)", ("st", "gamma")),
+    ("Φ(AT)", ("at", "phi")),
+    ("Φ(ST)", ("st", "phi")),
+    ("Γ(AT)/Γ(ST)", ("at", "gamma"), ("st", "gamma")),
+    ("Φ(AT)/Φ(ST)", ("at", "phi"), ("st", "phi")),
+    ("max logged AT loss", ("at", "max_loss")),
+)
 
 
 def check(records, cfg) -> ClaimResult:
-    st = [r["st"] for r in records]
-    at = [r["at"] for r in records]
-    res = ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=[claims({"st": s, "at": a})["P3"] for s, a in zip(st, at)],
-        quantities={"Γ(AT)": [a["gamma"] for a in at], "Γ(ST)": [s["gamma"] for s in st],
-                    "Φ(AT)": [a["phi"] for a in at], "Φ(ST)": [s["phi"] for s in st],
-                    "Γ(AT)/Γ(ST)": [a["gamma"] / s["gamma"] for s, a in zip(st, at)],
-                    "Φ(AT)/Φ(ST)": [a["phi"] / s["phi"] for s, a in zip(st, at)],
-                    "max logged AT loss": [a["max_loss"] for a in at]},
-        criteria=CRITERIA)
-    blown = [r["seed"] for r, a in zip(records, at) if a["max_loss"] > 10]
+    """The verdict of ``reffeat.claims`` on every seed's pair record, with
+    QUANTITIES and a note of the seeds whose AT loss blew up."""
+    res = table_check(sys.modules[__name__], records, cfg)
+    blown = [r["seed"] for r in records if r["at"]["max_loss"] > 10]
     if blown:
         res.notes.append(f"AT loss exceeded 10 (blow-up) on seeds {blown}")
     return res

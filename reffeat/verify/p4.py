@@ -9,27 +9,26 @@ from __future__ import annotations
 
 import sys
 
-from reffeat.claims import claims
-
-from .common import ClaimResult, claim_cli, describe_regime
+from .common import ClaimResult, claim_cli, table_check
 
 NAME = "P4"
 STATEMENT = "AT is accurate and robust (robust accuracy far above ST's)."
 CRITERIA = "robust(AT) ≥ 0.5, robust(AT) ≥ robust(ST) + 0.4, clean(AT) ≥ 0.95"
+#: the modes whose records the claim reads
+MODES = ("st", "at")
+#: the numbers reported per seed: (label, (mode, key)) or a ratio (label, (mode, key), (mode, key))
+QUANTITIES = (
+    ("clean acc (AT)", ("at", "clean_acc")),
+    ("robust acc (AT)", ("at", "robust_acc")),
+    ("  under PGD", ("at", "robust_acc_pgd")),
+    ("  under feature attack", ("at", "robust_acc_feature_attack")),
+    ("robust acc (ST)", ("st", "robust_acc")),
+)
 
 
 def check(records, cfg) -> ClaimResult:
-    st = [r["st"] for r in records]
-    at = [r["at"] for r in records]
-    return ClaimResult(
-        NAME, STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
-        holds=[claims({"st": s, "at": a})["P4"] for s, a in zip(st, at)],
-        quantities={"clean acc (AT)": [a["clean_acc"] for a in at],
-                    "robust acc (AT)": [a["robust_acc"] for a in at],
-                    "  under PGD": [a["robust_acc_pgd"] for a in at],
-                    "  under feature attack": [a["robust_acc_feature_attack"] for a in at],
-                    "robust acc (ST)": [s["robust_acc"] for s in st]},
-        criteria=CRITERIA)
+    """The verdict of ``reffeat.claims`` on every seed's pair record, with QUANTITIES."""
+    return table_check(sys.modules[__name__], records, cfg)
 
 
 def main(argv=None) -> int:

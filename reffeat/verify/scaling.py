@@ -55,6 +55,7 @@ import numpy as np
 from reffeat import Config, problem, train
 
 from .common import read_section_json, write_section_json
+from .m1 import ode_time, race_strengths
 
 #: the small base configuration of every scaling run (σ_ξ = 0: see the derivation).
 #: ST runs use α = 2 so that ST's race is won by v_j in every class (RC1:
@@ -97,7 +98,8 @@ def half_time(path) -> float:
 def rate(cfg: Config, n_j, which: str) -> np.ndarray:
     """c_j of the derivation: (n_j/n)(1 − 1/k)·A/ρ^{q−1}, A = (P−s)β^q (ST's Φ)
     or s α^q (the robust patch, for reference)."""
-    A = cfg.n_N * cfg.beta ** cfg.q if which == "phi" else cfg.s * cfg.alpha ** cfg.q
+    A_N, A_R = race_strengths(cfg)
+    A = A_N if which == "phi" else A_R
     return np.asarray(n_j, float) / cfg.n_train * (1 - 1 / cfg.k) * A / cfg.rho ** (cfg.q - 1)
 
 
@@ -216,7 +218,9 @@ def analyse(q: int, records: list) -> dict:
                                                      r["t_half_j"], r["took_off_j"])):
                 if ok and np.isfinite(th) and x0 > 0:
                     a_ = cfg.eta * cj
-                    gx = x0 ** -(q - 2) / ((q - 2) * a_) if q > 2 else -math.log(x0) / math.log1p(a_)
+                    # q > 2: the ODE's time from x0 to blow-up (reffeat.regime's integral);
+                    # q = 2: the discrete map x <- (1 + a) x, whose rate is ln(1 + a), not a
+                    gx = ode_time(x0, math.inf, q, a_) if q > 2 else -math.log(x0) / math.log1p(a_)
                     by_class.setdefault(c, []).append((cfg.sigma0, th, gx))
         xs, ts = [], []
         for pts in by_class.values():

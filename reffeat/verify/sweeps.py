@@ -32,6 +32,7 @@ import numpy as np
 
 from reffeat import Config, coefficient_summary, evaluate, problem, train
 from reffeat.claims import claims
+from reffeat.experiments.synthetic import run_seed
 
 from .common import as_runner, eval_rng
 
@@ -121,8 +122,9 @@ def at_point(cfg: Config) -> dict:
     """AT and ST of one config (same data and W^{(0)}), both evaluated under cfg's threat."""
     cfg = _quiet(cfg).replace(log_every=max(1, cfg.T // 10))
     prob = problem(cfg)
-    res = train(cfg, "at", prob, track_c4=False)
-    at = _summ(evaluate(res.W, cfg, prob.test, prob.features, eval_rng(cfg, "at")))
+    run = run_seed(cfg, ("at",), prob=prob, track_c4=False)["at"]      # the one per-seed pipeline
+    res = run.result
+    at = _summ(run.evaluation)
     at["max_loss"] = float(np.nanmax(res.history["loss"])) if res.history["loss"] else math.nan
     at["stopped"] = res.stopped
     at["blew_up"] = bool(res.stopped is not None or not np.isfinite(at["max_loss"])
