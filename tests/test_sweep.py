@@ -22,8 +22,15 @@ import numpy as np
 import pytest
 
 from reffeat import Config
-from reffeat.sweep import (Job, Progress, Runner, Store, SweepError, decode, encode, summary_job,
-                           sweep)
+from reffeat.jobs import Job, Progress, Runner, Store, SweepError
+from reffeat.output import decode
+from reffeat.output import encode as _encode
+from reffeat.sweep import sweep
+
+
+def encode(obj):
+    """The store's form of ``obj`` (the one encoder, lossless)."""
+    return _encode(obj, lossless=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=12, m=3, T=12, alpha=1.5, eval_K=3, eval_restarts=0)
