@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from reffeat.apgd import (apgd, apgd_run, checkpoints, dlr_and_grad_F, loss_and_grad_x,
-                          random_start, worst_case)
-from reffeat.attacks import attack
+from reffeat.apgd import apgd, apgd_run, checkpoints, random_start, worst_case
+from reffeat.attacks import attack, dlr_and_grad_F, loss_and_grad_x
 from reffeat.model import grad_w, init_weights, per_sample_loss, predict
 
 

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reffeat import Config, backend, metrics, model
 from reffeat.apgd import apgd
