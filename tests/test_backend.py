@@ -188,7 +188,8 @@ out = {"backend": backend.get_backend(),
        "G": model.grad_w(W, X, y, 3.0, 1.0)[1].ravel().tolist(),
        "gx": model.grad_x(W, X, y, 3.0, 1.0).ravel().tolist(),
        "Xa": attack(W, X, y, q=3.0, rho=1.0, eps=0.2, steps=3, step_size=0.1).ravel().tolist(),
-       "c4": np.concatenate([a.ravel() for a in metrics.c4_decomposition(W, X, y, types, U, V, 3.0, 1.0, 0.5)]).tolist()}
+       "c4": np.concatenate([a.ravel() for a in
+                             metrics.c4_decomposition(W, X, y, types, U, V, 3.0, 1.0, 0.5)]).tolist()}
 print(json.dumps(out))
 """
 

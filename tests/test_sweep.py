@@ -73,7 +73,8 @@ def failing_job(cfg):
 
 # ---------------------------------------------------------------- encoding and keys
 def test_encode_round_trip_is_bit_exact_and_strict_json():
-    obj = {"a": np.array([1.5, np.nan, np.inf, -np.inf, -0.0, 5e-324]), "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
+    obj = {"a": np.array([1.5, np.nan, np.inf, -np.inf, -0.0, 5e-324]),
+           "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
            "i": np.arange(4, dtype=np.int64), "b": np.array([True, False]), "s": np.float64(np.nan),
            "n": None, "t": (1, 2.5, "x", float("-inf")), "empty": np.zeros((0, 3)), "scalar0d": np.array(2.0),
            "nested": {"x": [np.float32(0.1), np.int32(7), np.bool_(True)]}}

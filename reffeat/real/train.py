@@ -81,7 +81,8 @@ class ImageTrainConfig:
     m filters per class; sigma0 (N4);
     q, rho (N1); threat: norm "linf" | "l2", eps, attack_steps K (1 = FGSM/FGM),
     attack_step_size γ (None: ε for K=1, 2.5ε/K for PGD), random_start (PGD
-    starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss mix); clip box (lo, hi); seed;
+    starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss
+    mix); clip box (lo, hi); seed;
     dtype "float64" (default) | "float32": the precision training runs in — the
     fast kernels' float32 path makes an MNIST/CIFAR-sized AT step ~1.5–2.0×
     faster and moves one update by ~2–4e-7 relative (``python -m reffeat.bench``);
@@ -352,7 +353,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
             order = r_shuf.permutation(n)
             tot = [0.0]
 
-            def evaluate(t, W, order=order):
+            def evaluate(t, W, order=order, epoch=epoch):
                 b = (t - (epoch - 1) * nb) * cfg.batch_size
                 idx = order[b:b + cfg.batch_size]
                 Xb, yb = X[idx], y[idx]
