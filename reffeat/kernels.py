@@ -42,8 +42,8 @@ count depend only on the shapes (never on the machine or the thread setting), so
 the summation order, hence every bit of the result, is the same on any machine
 with the same BLAS.  The kernels are serial numba functions that release the GIL
 (``nogil``); the slots of one call run on a small thread pool of
-``configure_threads()`` threads (default: one — run in the caller's thread).
-There is no numba ``parallel=True``: its compile cost (seconds per kernel) is
+``configure_threads()`` threads (default: one — run in the caller's thread;
+the pool and the OpenBLAS control live in ``reffeat._threads``).  There is no numba ``parallel=True``: its compile cost (seconds per kernel) is
 paid on every first run, and a fixed set of slots needs no parfor scheduling.
 
 Nothing happens at import except defining the functions: no environment
@@ -51,11 +51,11 @@ variable, numba setting or BLAS thread count is touched.  The commands call
 ``configure_threads()`` (thread count from REFFEAT_THREADS / NUMBA_NUM_THREADS /
 OMP_NUM_THREADS, else the core count), otherwise the first kernel call does;
 scipy's OpenBLAS, which the kernels call from their own threads, is held at one
-thread during each call and restored after (``_Blas``).  The kernel compiles on its first
+thread during each call and restored after (``_threads.Blas``).  The kernel compiles on its first
 call, for the dtypes it is called with (float32 only if float32 W and X are
 passed), and is cached on disk in a directory that does not depend on where the
 package is imported from (``cache_dir()``), so a checkout and an installed copy
-of the same source share one cache.
+of the same source share one cache (the locator: ``reffeat._kcache``).
 
 Memory: nothing of size (n, P, k, m) is materialised except where the API
 returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
