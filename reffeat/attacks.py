@@ -22,7 +22,7 @@ array([[[ 0.2, -0.1]]])
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -102,6 +102,7 @@ def loss_and_grad_x(W, X, y, q: float, rho: float, loss: str = "ce", *, backend=
     return losses, G, F
 
 
+@runtime_checkable
 class InputMap(Protocol):
     """What the attacks need of a map from the attacked space to the model's
     patches (R2's image map, ``reffeat.real.patches.ImageMap``, is one): threats

@@ -43,8 +43,9 @@ the summation order, hence every bit of the result, is the same on any machine
 with the same BLAS.  The kernels are serial numba functions that release the GIL
 (``nogil``); the slots of one call run on a small thread pool of
 ``configure_threads()`` threads (default: one — run in the caller's thread;
-the pool and the OpenBLAS control live in ``reffeat._threads``).  There is no numba ``parallel=True``: its compile cost (seconds per kernel) is
-paid on every first run, and a fixed set of slots needs no parfor scheduling.
+the pool and the OpenBLAS control live in ``reffeat._threads``).  There is no
+numba ``parallel=True``: its compile cost (seconds per kernel) is paid on every
+first run, and a fixed set of slots needs no parfor scheduling.
 
 Nothing happens at import except defining the functions: no environment
 variable, numba setting or BLAS thread count is touched.  The commands call
@@ -552,7 +553,7 @@ def grad_x_and_loss(W, X, y, q, rho):
 
 
 def forward_and_grad_x(W, X, y, q, rho):
-    """N3, L2 and G3 from one fused pass (the CE case of ``apgd.loss_and_grad_x``):
+    """N3, L2 and G3 from one fused pass (the CE case of ``attacks.loss_and_grad_x``):
     (F (n, k), losses (n,), ∇_X ℓ (n, P, d)), ∇ not divided by n."""
     F, losses, _, gx = _fused_call(W, X, y, q, rho, WANT_G3)
     return F, losses, gx

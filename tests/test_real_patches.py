@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from reffeat.apgd import apgd, apgd_run
 from reffeat.apgd import random_start as apgd_start
-from reffeat.attacks import attack, loss_and_grad_through
+from reffeat.attacks import InputMap, attack, loss_and_grad_through
 from reffeat.backend import use_backend
 from reffeat.model import init_weights, per_sample_loss, predict
 from reffeat.real import lenses
@@ -314,3 +314,9 @@ def test_linear_baseline_with_centring_is_the_same_classifier_on_the_image():
         c = linear_robust_correct(V, b - V @ v.mean.ravel(), imgs.reshape(60, -1), y, eps)
         assert np.array_equal(a, c), f"eps={eps}: {a.sum()} vs {c.sum()} robust"
         assert 0 < a.sum() < 60
+
+
+def test_image_map_is_the_core_s_input_map():
+    """real.patches.ImageMap implements the interface the core defines (attacks.InputMap);
+    the core imports nothing from real/."""
+    assert isinstance(ImageMap((8, 8, 1), 4, 2), InputMap)
