@@ -16,23 +16,34 @@ Public API (equation labels of SPEC.md in brackets):
     accuracy, robust_correct, alignment, feature_responses, evaluate   [E1–E4]
 """
 
+from ._version import __version__
 from .activation import smoothed_relu, smoothed_relu_grad
-from .backend import get_backend, set_backend, use_backend
 from .attacks import attack, feature_attack_correct, feature_perturbations, project
+from .backend import get_backend, set_backend, use_backend
 from .config import Config
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs, sample
 from .features import make_features
-from .metrics import (accuracy, alignment, c4_decomposition, coefficient_summary, coefficients,
-                      evaluate, feature_responses, grad_w_and_c4, robust_correct)
+from .metrics import (
+    accuracy,
+    alignment,
+    c4_decomposition,
+    coefficient_summary,
+    coefficients,
+    evaluate,
+    feature_responses,
+    grad_w_and_c4,
+    robust_correct,
+)
 from .model import forward, grad_w, grad_x, init_weights, loss, per_sample_loss, predict
 from .train import Problem, TrainResult, problem, train
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "Config", "make_features", "sample", "pure_inputs", "ROBUST", "NONROBUST", "NOISE", "smoothed_relu", "smoothed_relu_grad",
+    "__version__",
+    "Config", "make_features", "sample", "pure_inputs", "ROBUST", "NONROBUST", "NOISE",
+    "smoothed_relu", "smoothed_relu_grad",
     "init_weights", "forward", "loss", "per_sample_loss", "grad_w", "grad_x", "predict",
-    "set_backend", "get_backend", "use_backend", "attack", "project", "feature_attack_correct", "feature_perturbations",
+    "set_backend", "get_backend", "use_backend",
+    "attack", "project", "feature_attack_correct", "feature_perturbations",
     "problem", "train", "Problem", "TrainResult",
     "coefficients", "coefficient_summary", "c4_decomposition", "grad_w_and_c4",
     "accuracy", "robust_correct", "alignment", "feature_responses", "evaluate",

@@ -22,9 +22,10 @@ array([0. , 0.5, 1. ])
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def smoothed_relu(z, q: float, rho: float):
+def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     """N1: σ(z) elementwise. z any shape (float) -> same shape."""
     z = np.asarray(z, dtype=float)
     zc = np.clip(z, 0.0, rho)                      # the polynomial piece sees [0, ρ]
@@ -32,7 +33,7 @@ def smoothed_relu(z, q: float, rho: float):
     return np.where(z > rho, z - (1.0 - 1.0 / q) * rho, poly)
 
 
-def smoothed_relu_grad(z, q: float, rho: float):
+def smoothed_relu_grad(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     """N2: σ'(z) elementwise. z any shape -> same shape."""
     z = np.asarray(z, dtype=float)
     zc = np.clip(z, 0.0, rho)

@@ -37,7 +37,9 @@ written with G3 (hand-derived input gradients, no autodiff).
 k = 2: the DLR loss needs a third output (its denominator F_π1 − F_π3 is
 what makes it scale-invariant); with two outputs F_π1 − F_π2 = |N| and the
 loss is ±1, a constant with zero gradient. ``apgd(loss="dlr")`` raises for
-k < 3 and ``robust_correct`` reports APGD-DLR as skipped (null) there.
+k < 3 and ``robust_correct`` reports APGD-DLR as skipped (null) there — the
+rule lives once, in ``attacks.apgd_losses(k)``. The losses and their input
+gradients (``loss_and_grad_x``) live in ``reffeat.attacks`` with T2.
 
 Cost: one iteration is one forward pass and one G3 product (the same as one
 PGD step); APGD-CE + APGD-DLR with N iterations cost 2N PGD steps.
@@ -45,68 +47,19 @@ PGD step); APGD-CE + APGD-DLR with N iterations cost 2N PGD steps.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
-from .attacks import _apply, direction, project
 from . import backend as _backend
-from .model import dloss_dF, forward, forward_and_slopes
+from .attacks import LOSSES, InputMap, _apply, apgd_losses, direction, loss_and_grad_through, loss_and_grad_x, project
+from .constraints import IMAGE_NORMS, NORMS, Interval, Options, check, check_labels
+from .model import check_inputs, forward
 
-LOSSES = ("ce", "dlr")
-_NORMS = ("linf", "l2", "l2-patch")
-
-
-# ------------------------------------------------------------------ losses
-
-def ce_and_grad_F(F: np.ndarray, y: np.ndarray):
-    """E2c / L2, G1: CE loss per sample (n,) and ∂ℓ/∂F (n, k)."""
-    C, losses = dloss_dF(F, y)
-    return losses, C
-
-
-def dlr_and_grad_F(F: np.ndarray, y: np.ndarray):
-    """E2c: DLR loss per sample (n,) and its hand-derived ∂/∂F (n, k). Needs k ≥ 3.
-
-    ℓ = −(F_y − max_{i≠y} F_i) / (F_π1 − F_π3 + 1e-12); see the module docstring.
-    """
-    n, k = F.shape
-    if k < 3:
-        raise ValueError(f"the DLR loss needs k >= 3 classes (got k={k})")
-    rows = np.arange(n)
-    order = np.argsort(-F, axis=1, kind="stable")
-    p1, p3 = order[:, 0], order[:, 2]
-    Fo = F.copy()
-    Fo[rows, y] = -np.inf
-    o = Fo.argmax(axis=1)                                  # the strongest other class
-    N = F[rows, y] - F[rows, o]
-    D = F[rows, p1] - F[rows, p3] + 1e-12
-    losses = -N / D
-    C = np.zeros_like(F)
-    np.add.at(C, (rows, y), -1.0 / D)
-    np.add.at(C, (rows, o), 1.0 / D)
-    np.add.at(C, (rows, p1), N / D ** 2)
-    np.add.at(C, (rows, p3), -N / D ** 2)
-    return losses, C
-
-
-_LOSS_FN = {"ce": ce_and_grad_F, "dlr": dlr_and_grad_F}
-
-
-def loss_and_grad_x(W, X, y, q: float, rho: float, loss: str = "ce", *, backend=None):
-    """E2c with G3: (per-sample loss (n,), ∇_X ℓ (n, P, d), F (n, k)) for loss "ce" or "dlr".
-
-    ∇_{x_p} ℓ = Σ_j c_j Σ_r σ'(⟨w_{j,r}, x_p⟩) w_{j,r}, c = ∂ℓ/∂F (G1 for CE).
-    """
-    k, m, d = W.shape
-    n, P, _ = X.shape
-    kern = _backend.kernels(backend)
-    if loss == "ce" and kern is not None:
-        F, losses, _, G = kern._fused_call(W, X, y, q, rho, 2)     # fused G1 × N2 × G3
-        return losses, G, F
-    F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True, backend=backend)
-    losses, C = _LOSS_FN[loss](F, y)
-    Sp *= C[:, None, :, None]                     # Sp is a fresh array: scale in place
-    G = (Sp.reshape(n * P, k * m) @ W.reshape(k * m, d).astype(Sp.dtype, copy=False)).reshape(n, P, d)
-    return losses, G, F
+_EPS = Interval(Real, 0)
+_STEPS = Interval(Integral, 1)
+_RESTARTS = Interval(Integral, 0)
+_UNIT = Interval(Real, 0, 1, closed="right")
 
 
 # ------------------------------------------------------------------ schedule
@@ -140,29 +93,23 @@ def random_start(shape, eps, norm, rng):
 
 
 def _check(eps, norm, loss, steps, restarts, alpha, rho_osc):
-    if norm not in _NORMS:
-        raise ValueError(f"norm must be one of {', '.join(_NORMS)} (got {norm!r})")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)} (got {loss!r})")
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0 (got {eps!r})")
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1 (got {steps!r})")
-    if not isinstance(restarts, (int, np.integer)) or restarts < 0:
-        raise ValueError(f"restarts must be an integer >= 0 (got {restarts!r})")
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha (momentum) must be in (0, 1] (got {alpha!r})")
-    if not 0 < rho_osc <= 1:
-        raise ValueError(f"rho_osc must be in (0, 1] (got {rho_osc!r})")
+    """E2c's parameters at the public boundary (``reffeat.constraints``)."""
+    check("norm", norm, Options(NORMS))
+    check("loss", loss, Options(LOSSES))
+    check("eps", eps, _EPS)
+    check("steps", steps, _STEPS)
+    check("restarts", restarts, _RESTARTS)
+    check("alpha (momentum)", alpha, _UNIT)
+    check("rho_osc", rho_osc, _UNIT)
 
 
 def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, clip=None,
-             alpha=0.75, rho_osc=0.75, backend=None, view=None):
+             alpha=0.75, rho_osc=0.75, backend=None, view: InputMap | None = None):
     """E2c: one APGD run from the perturbation ``start`` (n, P, d) (see ``random_start``).
 
-    ``view``: an R2 image map that is not a permutation (see ``apgd``): X and
-    ``start`` are then images (any shape with H·W·C values per sample) and
-    the gradient is ``view.loss_and_grad`` (G3 folded back onto the image).
+    ``view``: an ``attacks.InputMap`` that is not a permutation (see ``apgd``): X
+    and ``start`` are then arrays of its space (any shape with its per-sample
+    size) and the gradient is ``attacks.loss_and_grad_through`` (G3 folded back).
 
     Returns a dict: ``X_adv`` (n, P, d) — per sample the first misclassified
     iterate if any, else the point of highest loss; ``fooled`` (n,) bool;
@@ -180,7 +127,11 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
     ckpts = set(checkpoints(steps))
     Xa = _apply(X, start, clip)
     backend = _backend.resolve(backend)
-    grad = loss_and_grad_x if view is None else view.loss_and_grad
+    def grad(W, A, y, q, rho, loss, backend):
+        if view is None:
+            return loss_and_grad_x(W, A, y, q, rho, loss, backend=backend)
+        return loss_and_grad_through(view, W, A, y, q, rho, loss, backend=backend)
+
     L, G, F = grad(W, Xa, y, q, rho, loss, backend=backend)
     fooled = F.argmax(axis=1) != y
     X_adv = Xa.copy()
@@ -221,7 +172,8 @@ def apgd_run(W, X, y, *, q, rho, eps, norm="linf", loss="ce", steps=100, start, 
 
 def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss: str = "ce",
          steps: int = 100, restarts: int = 0, rng: np.random.Generator, clip=None,
-         alpha: float = 0.75, rho_osc: float = 0.75, batch: int = 500, backend=None, view=None):
+         alpha: float = 0.75, rho_osc: float = 0.75, batch: int = 500, backend=None,
+         view: InputMap | None = None):
     """E2c: APGD-CE (``loss="ce"``) or APGD-DLR (``loss="dlr"``, k ≥ 3).
 
     X (n, P, d), y (n,) -> (X_adv (n, P, d), fooled (n,) bool). 1 + ``restarts``
@@ -229,25 +181,27 @@ def apgd(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", loss:
     them at once; points are then processed in batches of ``batch`` (the result
     does not depend on ``batch``).
 
-    ``view``: an R2 image map (``reffeat.real.patches.ImageMap``) or None. X
+    ``view``: an ``attacks.InputMap`` (R2's ``reffeat.real.patches.ImageMap``) or None. X
     and X_adv are then in the map's space: for a map that is not a
     permutation, images (n, H, W, C) on which the ball and the box act, with
     the gradient fold(G3 at view.inputs(X)); a permutation map changes nothing.
     """
     _check(eps, norm, loss, steps, restarts, alpha, rho_osc)
-    if loss == "dlr" and W.shape[0] < 3:
+    if loss not in apgd_losses(W.shape[0]):
         raise ValueError(f"APGD-DLR needs k >= 3 classes (got k={W.shape[0]})")
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     backend = _backend.resolve(backend)
     if view is not None and not view.permutation:
-        if norm not in ("linf", "l2"):       # a per-patch ball means nothing on the image
-            raise ValueError(f"norm must be one of linf, l2 on images (got {norm!r})")
+        check("norm", norm, Options(IMAGE_NORMS))     # a per-patch ball means nothing on the image
+        check_inputs(W, view.inputs(X[:1]), q, rho)
+        check_labels("y", y, X.shape[0], W.shape[0])
         shape = X.shape
         X = X.reshape(shape[0], 1, -1)       # ℓ∞ / whole-input ℓ2: the layout does not matter
         X_adv, fooled = _apgd(W, X, y, q, rho, eps, norm, loss, steps, restarts, rng, clip, alpha,
                               rho_osc, batch, backend, view)
         return X_adv.reshape(shape), fooled
+    check_inputs(W, X, q, rho, y)
     return _apgd(W, X, y, q, rho, eps, norm, loss, steps, restarts, rng, clip, alpha, rho_osc,
                  batch, backend, None)
 

@@ -22,17 +22,113 @@ array([[[ 0.2, -0.1]]])
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import backend as _backend
-from .constraints import ASCENTS, NORMS, Interval, NoneOr, Options, check, check_labels
-from .model import check_inputs, grad_x_and_loss, per_sample_loss, predict
+from .constraints import ASCENTS, IMAGE_NORMS, NORMS, Interval, NoneOr, Options, check, check_labels
+from .model import check_inputs, dloss_dF, forward_and_slopes, grad_x_and_loss, per_sample_loss, predict
 
 _EPS = Interval(Real, 0)
 _STEPS = Interval(Integral, 1)
 _STEP_SIZE = NoneOr(Interval(Real, 0, closed="neither"))
 _RESTARTS = Interval(Integral, 0)
+
+
+# ------------------------------------------------------------------ E2c losses and gradients
+#: APGD's losses (E2c): cross-entropy and DLR.
+LOSSES = ("ce", "dlr")
+
+
+def apgd_losses(k: int) -> tuple[str, ...]:
+    """E2c: the APGD losses defined for k classes — the one home of the rule
+    "skip DLR when k < 3" (its denominator F_π1 − F_π3 needs a third output;
+    with two the loss is a constant ±1 with zero gradient)."""
+    return LOSSES if k >= 3 else ("ce",)
+
+
+
+def ce_and_grad_F(F: np.ndarray, y: np.ndarray):
+    """E2c / L2, G1: CE loss per sample (n,) and ∂ℓ/∂F (n, k)."""
+    C, losses = dloss_dF(F, y)
+    return losses, C
+
+
+def dlr_and_grad_F(F: np.ndarray, y: np.ndarray):
+    """E2c: DLR loss per sample (n,) and its hand-derived ∂/∂F (n, k). Needs k ≥ 3.
+
+    ℓ = −(F_y − max_{i≠y} F_i) / (F_π1 − F_π3 + 1e-12); see ``reffeat.apgd``.
+    """
+    n, k = F.shape
+    if "dlr" not in apgd_losses(k):
+        raise ValueError(f"the DLR loss needs k >= 3 classes (got k={k})")
+    rows = np.arange(n)
+    order = np.argsort(-F, axis=1, kind="stable")
+    p1, p3 = order[:, 0], order[:, 2]
+    Fo = F.copy()
+    Fo[rows, y] = -np.inf
+    o = Fo.argmax(axis=1)                                  # the strongest other class
+    N = F[rows, y] - F[rows, o]
+    D = F[rows, p1] - F[rows, p3] + 1e-12
+    losses = -N / D
+    C = np.zeros_like(F)
+    np.add.at(C, (rows, y), -1.0 / D)
+    np.add.at(C, (rows, o), 1.0 / D)
+    np.add.at(C, (rows, p1), N / D ** 2)
+    np.add.at(C, (rows, p3), -N / D ** 2)
+    return losses, C
+
+
+_LOSS_FN = {"ce": ce_and_grad_F, "dlr": dlr_and_grad_F}
+
+
+def loss_and_grad_x(W, X, y, q: float, rho: float, loss: str = "ce", *, backend=None):
+    """E2c with G3: (per-sample loss (n,), ∇_X ℓ (n, P, d), F (n, k)) for loss "ce" or "dlr".
+
+    ∇_{x_p} ℓ = Σ_j c_j Σ_r σ'(⟨w_{j,r}, x_p⟩) w_{j,r}, c = ∂ℓ/∂F (G1 for CE).
+    """
+    k, m, d = W.shape
+    n, P, _ = X.shape
+    kern = _backend.kernels(backend)
+    if loss == "ce" and kern is not None:
+        F, losses, G = kern.forward_and_grad_x(W, X, y, q, rho)     # fused G1 × N2 × G3
+        return losses, G, F
+    F, Sp = forward_and_slopes(W, X, q, rho, need_grad=True, backend=backend)
+    losses, C = _LOSS_FN[loss](F, y)
+    Sp *= C[:, None, :, None]                     # Sp is a fresh array: scale in place
+    G = (Sp.reshape(n * P, k * m) @ W.reshape(k * m, d).astype(Sp.dtype, copy=False)).reshape(n, P, d)
+    return losses, G, F
+
+
+@runtime_checkable
+class InputMap(Protocol):
+    """What the attacks need of a map from the attacked space to the model's
+    patches (R2's image map, ``reffeat.real.patches.ImageMap``, is one): threats
+    (the ball, the box) act on arrays A of the space; the model sees
+    ``inputs(A)`` (n, P, d); ``fold_like(G, A)`` carries a gradient w.r.t. the
+    inputs back to the space (the adjoint of ``inputs``), shaped like A.
+    ``permutation``: ``inputs`` only permutes coordinates (then the attacks run
+    on the patches directly); ``shape``: one sample's shape in the space."""
+
+    @property
+    def permutation(self) -> bool: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def inputs(self, A: np.ndarray) -> np.ndarray: ...
+
+    def fold_like(self, G: np.ndarray, A: np.ndarray) -> np.ndarray: ...
+
+
+def loss_and_grad_through(view: InputMap, W, A, y, q: float, rho: float, loss: str = "ce", *,
+                          backend=None):
+    """E2c/G3 on the map's space: (per-sample loss (n,), ∇_A ℓ shaped like A, F (n, k)),
+    ∇_A ℓ = fold_like(∇_X ℓ(W; inputs(A), y)) — loss "ce" (L2, G1) or "dlr" (E2c)."""
+    losses, G, F = loss_and_grad_x(W, view.inputs(A), y, q, rho, loss, backend=backend)
+    return losses, view.fold_like(G, A), F
 
 
 def _check(eps, norm, steps, step_size, ascent):
@@ -98,11 +194,11 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, t
                 backend=None, view=None):
     """One T2 run from perturbation `start` (n,P,d; None: from X itself). Returns X^{(K)}.
 
-    On the numba backend the loop runs in its twin ``kernels._ascent_run``
+    On the numba backend the loop runs in its twin ``kernels.ascent_run``
     (chunked GEMM → σ'/G1 → GEMM (G3) → step, same arithmetic); the numpy loop
     below is the reference.  With an image map ``view`` (not a permutation) X
     holds flattened images and the loop steps on them with the folded G3
-    gradient ``view.loss_and_grad`` (G3 on the numba backend if chosen).
+    gradient ``loss_and_grad_through`` (G3 on the numba backend if chosen).
     """
     sign = 1.0
     yy = y
@@ -111,23 +207,25 @@ def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, start, ascent, clip, t
     Xa = _apply(X, start, clip)
     kern = _backend.kernels(backend)
     if kern is not None and view is None:   # norm and ascent were validated by attack()
-        return kern._ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
+        return kern.ascent_run(W, X, yy, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     if view is not None:                    # keep the data's precision (as the kernel does)
         Xa = Xa.astype(X.dtype, copy=False)
     for _ in range(steps):
         if view is None:
             _, g = grad_x_and_loss(W, Xa, yy, q, rho, backend="reference")
         else:
-            _, g, _ = view.loss_and_grad(W, Xa, yy, q, rho, backend=backend)
+            _, g, _ = loss_and_grad_through(view, W, Xa, yy, q, rho, backend=backend)
         delta = project(Xa - X + sign * gamma * direction(g, norm, ascent), eps, norm)
         Xa = _apply(X, delta, clip)
     return Xa
 
 
-def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", steps: int = 1,
+def attack(W: np.ndarray, X: np.ndarray, y: ArrayLike, *, q: float, rho: float, eps: float,
+           norm: str = "linf", steps: int = 1,
            step_size: float | None = None, random_start: bool = False,
            rng: np.random.Generator | None = None, restarts: int = 0, ascent: str = "sign",
-           clip=None, targets=None, backend=None, view=None) -> np.ndarray:
+           clip: tuple[float, float] | None = None, targets: ArrayLike | None = None,
+           backend: str | None = None, view: InputMap | None = None) -> np.ndarray:
     """T2: adversarial inputs X_adv (n, P, d) in B(X, ε) by K steps of gradient ascent.
 
     ``step_size`` γ defaults to ε. With ``restarts`` R > 0 the attack is run
@@ -135,7 +233,7 @@ def attack(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf", ste
     misclassifies (reaches the target, if targeted) — else the one with the
     highest loss — is kept.  ``backend``: see ``reffeat.backend``.
 
-    ``view``: an R2 image map (``reffeat.real.patches.ImageMap``) or None. X
+    ``view``: an ``InputMap`` (R2's ``reffeat.real.patches.ImageMap``) or None. X
     and the result are then in the map's space: for a map that is not a
     permutation (stride < p or centring) these are images (n, H, W, C), the
     ball and the box act on the image and the gradient is
@@ -164,8 +262,7 @@ def _through_view(view, W, X, y, *, targets, q, rho, **kw):
     H, Wd, C = view.shape
     if X.ndim < 2 or X[0].size != H * Wd * C:
         raise ValueError(f"X must hold images of shape {view.shape} for the image map (got {X.shape})")
-    if kw["norm"] not in ("linf", "l2"):      # a per-patch ball means nothing on the image
-        raise ValueError(f"norm must be one of linf, l2 on images (got {kw['norm']!r})")
+    check("norm", kw["norm"], Options(IMAGE_NORMS))   # a per-patch ball means nothing on the image
     Xf = X.reshape(X.shape[0], 1, -1)
     head = view.inputs(Xf[:1])
     check_inputs(W, head, q, rho)
@@ -218,7 +315,8 @@ def _attack(W, X, y, q, rho, eps, norm, steps, step_size, random_start, rng, res
 _random_start = random_start     # attack()'s keyword ``random_start`` shadows the function
 
 
-def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm: str = "linf"):
+def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float,
+                          norm: str = "linf") -> list[np.ndarray]:
     """E2b: the k feature-aligned perturbations, each (n, P, d) (read-only broadcast views).
 
     Candidate t (t = 0..k−1) uses the direction c = v_t − v_y for t ≠ y and
@@ -243,8 +341,10 @@ def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float, norm
     return out
 
 
-def feature_attack_correct(W, X, y, V, *, q: float, rho: float, eps: float,
-                           norm: str = "linf", clip=None, backend=None) -> np.ndarray:
+def feature_attack_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, *, q: float,
+                           rho: float, eps: float, norm: str = "linf",
+                           clip: tuple[float, float] | None = None,
+                           backend: str | None = None) -> np.ndarray:
     """E2b: boolean (n,) — True where the point is classified correctly under
     every feature-aligned perturbation."""
     ok = np.ones(len(y), dtype=bool)

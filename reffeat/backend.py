@@ -22,26 +22,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
+from types import ModuleType
+
+from .constraints import Options, check
 
 BACKENDS = ("numba", "reference")
 ENV_VAR = "REFFEAT_BACKEND"
 
 
-def check_backend(name) -> str:
-    """``name`` if it is one of BACKENDS, else ValueError naming the allowed values."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {name!r})")
-    return name
+_BACKEND = Options(BACKENDS)
+
+
+def check_backend(name: object) -> str:
+    """``name`` if it is one of BACKENDS, else ValueError naming the allowed values
+    (``reffeat.constraints``)."""
+    return check("backend", name, _BACKEND)
 
 
 def _from_env() -> str:
     raw = os.environ.get(ENV_VAR, "").strip().lower()
     if not raw:
         return "numba"
-    if raw not in BACKENDS:
-        raise ValueError(f"environment variable {ENV_VAR} must be one of {', '.join(BACKENDS)} "
-                         f"(got {raw!r})")
-    return raw
+    return check(f"environment variable {ENV_VAR}", raw, _BACKEND)
 
 
 _current = _from_env()
@@ -60,7 +63,7 @@ def set_backend(name: str) -> str:
 
 
 @contextlib.contextmanager
-def use_backend(name: str):
+def use_backend(name: str) -> Iterator[str]:
     """``with use_backend("reference"): ...`` — the choice for the block, restored after
     (also on an exception).  Not thread-local: it changes the process-wide choice."""
     old = set_backend(name)
@@ -70,12 +73,12 @@ def use_backend(name: str):
         set_backend(old)
 
 
-def resolve(backend=None) -> str:
+def resolve(backend: str | None = None) -> str:
     """The backend a call runs on: ``backend`` if given (validated), else the current choice."""
     return _current if backend is None else check_backend(backend)
 
 
-def kernels(backend=None):
+def kernels(backend: str | None = None) -> ModuleType | None:
     """The ``reffeat.kernels`` module if the call runs on numba, else None.
 
     Imported on first use, so the reference backend never imports numba."""

@@ -40,8 +40,22 @@ import dataclasses
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 
-from .constraints import (ASCENTS, GEOMETRIES, NORMS, Boolean, Dependent, Field, Interval, NoneOr,
-                          Options, PowerOfTwo, check_fields, parse, reject_unknown_keywords, show)
+from .constraints import (
+    ASCENTS,
+    GEOMETRIES,
+    NORMS,
+    Boolean,
+    Dependent,
+    Field,
+    Interval,
+    NoneOr,
+    Options,
+    PowerOfTwo,
+    check_fields,
+    parse,
+    reject_unknown_keywords,
+    show,
+)
 
 
 @reject_unknown_keywords
@@ -120,7 +134,7 @@ class Config:
         """E2a PGD step (default ε/4)."""
         return self.eps / 4 if self.eval_gamma is None else self.eval_gamma
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
 
@@ -128,7 +142,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         """Build from a mapping, rejecting unknown keys with a clear message."""
         names = {f.name for f in fields(cls)}
         for key in d:
@@ -256,7 +270,7 @@ def read_toml(path) -> dict:
     return {key: coerce(key, val) for key, val in values.items()}
 
 
-def help_text(defaults: "Config | None" = None, width: int = 100) -> str:
+def help_text(defaults: Config | None = None, width: int = 100) -> str:
     """The Config keys for ``--help``: name, default, allowed range (from the
     constraints that validate it) and meaning, one block per key."""
     cfg = defaults or Config()

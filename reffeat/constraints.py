@@ -158,7 +158,7 @@ class Interval(Constraint):
                         raise _Bad from None     # exactly (a float beyond 2**53 is no integer)
                     v = int(f)
             else:
-                v = _number(t)
+                v = _number(t)  # type: ignore[assignment]  # a Real constraint: v is a float
         except (ValueError, ZeroDivisionError, OverflowError):
             raise _Bad from None
         return self.convert(v)
@@ -243,6 +243,22 @@ class PowerOfTwo(Constraint):
 
     def parse(self, text: str):
         return self.convert(Interval(Integral).parse(text))
+
+
+class InstanceOf(Constraint):
+    """An object of class ``cls`` (e.g. a ``Config``); has no text form."""
+
+    def __init__(self, cls: type, desc: str | None = None):
+        self.cls = cls
+        self.desc = desc or f"a {cls.__name__} object"
+
+    def convert(self, value):
+        if not isinstance(value, self.cls):
+            raise _Bad
+        return value
+
+    def parse(self, text: str):
+        raise _Bad
 
 
 class NoneOr(Constraint):

@@ -20,14 +20,21 @@ Patch types are coded ROBUST = 0, NONROBUST = 1, NOISE = 2.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .features import feature_projector, make_features
 
+if TYPE_CHECKING:
+    from .config import Config
+
 ROBUST, NONROBUST, NOISE = 0, 1, 2
 
 
-def sample(cfg, n: int, rng: np.random.Generator, features=None, return_patch_types: bool = False):
+def sample(cfg: Config, n: int, rng: np.random.Generator,
+           features: tuple[np.ndarray, np.ndarray] | None = None,
+           return_patch_types: bool = False) -> tuple[np.ndarray, ...]:
     """D1–D4: draw n points. Returns X (n, P, d), y (n,) int64
     [, patch_types (n, P) int8 if ``return_patch_types``].
 
@@ -59,7 +66,8 @@ def sample(cfg, n: int, rng: np.random.Generator, features=None, return_patch_ty
     return X, y
 
 
-def pure_inputs(cfg, features=None):
+def pure_inputs(cfg: Config, features: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """E4: pure robust inputs (α u_j in s patches, zeros elsewhere) and pure
     non-robust inputs (β v_j in |N| patches, zeros elsewhere), one per class.
 

@@ -20,27 +20,22 @@ array([[ 0.,  0.,  1., -1.,  1., -1.],
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import seeding
+from .constraints import PowerOfTwo, check
 
-
-def hadamard(order: int) -> np.ndarray:
-    """Sylvester–Hadamard matrix H_order (order a power of two), entries ±1."""
-    if order < 1 or order & (order - 1):
-        raise ValueError(f"hadamard order must be a power of two >= 1 (got {order})")
-    H = np.ones((1, 1))
-    while H.shape[0] < order:
-        H = np.block([[H, H], [H, -H]])
-    return H
+if TYPE_CHECKING:
+    from .config import Config
 
 
 def hadamard_rows(rows, order: int) -> np.ndarray:
     """Rows of the Sylvester–Hadamard matrix H_order without building it:
     H[r, c] = (−1)^popcount(r AND c). (len(rows), order) entries ±1; memory
     O(len(rows)·order), not order² (d_N = 131072 would need 137 GB)."""
-    if order < 1 or order & (order - 1):
-        raise ValueError(f"hadamard order must be a power of two >= 1 (got {order})")
+    order = check("hadamard order", order, PowerOfTwo(1))
     c = np.arange(order, dtype=np.int64)
     out = np.empty((len(rows), order))
     for i, r in enumerate(rows):
@@ -53,7 +48,7 @@ def hadamard_rows(rows, order: int) -> np.ndarray:
     return out
 
 
-def make_features(cfg, rng: np.random.Generator | None = None):
+def make_features(cfg: Config, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """F1–F3: return (U, V), each (k, d) with orthonormal rows.
 
     ``rng`` is used only by geometry "random" (default: seeded from cfg.seed).

@@ -42,20 +42,21 @@ count depend only on the shapes (never on the machine or the thread setting), so
 the summation order, hence every bit of the result, is the same on any machine
 with the same BLAS.  The kernels are serial numba functions that release the GIL
 (``nogil``); the slots of one call run on a small thread pool of
-``configure_threads()`` threads (default: one — run in the caller's thread).
-There is no numba ``parallel=True``: its compile cost (seconds per kernel) is
-paid on every first run, and a fixed set of slots needs no parfor scheduling.
+``configure_threads()`` threads (default: one — run in the caller's thread;
+the pool and the OpenBLAS control live in ``reffeat._threads``).  There is no
+numba ``parallel=True``: its compile cost (seconds per kernel) is paid on every
+first run, and a fixed set of slots needs no parfor scheduling.
 
 Nothing happens at import except defining the functions: no environment
 variable, numba setting or BLAS thread count is touched.  The commands call
 ``configure_threads()`` (thread count from REFFEAT_THREADS / NUMBA_NUM_THREADS /
 OMP_NUM_THREADS, else the core count), otherwise the first kernel call does;
 scipy's OpenBLAS, which the kernels call from their own threads, is held at one
-thread during each call and restored after (``_Blas``).  The kernel compiles on its first
+thread during each call and restored after (``_threads.Blas``).  The kernel compiles on its first
 call, for the dtypes it is called with (float32 only if float32 W and X are
 passed), and is cached on disk in a directory that does not depend on where the
 package is imported from (``cache_dir()``), so a checkout and an installed copy
-of the same source share one cache.
+of the same source share one cache (the locator: ``reffeat._kcache``).
 
 Memory: nothing of size (n, P, k, m) is materialised except where the API
 returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
@@ -68,12 +69,15 @@ dtype: float64 by default; float32 W and X (both) select float32 kernels
 
 from __future__ import annotations
 
-import hashlib
-import os
-import threading
-
 import numpy as np
-import numba
+
+from . import _kcache
+from ._threads import SLOTS, configure_threads, run_slots, threads
+
+__all__ = ["CHUNK_ROWS", "CHUNK_BYTES", "SLOTS", "WANT_F", "WANT_G2", "WANT_G3", "WANT_SLOPES", "WANT_A",
+           "WANT_C4", "WANT_G2_C4", "WANT_ASCENT", "cache_dir", "configure_threads", "threads",
+           "chunk_samples", "forward", "forward_and_slopes", "backprop", "grad_w", "grad_x",
+           "grad_x_and_loss", "forward_and_grad_x", "ascent_run", "c4_decomposition", "grad_w_and_c4"]
 
 #: A chunk is whole samples with ≈ CHUNK_ROWS patch rows, fewer if its working set
 #: (rows × (k·m + 2d) × itemsize: z/A, the input rows, the G3 rows) would exceed
@@ -81,199 +85,19 @@ import numba
 #: often, more rows leave L2 (bench measurements: README).
 CHUNK_ROWS = 256
 CHUNK_BYTES = 1 << 20
-#: Number of work slots (each with its own chunk buffer and G2/C4 partial): a
-#: constant, so the summation order is the same on every machine.  More slots
-#: would let more than two threads work, at the cost of more buffers and of
-#: results whose last bits differ from those recorded with two slots.
-SLOTS = 2
 
 _MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2         # what _activate leaves in Z
-#: what a ``_pass`` computes (its ``want``; 0-4 are also ``_fused_call``'s)
+#: what a ``_pass`` computes (its ``want``; WANT_F … WANT_A are also ``_fused_call``'s)
 WANT_F, WANT_G2, WANT_G3, WANT_SLOPES, WANT_A, WANT_C4, WANT_G2_C4, WANT_ASCENT = range(8)
 _NORM_CODES = {"linf": 0, "l2": 1, "l2-patch": 2}
 
 
-# ---------------------------------------------------------------- cache
 def cache_dir() -> str:
-    """Where compiled kernels are cached: $REFFEAT_CACHE_DIR/numba, else
-    $XDG_CACHE_HOME/reffeat/numba (default ~/.cache/reffeat/numba), in a
-    sub-directory named by the hash of this file's source.  When NUMBA_CACHE_DIR
-    is set, numba's own rule applies instead (that directory, keyed by path)."""
-    root = os.environ.get("REFFEAT_CACHE_DIR")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "reffeat")
-    with open(__file__, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
-    return os.path.join(root, "numba", f"kernels-{digest}")
+    """Where this file's compiled kernels are cached (``reffeat._kcache.cache_dir``)."""
+    return _kcache.cache_dir(__file__)
 
 
-def _cache_class():
-    """numba's FunctionCache with a locator that puts the cache in ``cache_dir()``
-    (numba's default locators key the cache by the source file's path, so a
-    checkout and an installed copy compiled twice).  None if numba's internals
-    are not as expected or NUMBA_CACHE_DIR is set: then plain ``cache=True``."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return None
-    try:
-        from numba.core import caching
-        base_locator = caching._SourceFileBackedLocatorMixin
-        abstract = caching._CacheLocator
-    except (ImportError, AttributeError):
-        return None
-    path = cache_dir()
-
-    class _Locator(base_locator, abstract):
-        def __init__(self, py_func, py_file):
-            self._py_file = py_file
-            self._lineno = py_func.__code__.co_firstlineno
-
-        def get_cache_path(self):
-            return path
-
-        @classmethod
-        def from_function(cls, py_func, py_file):
-            if os.path.abspath(py_file) != os.path.abspath(__file__):
-                return None
-            return super().from_function(py_func, py_file)
-
-    class _Impl(caching.CompileResultCacheImpl):
-        _locator_classes = [_Locator] + list(caching.CompileResultCacheImpl._locator_classes)
-
-    class _Cache(caching.FunctionCache):
-        _impl_class = _Impl
-
-    return _Cache
-
-
-_CACHE = _cache_class()
-
-
-def _jit(fn):
-    """A serial, GIL-releasing, disk-cached numba kernel (compiled on first call)."""
-    disp = numba.njit(nogil=True, cache=_CACHE is None)(fn)
-    if _CACHE is not None:
-        try:
-            disp._cache = _CACHE(fn)
-        except Exception:                   # no writable cache dir: compile every time
-            pass
-    return disp
-
-
-# ---------------------------------------------------------------- threads
-_threads = None                 # None: not configured yet (configure_threads() on first call)
-_pool = None
-_pool_lock = threading.Lock()
-
-
-def _env_threads():
-    for var in ("REFFEAT_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
-        raw = os.environ.get(var, "").strip()
-        if raw:
-            if not raw.isdigit() or int(raw) < 1:
-                raise ValueError(f"environment variable {var} must be an integer >= 1 (got {raw!r})")
-            return int(raw), var
-    return max(1, os.cpu_count() or 1), "core count"
-
-
-def configure_threads(threads: int | None = None) -> dict:
-    """Set how many threads run the work slots of a kernel call.  The commands call
-    it once (and record what it returns); otherwise the first kernel call does,
-    with ``threads=None``: REFFEAT_THREADS, else NUMBA_NUM_THREADS, else
-    OMP_NUM_THREADS, else the core count — at most SLOTS are used.  Only this
-    module's own thread pool is affected; results do not depend on the count.
-    Returns {"threads", "source", "slots", "blas"} for the record."""
-    global _threads, _pool
-    if threads is None:
-        threads, source = _env_threads()
-    else:
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"threads must be an integer >= 1 (got {threads!r})")
-        threads, source = int(threads), "argument"
-    with _pool_lock:
-        _threads = min(int(threads), SLOTS)
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
-        if _threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-            _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="reffeat-slot")
-    return {"threads": _threads, "source": source, "slots": SLOTS, "blas": _Blas.describe()}
-
-
-def threads() -> int:
-    """Threads the kernels use (configured on the first call if not before)."""
-    if _threads is None:
-        configure_threads()
-    return _threads
-
-
-class _Blas:
-    """scipy's bundled OpenBLAS (the BLAS numba's ``np.dot`` calls), held at one
-    thread for the duration of each kernel call and restored after: the kernels
-    call it on chunk-sized products from their own slot threads, and OpenBLAS's
-    own pool on top of them made a step an order of magnitude slower on a
-    loaded 2-core machine.  Nothing is changed outside a call;
-    numpy's own BLAS (a separate library) is never touched."""
-    _fns = None
-
-    @classmethod
-    def _find(cls):
-        if cls._fns is None:
-            cls._fns = (None, None, "scipy OpenBLAS not found (its thread count is left alone)")
-            import ctypes
-            import glob
-            import scipy
-            libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
-            for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-                try:
-                    lib = ctypes.CDLL(path)
-                except OSError:
-                    continue
-                for prefix in ("scipy_openblas_", "openblas_"):
-                    get = getattr(lib, prefix + "get_num_threads", None)
-                    put = getattr(lib, prefix + "set_num_threads", None)
-                    if get is not None and put is not None:
-                        get.restype = ctypes.c_int
-                        cls._fns = (get, put, f"{os.path.basename(path)}: one thread during kernel calls")
-                        return cls._fns
-        return cls._fns
-
-    @classmethod
-    def describe(cls) -> str:
-        return cls._find()[2]
-
-    def __enter__(self):
-        get, put, _ = self._find()
-        self._old = get() if get is not None else None
-        if self._old is not None and self._old != 1:
-            put(1)
-        return self
-
-    def __exit__(self, *exc):
-        if self._old is not None and self._old != 1:
-            self._find()[1](self._old)
-        return False
-
-
-def _run_slots(kernel, S, *args):
-    """kernel(s, *args) for every slot s < S: slot 0 in this thread, the others on
-    the pool.  Each slot writes only its own rows and partials, so the result is
-    the same whichever thread runs which slot."""
-    if _threads is None:
-        configure_threads()
-    pool = _pool
-    with _Blas():
-        if pool is None or S == 1:
-            for s in range(S):
-                kernel(s, *args)
-            return
-        futures = [pool.submit(kernel, s, *args) for s in range(1, S)]
-        try:
-            kernel(0, *args)
-        finally:
-            for f in futures:
-                f.result()
+_jit, _CACHE = _kcache.make_jit(__file__)
 
 
 # ---------------------------------------------------------------- numba kernels
@@ -611,25 +435,19 @@ def _dtype(W, X):
 
 
 def _prep(W, X):
-    """Contiguous 2-D views: Xf (n·P, d), W2 (k·m, d) in the working dtype."""
+    """Contiguous 2-D views: Xf (n·P, d), W2 (k·m, d) in the working dtype.  The
+    shapes were checked at the public boundary (``model.check_inputs``)."""
     dt = _dtype(W, X)
     X = np.ascontiguousarray(X, dtype=dt)
     W = np.ascontiguousarray(W, dtype=dt)
-    if X.ndim != 3 or W.ndim != 3 or X.shape[2] != W.shape[2]:
-        raise ValueError(f"shapes must be W (k, m, d) and X (n, P, d) with the same d "
-                         f"(got W {W.shape}, X {X.shape})")
     k, m, d = W.shape
     n, P, _ = X.shape
     return X, X.reshape(n * P, d), W.reshape(k * m, d), (n, P, d, k, m), dt
 
 
 def _labels(y, n, k):
-    y = np.ascontiguousarray(y, dtype=np.int64)
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) (got {y.shape})")
-    if n and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"labels y must lie in [0, {k}) (got range [{y.min()}, {y.max()}])")
-    return y
+    """y (n,) as contiguous int64 (checked at the boundary: ``constraints.check_labels``)."""
+    return np.ascontiguousarray(y, dtype=np.int64)
 
 
 def chunk_samples(P: int, km: int, d: int, itemsize: int = 8) -> int:
@@ -687,7 +505,7 @@ def _fused_call(W, X, y, q, rho, want):
     work = np.empty((S, km, d), dtype=dt) if want == WANT_G2 else one3
     gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
-    _run_slots(_pass, S, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, F, losses, Zbuf, acc,
+    run_slots(_pass, S, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, F, losses, Zbuf, acc,
                work, G, gx, ball, c4)
     if want == WANT_G3:
         return F, losses, G, gx.reshape(n, P, d)
@@ -698,20 +516,20 @@ def _fused_call(W, X, y, q, rho, want):
 
 def forward(W, X, q, rho):
     """N3: F (n, k)."""
-    return _fused_call(W, X, None, q, rho, 0)[0]
+    return _fused_call(W, X, None, q, rho, WANT_F)[0]
 
 
 def forward_and_slopes(W, X, q, rho, need_grad=True):
     """N3 and N2: F (n, k) and σ'(z) (n, P, k, m) (None if not need_grad)."""
     if not need_grad:
         return forward(W, X, q, rho), None
-    F, _, _, Sp = _fused_call(W, X, None, q, rho, 3)
+    F, _, _, Sp = _fused_call(W, X, None, q, rho, WANT_SLOPES)
     return F, Sp
 
 
 def backprop(W, X, y, q, rho):
     """G1 × N2: (losses (n,), A (n, P, k, m))."""
-    _, losses, _, A = _fused_call(W, X, y, q, rho, 4)
+    _, losses, _, A = _fused_call(W, X, y, q, rho, WANT_A)
     return losses, A
 
 
@@ -719,40 +537,46 @@ def grad_w(W, X, y, q, rho):
     """G2: (L_S(W), ∇_W L_S (k, m, d)); the slot partials are summed in slot order."""
     k, m, d = W.shape
     n = X.shape[0]
-    _, losses, G, _ = _fused_call(W, X, y, q, rho, 1)
+    _, losses, G, _ = _fused_call(W, X, y, q, rho, WANT_G2)
     return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d)
 
 
 def grad_x(W, X, y, q, rho):
     """G3: ∇_X ℓ (n, P, d), not divided by n."""
-    return _fused_call(W, X, y, q, rho, 2)[3]
+    return _fused_call(W, X, y, q, rho, WANT_G3)[3]
 
 
 def grad_x_and_loss(W, X, y, q, rho):
     """G3 and L2: (losses (n,), ∇_X ℓ (n, P, d)), not divided by n."""
-    _, losses, _, gx = _fused_call(W, X, y, q, rho, 2)
+    _, losses, _, gx = _fused_call(W, X, y, q, rho, WANT_G3)
     return losses, gx
 
 
-def _ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign):
+def forward_and_grad_x(W, X, y, q, rho):
+    """N3, L2 and G3 from one fused pass (the CE case of ``attacks.loss_and_grad_x``):
+    (F (n, k), losses (n,), ∇_X ℓ (n, P, d)), ∇ not divided by n."""
+    F, losses, _, gx = _fused_call(W, X, y, q, rho, WANT_G3)
+    return F, losses, gx
+
+
+def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign):
     """T2: K steps of gradient ascent from Xa (n, P, d), returning X^{(K)}.
 
     ``Xa`` is the start point already in the box (X + start, clipped); it is
     updated in place (and returned) when it is a C-contiguous array of the working
     dtype, as the fresh array made by ``attacks._apply`` is — no extra copy.
+    Twin of the numpy loop in ``attacks._ascent_run``; arguments checked by ``attacks.attack``.
     ``sign`` is +1 (ascend ℓ(·, y)) or −1 (targeted: descend ℓ(·, t), y = t).
     """
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
-    Xa = np.ascontiguousarray(Xa, dtype=dt)
-    if Xa.shape != X.shape:
-        raise ValueError(f"start point must have the shape of X {X.shape} (got {Xa.shape})")
+    Xa = np.ascontiguousarray(Xa, dtype=dt)            # shape of X (made by attacks._apply)
     b, S = _layout(n, P, d, km, dt)
     lo, hi, do_clip = (0.0, 0.0, False) if clip is None else (float(clip[0]), float(clip[1]), True)
     ball = (int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
             ascent == "plain", lo, hi, do_clip)
     one, one3, _, c4 = _dummies(dt)
-    _run_slots(_pass, S, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
+    run_slots(_pass, S, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
                _qargs(q, rho), b, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
                np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
                np.empty((S, b * P, d), dtype=dt), one3, one, ball, c4)
@@ -764,19 +588,15 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
-    types = np.ascontiguousarray(patch_types, dtype=np.int64)
-    if types.shape != (n, P):
-        raise ValueError(f"patch_types must have shape ({n}, {P}) (got {types.shape})")
+    types = np.ascontiguousarray(patch_types, dtype=np.int64)     # shapes: metrics._check_c4
     codes = np.array([ROBUST, NONROBUST, NOISE], dtype=np.int64)
     UV = np.ascontiguousarray(np.concatenate([U, V]), dtype=dt)      # (2k, d)
-    if UV.shape != (2 * k, d):
-        raise ValueError(f"U and V must have shape ({k}, {d}) (got {np.shape(U)}, {np.shape(V)})")
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, _ = _dummies(dt)
     G = np.zeros((S, km, d), dtype=dt) if want_g else one3
     out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
     c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((S, b * P, 2 * k), dtype=dt), out)
-    _run_slots(_pass, S, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k, m,
+    run_slots(_pass, S, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k, m,
                _qargs(q, rho), b, np.empty((n, k), dtype=dt), losses,
                np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
                np.empty((S, km, d), dtype=dt) if want_g else one3, G, one, ball, c4)

@@ -18,13 +18,18 @@ This module comes after ``attacks`` in the data flow (E2 needs T2) and before
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .apgd import apgd, worst_case
-from .attacks import attack, feature_attack_correct
-from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
 from . import backend as _backend
-from .model import dloss_dF, forward, forward_and_slopes, grad_w, predict
+from .apgd import apgd, worst_case
+from .attacks import apgd_losses, attack, feature_attack_correct
+from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
+from .model import check_inputs, dloss_dF, forward, forward_and_slopes, grad_w, predict
+
+if TYPE_CHECKING:
+    from .config import Config
 
 OWN, OTHER = 0, 1
 PATCH_TYPES = (ROBUST, NONROBUST, NOISE)
@@ -66,8 +71,21 @@ def coefficient_summary(W: np.ndarray, U: np.ndarray, V: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------- C3, C4
-def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: float, *,
-                     backend=None):
+def _check_c4(W, X, y, patch_types, U, V, q, rho) -> None:
+    """The public boundary of C4: ``model.check_inputs`` plus patch_types (n, P)
+    and U, V (k, d). Shapes only (and one pass over y)."""
+    check_inputs(W, X, q, rho, y)
+    k, _, d = np.shape(W)
+    n, P = np.shape(X)[:2]
+    if np.shape(patch_types) != (n, P):
+        raise ValueError(f"patch_types must have shape ({n}, {P}) (got {np.shape(patch_types)})")
+    if np.shape(U) != (k, d) or np.shape(V) != (k, d):
+        raise ValueError(f"U and V must have shape ({k}, {d}) (got {np.shape(U)}, {np.shape(V)})")
+
+
+def c4_decomposition(W: np.ndarray, X: np.ndarray, y: np.ndarray, patch_types: np.ndarray,
+                     U: np.ndarray, V: np.ndarray, q: float, rho: float, step: float, *,
+                     backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """C4: parts of the one-step change of Γ_{j,r} and Φ_{j,r} (C3).
 
     ``step`` is the learning-rate factor of this point set (η for ST/AT;
@@ -78,6 +96,7 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
     ``kernels.c4_decomposition`` (tests/test_kernels.py holds the two equal);
     the code below is the reference.
     """
+    _check_c4(W, X, y, patch_types, U, V, q, rho)
     if (kern := _backend.kernels(backend)) is not None:
         return kern.c4_decomposition(W, X, y, patch_types, U, V, q, rho, step)
     n, P, d = X.shape
@@ -102,8 +121,9 @@ def c4_decomposition(W, X, y, patch_types, U, V, q: float, rho: float, step: flo
     return out[0], out[1]
 
 
-def grad_w_and_c4(W, X, y, patch_types, U, V, q: float, rho: float, step: float, *,
-                  backend=None):
+def grad_w_and_c4(W: np.ndarray, X: np.ndarray, y: np.ndarray, patch_types: np.ndarray,
+                  U: np.ndarray, V: np.ndarray, q: float, rho: float, step: float, *,
+                  backend: str | None = None) -> tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """G2 and C4 of one training step from one backward pass:
     (L_S(W), ∇_W L_S (k, m, d), (dGamma, dPhi)) — exactly ``model.grad_w`` and
     ``c4_decomposition`` (C3 is −``step``·∇_W L_S projected on u_j and v_j, so
@@ -111,6 +131,7 @@ def grad_w_and_c4(W, X, y, patch_types, U, V, q: float, rho: float, step: float,
     back-propagated array instead of a second forward pass).  The reference is
     the two calls below (tests/test_kernels.py holds the two equal).
     """
+    _check_c4(W, X, y, patch_types, U, V, q, rho)
     if (kern := _backend.kernels(backend)) is not None:
         return kern.grad_w_and_c4(W, X, y, patch_types, U, V, q, rho, step)
     L, G = grad_w(W, X, y, q, rho, backend="reference")
@@ -124,12 +145,15 @@ def c4_per_step(parts: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- E1–E4
-def accuracy(W, X, y, q: float, rho: float, *, backend=None) -> float:
+def accuracy(W: np.ndarray, X: np.ndarray, y: np.ndarray, q: float, rho: float, *,
+             backend: str | None = None) -> float:
     """E1: fraction of points with argmax_j F_j = y."""
     return float((predict(W, X, q, rho, backend=backend) == y).mean())
 
 
-def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None, *, backend=None) -> dict:
+def robust_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, cfg: Config,
+                   rng: np.random.Generator, clip: tuple[float, float] | None = None, *,
+                   backend: str | None = None) -> dict:
     """E2: per-point booleans (n,) — ``clean`` (E1), ``pgd`` (a), ``feature`` (b),
     ``apgd_ce`` and ``apgd_dlr`` (c; None when ``cfg.eval_apgd_K`` = 0, and
     APGD-DLR None for k < 3, where the DLR loss is undefined) — and their
@@ -149,9 +173,7 @@ def robust_correct(W, X, y, V, cfg, rng: np.random.Generator, clip=None, *, back
                                              norm=cfg.norm, clip=clip, backend=backend),
            "apgd_ce": None, "apgd_dlr": None}
     if cfg.eval_apgd_K > 0:
-        for loss in ("ce", "dlr"):
-            if loss == "dlr" and W.shape[0] < 3:
-                continue
+        for loss in apgd_losses(W.shape[0]):
             out[f"apgd_{loss}"] = ~apgd(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
                                         loss=loss, steps=cfg.eval_apgd_K, rng=rng, clip=clip,
                                         backend=backend)[1]
@@ -166,7 +188,8 @@ def one_step_perturbation(W, X, y, cfg, *, backend=None) -> np.ndarray:
                   backend=backend) - X
 
 
-def alignment(delta, y, V, eps: float, norm: str, patch_types=None, which=NONROBUST) -> float:
+def alignment(delta: np.ndarray, y: np.ndarray, V: np.ndarray, eps: float, norm: str,
+              patch_types: np.ndarray | None = None, which: int = NONROBUST) -> float:
     """E3: mean over the chosen patches (default: non-robust) of
     a_p = ⟨δ_p, −v_y⟩ / (ε‖v_y‖₁) for ℓ∞ and ⟨δ_p, −v_y⟩ / ‖δ_p‖₂ for ℓ2.
 
@@ -186,7 +209,8 @@ def alignment(delta, y, V, eps: float, norm: str, patch_types=None, which=NONROB
     return float(vals.mean()) if vals.size else float("nan")
 
 
-def feature_responses(W, cfg, features, *, backend=None) -> dict:
+def feature_responses(W: np.ndarray, cfg: Config, features: tuple[np.ndarray, np.ndarray], *,
+                      backend: str | None = None) -> dict:
     """E4: F(W; ·) on pure robust and pure non-robust inputs of each class.
 
     Returns ``F_robust`` and ``F_nonrobust`` (k, k) — row j is the input of
@@ -207,7 +231,9 @@ def feature_responses(W, cfg, features, *, backend=None) -> dict:
     }
 
 
-def evaluate(W, cfg, test, features, rng: np.random.Generator, *, backend=None) -> dict:
+def evaluate(W: np.ndarray, cfg: Config, test: tuple[np.ndarray, np.ndarray, np.ndarray],
+             features: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, *,
+             backend: str | None = None) -> dict:
     """E1–E4 of one trained W on a test set ``test`` = (X, y, patch_types)."""
     X, y, types = test
     U, V = features

@@ -40,6 +40,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import backend as _backend
 from .activation import smoothed_relu_and_grad
@@ -108,7 +109,7 @@ def forward_and_slopes(W, X, q, rho, need_grad=True, *, backend=None):
     return F, (Sp if need_grad else None)
 
 
-def forward(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend=None) -> np.ndarray:
+def forward(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend: str | None = None) -> np.ndarray:
     """N3: network outputs F (n, k)."""
     check_inputs(W, X, q, rho)
     if (kern := _fast(backend)) is not None:
@@ -122,20 +123,23 @@ def log_softmax(F: np.ndarray) -> np.ndarray:
     return F - Fmax - np.log(np.exp(F - Fmax).sum(axis=1, keepdims=True))
 
 
-def per_sample_loss(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
+def per_sample_loss(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+                    backend: str | None = None) -> np.ndarray:
     """L2: ℓ(W; X_i, y_i) for every i -> (n,)."""
-    y = check_inputs(W, X, q, rho, y)
+    yy = check_inputs(W, X, q, rho, y)
+    assert yy is not None
     F = forward(W, X, q, rho, backend=backend)
-    return -log_softmax(F)[np.arange(len(y)), y]
+    return -log_softmax(F)[np.arange(len(yy)), yy]
 
 
-def loss(W, X, y, q: float, rho: float, *, backend=None) -> float:
+def loss(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+         backend: str | None = None) -> float:
     """L3: empirical risk L_S(W) (a float)."""
     check_inputs(W, X, q, rho, y, need_samples=True)
     return float(per_sample_loss(W, X, y, q, rho, backend=backend).mean())
 
 
-def predict(W, X, q: float, rho: float, *, backend=None) -> np.ndarray:
+def predict(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend: str | None = None) -> np.ndarray:
     """argmax_j F_j(W; X) -> (n,) int."""
     return forward(W, X, q, rho, backend=backend).argmax(axis=1)
 
@@ -164,7 +168,8 @@ def backprop(W, X, y, q: float, rho: float, *, backend=None):
     return losses, Sp
 
 
-def grad_w(W, X, y, q: float, rho: float, *, backend=None):
+def grad_w(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+           backend: str | None = None) -> tuple[float, np.ndarray]:
     """G2: (L_S(W), ∇_W L_S) with the gradient shaped like W (k, m, d)."""
     y = check_inputs(W, X, q, rho, y, need_samples=True)
     if (kern := _fast(backend)) is not None:
@@ -176,7 +181,8 @@ def grad_w(W, X, y, q: float, rho: float, *, backend=None):
     return float(losses.mean()), (G / n).reshape(k, m, d)
 
 
-def grad_x(W, X, y, q: float, rho: float, *, backend=None) -> np.ndarray:
+def grad_x(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+           backend: str | None = None) -> np.ndarray:
     """G3: per-sample input gradient ∇_X ℓ(W; X_i, y_i), shape of X (n, P, d).
 
     Not divided by n: row i is the gradient of sample i's own loss.

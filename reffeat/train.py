@@ -21,20 +21,24 @@ trace (``reffeat.trace``) at every logged step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from . import seeding
 from .attacks import attack, feature_attack_correct
-from .constraints import MODES  # noqa: F401  (the one list of training modes; re-exported)
+from .constraints import MODES, Options, check
 from .distribution import sample
 from .features import make_features
-from .loop import MAX_LOSS, MAX_WEIGHT, chain, descend, objective, objective_points
+from .loop import MAX_LOSS, MAX_WEIGHT, Step, chain, descend, objective, objective_points
 from .metrics import accuracy, coefficient_summary
 from .model import init_weights, loss, predict
 from .trace import Recorder
 
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass
@@ -53,7 +57,7 @@ def rng_streams(seed: int) -> dict:
     return seeding.problem_streams(seed)
 
 
-def problem(cfg) -> Problem:
+def problem(cfg: Config) -> Problem:
     """Draw features (F), train/test sets (D) and W^{(0)} (N4) from cfg.seed."""
     rngs = rng_streams(cfg.seed)
     feats = make_features(cfg, rngs["features"])
@@ -100,8 +104,9 @@ def adversarial_examples(W, X, y, cfg, rng) -> np.ndarray:
                   ascent=cfg.ascent)
 
 
-def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
-          track_c4: bool = True, callback=None, trace: bool = False,
+def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | None = None,
+          progress: TextIO | None = None, track_c4: bool = True,
+          callback: Callable[[Step], object] | None = None, trace: bool = False,
           max_loss: float = MAX_LOSS, max_weight: float = MAX_WEIGHT) -> TrainResult:
     """T1 (mode "st") or T3 (mode "at") for cfg.T steps of full-batch GD.
 
@@ -114,8 +119,7 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
     ``reffeat.trace.Trace``).  The stop policy (non-finite values, divergence
     beyond ``max_loss`` / ``max_weight``, Ctrl-C) is ``reffeat.loop``'s.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    check("mode", mode, Options(MODES))
     t0 = time.perf_counter()
     prob = problem(cfg) if prob is None else prob
     U, V = prob.features
@@ -126,7 +130,7 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
     # attack noise: a fresh stream per mode so ST and AT do not share state
     atk_rng = seeding.rng(cfg.seed, "attack", mode)
     q, rho, eta = cfg.q, cfg.rho, cfg.eta
-    hist = {key: [] for key in _log_keys()}
+    hist: dict[str, list] = {key: [] for key in _log_keys()}
     c4g, c4p = [], []
 
     def adversary(W, X, y):
@@ -184,7 +188,7 @@ def train(cfg, mode: str, prob: Problem | None = None, W0=None, progress=None,
     c4g, c4p = c4g[:t], c4p[:t]          # a step interrupted mid-way is not counted
     k, m = cfg.k, cfg.m
     empty = np.zeros((0, 2, 3, k, m))
-    tr = recorder.finish(t, W, W_start, U, V, X) if trace else None
+    tr = recorder.finish(t, W, W_start, U, V, X) if recorder is not None else None
     return TrainResult(
         mode=mode, W0=prob.W0.copy() if W0 is None else np.array(W0), W=W, history=hist,
         c4_gamma=np.array(c4g) if c4g else empty, c4_phi=np.array(c4p) if c4p else empty,

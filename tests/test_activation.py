@@ -1,7 +1,8 @@
 """N1–N2: σ values, continuity, C¹ for q > 1, σ' against central differences."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reffeat import smoothed_relu, smoothed_relu_grad
 from reffeat.activation import smoothed_relu_and_grad

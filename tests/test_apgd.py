@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from reffeat.apgd import (apgd, apgd_run, checkpoints, dlr_and_grad_F, loss_and_grad_x,
-                          random_start, worst_case)
-from reffeat.attacks import attack
+from reffeat.apgd import apgd, apgd_run, checkpoints, random_start, worst_case
+from reffeat.attacks import apgd_losses, attack, dlr_and_grad_F, loss_and_grad_x
 from reffeat.model import grad_w, init_weights, per_sample_loss, predict
 
 
@@ -147,3 +146,11 @@ def test_bad_arguments():
         apgd(W, X, y, q=2.0, rho=1.0, eps=0.1, steps=0, rng=rng)
     with pytest.raises(ValueError, match="loss"):
         apgd(W, X, y, q=2.0, rho=1.0, eps=0.1, loss="hinge", rng=rng)
+
+
+def test_dlr_needs_three_classes_one_rule():
+    """The rule "APGD-DLR only for k >= 3" lives in attacks.apgd_losses; apgd obeys it."""
+    assert apgd_losses(2) == ("ce",) and apgd_losses(3) == ("ce", "dlr") and apgd_losses(10) == ("ce", "dlr")
+    W, X, y = _problem(k=2)[:3]
+    with pytest.raises(ValueError, match="k >= 3"):
+        apgd(W, X, y, q=3.0, rho=1.0, eps=0.1, loss="dlr", steps=2, rng=np.random.default_rng(0))

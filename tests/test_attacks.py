@@ -1,7 +1,8 @@
 """T2 attacks and the E2b feature-aligned attack."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reffeat import Config, attack, feature_perturbations, grad_x, make_features, per_sample_loss, project
 from reffeat.attacks import direction, random_start

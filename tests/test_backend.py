@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reffeat import Config, backend, metrics, model
 from reffeat.apgd import apgd
@@ -187,7 +188,8 @@ out = {"backend": backend.get_backend(),
        "G": model.grad_w(W, X, y, 3.0, 1.0)[1].ravel().tolist(),
        "gx": model.grad_x(W, X, y, 3.0, 1.0).ravel().tolist(),
        "Xa": attack(W, X, y, q=3.0, rho=1.0, eps=0.2, steps=3, step_size=0.1).ravel().tolist(),
-       "c4": np.concatenate([a.ravel() for a in metrics.c4_decomposition(W, X, y, types, U, V, 3.0, 1.0, 0.5)]).tolist()}
+       "c4": np.concatenate([a.ravel() for a in
+                             metrics.c4_decomposition(W, X, y, types, U, V, 3.0, 1.0, 0.5)]).tolist()}
 print(json.dumps(out))
 """
 

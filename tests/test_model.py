@@ -1,6 +1,7 @@
 """N3, L1–L3, G1–G3: outputs, loss and hand-derived gradients vs central differences."""
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reffeat import forward, grad_w, grad_x, loss, per_sample_loss, smoothed_relu
 from reffeat.model import grad_x_and_loss

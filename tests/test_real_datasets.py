@@ -17,8 +17,7 @@ import pytest
 import scipy.io
 
 from reffeat.cli import data as data_cli
-from reffeat.real.datasets import (DataError, IntegrityError, MissingDataError, load, locate,
-                              required_files)
+from reffeat.real.datasets import DataError, IntegrityError, MissingDataError, load, locate, required_files
 from reffeat.real.datasets import fetch as F
 from reffeat.real.datasets._common import FileSpec, select, verify_file
 from reffeat.real.datasets.mnist import read_idx, write_idx

@@ -9,8 +9,7 @@ import pytest
 
 from reffeat.model import init_weights, predict
 from reffeat.real import lenses
-from reffeat.real.linear import (linear_grad_x, linear_loss_grads, linear_outputs,
-                                 linear_robust_correct, train_linear)
+from reffeat.real.linear import linear_grad_x, linear_loss_grads, linear_outputs, linear_robust_correct, train_linear
 from reffeat.real.train import ImageTrainConfig, _Optimizer
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reffeat.model import init_weights, predict
 from reffeat.real import lenses
 from reffeat.real.patches import patchify
-from reffeat.model import init_weights, predict
 
 Q, RHO = 2.0, 1.0
 

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reffeat.apgd import apgd, apgd_run, random_start as apgd_start
-from reffeat.attacks import attack
+from reffeat.apgd import apgd, apgd_run
+from reffeat.apgd import random_start as apgd_start
+from reffeat.attacks import InputMap, attack, loss_and_grad_through
 from reffeat.backend import use_backend
 from reffeat.model import init_weights, per_sample_loss, predict
 from reffeat.real import lenses
-from reffeat.real.patches import (ImageMap, allowed_strides, check_stride, fold, patchify,
-                                  unpatchify)
+from reffeat.real.patches import ImageMap, allowed_strides, check_stride, fold, patchify, unpatchify
 from reffeat.real.train import ImageTrainConfig, load_checkpoint, train_images
 
 Q, RHO = 2.0, 1.0
@@ -116,13 +116,13 @@ def test_image_gradient_matches_central_differences(loss, p, t, center):
     v = ImageMap.from_training(rng.random((20, 8, 12, 1)), p, t, center)
     W = init_weights(3, 4, v.d, 0.7, rng)
     y = np.array([0, 1, 2, 1])
-    L, G, F = v.loss_and_grad(W, imgs, y, 3.0, 0.5, loss)
+    L, G, F = loss_and_grad_through(v, W, imgs, y, 3.0, 0.5, loss)
     assert G.shape == imgs.shape
     h, worst = 1e-6, 0.0
     for idx in [(0, 0, 0, 0), (1, 3, 4, 0), (2, 7, 11, 0), (3, 5, 2, 0), (1, 2, 6, 0)]:
         e = np.zeros_like(imgs); e[idx] = h
-        fd = (v.loss_and_grad(W, imgs + e, y, 3.0, 0.5, loss)[0][idx[0]]
-              - v.loss_and_grad(W, imgs - e, y, 3.0, 0.5, loss)[0][idx[0]]) / (2 * h)
+        fd = (loss_and_grad_through(v, W, imgs + e, y, 3.0, 0.5, loss)[0][idx[0]]
+              - loss_and_grad_through(v, W, imgs - e, y, 3.0, 0.5, loss)[0][idx[0]]) / (2 * h)
         worst = max(worst, abs(fd - G[idx]) / max(abs(fd), 1e-6))   # floor: saturated DLR has ∇ ≈ 1e-13
     assert worst < 1e-5, f"{loss} image gradient rel err {worst:.2e} at p={p}, t={t}, center={center}"
 
@@ -208,7 +208,8 @@ def test_attacks_on_the_image_stay_in_the_ball_and_the_box(norm):
         assert dev <= eps * (1 + 1e-9), f"{norm} perturbation {dev} > eps {eps}"
         assert Xa.min() >= 0 and Xa.max() <= 1, f"outside the pixel box: [{Xa.min()}, {Xa.max()}]"
     # the attacks do something: PGD's loss is above the clean loss on average
-    assert per_sample_loss(W, v.inputs(outs[0]), y, Q, RHO).mean() > per_sample_loss(W, v.inputs(imgs), y, Q, RHO).mean()
+    adv_loss = per_sample_loss(W, v.inputs(outs[0]), y, Q, RHO).mean()
+    assert adv_loss > per_sample_loss(W, v.inputs(imgs), y, Q, RHO).mean()
     XR, _, info = lenses.build_robust_dataset(W, imgs, y, rng, q=Q, rho=RHO, steps=10, view=v)
     assert XR.shape == imgs.shape and XR.min() >= 0 and XR.max() <= 1
     # accuracy through the map equals accuracy on the map's inputs
@@ -277,6 +278,7 @@ def test_tiny_end_to_end_run_with_stride_and_center(tmp_path, band_digits, capsy
     figure, μ recorded (mean.npy, its hash in results.json, in the checkpoints)."""
     import hashlib
     import json
+
     from reffeat.cli import real
     out = tmp_path / "run"
     rc = real.main(["--dataset", "mnist", "--data-dir", str(band_digits), "--out", str(out),
@@ -312,3 +314,9 @@ def test_linear_baseline_with_centring_is_the_same_classifier_on_the_image():
         c = linear_robust_correct(V, b - V @ v.mean.ravel(), imgs.reshape(60, -1), y, eps)
         assert np.array_equal(a, c), f"eps={eps}: {a.sum()} vs {c.sum()} robust"
         assert 0 < a.sum() < 60
+
+
+def test_image_map_is_the_core_s_input_map():
+    """real.patches.ImageMap implements the interface the core defines (attacks.InputMap);
+    the core imports nothing from real/."""
+    assert isinstance(ImageMap((8, 8, 1), 4, 2), InputMap)

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reffeat.real.patches import filters_as_images, patchify, unpatchify
-from reffeat.real.train import (ImageTrainConfig, load_checkpoint,
-                                train_images)
+from reffeat.real.train import ImageTrainConfig, load_checkpoint, train_images
 
 
 @settings(max_examples=60, deadline=None)
@@ -192,6 +191,7 @@ def test_tiny_end_to_end_colour_run(tmp_path, monkeypatch, capsys):
     """CIFAR-10 format (pickle batches, 32x32x3, p=8 -> P=16, d=192) through the whole pipeline."""
     import hashlib
     import pickle
+
     from reffeat.cli import real
     monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
     d = tmp_path / "data" / "cifar10" / "cifar-10-batches-py"

@@ -22,8 +22,15 @@ import numpy as np
 import pytest
 
 from reffeat import Config
-from reffeat.sweep import (Job, Progress, Runner, Store, SweepError, decode, encode, summary_job,
-                           sweep)
+from reffeat.jobs import Job, Progress, Runner, Store, SweepError
+from reffeat.output import decode
+from reffeat.output import encode as _encode
+from reffeat.sweep import sweep
+
+
+def encode(obj):
+    """The store's form of ``obj`` (the one encoder, lossless)."""
+    return _encode(obj, lossless=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=12, m=3, T=12, alpha=1.5, eval_K=3, eval_restarts=0)
@@ -66,7 +73,8 @@ def failing_job(cfg):
 
 # ---------------------------------------------------------------- encoding and keys
 def test_encode_round_trip_is_bit_exact_and_strict_json():
-    obj = {"a": np.array([1.5, np.nan, np.inf, -np.inf, -0.0, 5e-324]), "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
+    obj = {"a": np.array([1.5, np.nan, np.inf, -np.inf, -0.0, 5e-324]),
+           "f32": np.arange(6, dtype=np.float32).reshape(2, 3),
            "i": np.arange(4, dtype=np.int64), "b": np.array([True, False]), "s": np.float64(np.nan),
            "n": None, "t": (1, 2.5, "x", float("-inf")), "empty": np.zeros((0, 3)), "scalar0d": np.array(2.0),
            "nested": {"x": [np.float32(0.1), np.int32(7), np.bool_(True)]}}

@@ -9,7 +9,7 @@ spell (``_median_time``; the ST and AT steps and their reference twins in 3
 alternating rounds, step = median of the round medians, speed-up = median of the
 per-round ratios):
 
-* ST step (T1): G2 at the clean batch and the update W − ηG;
+* ST step (T1): G2 at the clean batch and the update W − ηG (q, ρ, η of ``Config()``);
 * AT step (T3, one-step ℓ∞ attack, K=1, γ=ε): T2 then G2 at X^adv, update;
 * PGD-10 AT step: T2 with K=10, γ=ε/4, random start, then G2, update;
 * the same AT step with the numpy reference (``backend="reference"``);
@@ -45,6 +45,7 @@ from numbers import Integral
 
 import numpy as np
 
+from ..config import Config
 from ..constraints import Interval
 from .common import Parser, command, option
 
@@ -54,7 +55,8 @@ CONFIGS = {
     "mnist": (128, 16, 49, 10, 50, 0.1, (0.0, 1.0)),
     "cifar": (128, 16, 192, 10, 50, 4 / 255, (0.0, 1.0)),
 }
-Q, RHO, ETA = 3.0, 1.0, 0.5
+#: q, ρ, η of every timed step: the SPEC defaults (``Config()``), not numbers of their own
+Q, RHO, ETA = Config().q, Config().rho, Config().eta
 
 
 #: seconds of back-to-back calls before a measurement starts (see ``_median_time``).
@@ -100,7 +102,6 @@ def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
 
 
 def _problem(name: str):
-    from ..config import Config
     from ..train import problem
     n, P, d, k, m, eps, clip = CONFIGS[name]
     rng = np.random.default_rng(1)
@@ -165,7 +166,7 @@ kernels.configure_threads()
 cfg = Config(); prob = problem(cfg); X, y, types = prob.train; U, V = prob.features; W = prob.W0
 calls = [("G2 + C4 (grad_w_and_c4)", lambda: kernels.grad_w_and_c4(W, X, y, types, U, V, cfg.q, cfg.rho,
                                                                   cfg.eta)),
-         ("T2 ascent (attack)", lambda: kernels._ascent_run(W, X, y, cfg.q, cfg.rho, cfg.eps, cfg.norm, 1,
+         ("T2 ascent (attack)", lambda: kernels.ascent_run(W, X, y, cfg.q, cfg.rho, cfg.eps, cfg.norm, 1,
                                                             cfg.eps, X.copy(), "sign", None, 1.0)),
          ("N3 forward / G2 (forward, grad_w)", lambda: (kernels.forward(W, X, cfg.q, cfg.rho),
                                                         kernels.grad_w(W, X, y, cfg.q, cfg.rho)))]

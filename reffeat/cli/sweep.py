@@ -27,19 +27,30 @@ grid, ``OUT/heatmap.png`` (mean over seeds of each ``--metric``).
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import itertools
 import math
 import os
 import sys
 import time
-
-from ..config import FIELD_NAMES, Config
 from numbers import Integral
 
+from ..config import FIELD_NAMES, Config
 from ..constraints import Interval
-from .common import (EXIT_FAILED, EXIT_OK, OutputLock, Parser, UsageError, command, option,
-                     output_dirs, report_usage_error)
+from ..jobs import Runner, import_distributed
+from ..sweep import sweep
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    OutputLock,
+    Parser,
+    UsageError,
+    command,
+    option,
+    output_dirs,
+    report_usage_error,
+)
 
 WORKERS = Interval(Integral, 1, 256)
 
@@ -67,7 +78,7 @@ def build_parser():
         "Run a grid of Configs × seeds (ST and AT per job: E1–E4 summary numbers and the claims "
         "P1–P4) on local processes or a Dask cluster, with a result store so that an interrupted "
         "sweep resumes; write the table as CSV and JSON and a heat map for 2-D grids."),
-        epilog=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+        epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", metavar="GRID.toml", help="the grid (see below)")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/sweep-<timestamp>)")
     p.add_argument("--store", metavar="DIR", help="result store (default OUT/store)")
@@ -144,8 +155,9 @@ def load_grid(path: str) -> dict:
 
 def heatmap(table, x: str, y: str, metrics, seeds, path: str, title: str) -> str:
     """One panel per metric: mean over seeds on the x × y grid, values written in the cells."""
-    from ..plots import pyplot, save_figure
     import numpy as np
+
+    from ..plots import pyplot, save_figure
     plt = pyplot()
     n = len(metrics)
     cols = min(3, n)
@@ -181,7 +193,6 @@ def heatmap(table, x: str, y: str, metrics, seeds, path: str, title: str) -> str
 @command
 def main(argv, policy) -> int:
     """``python -m reffeat.sweep GRID.toml``: see the module docstring."""
-    from .. import sweep as S
     args = build_parser().parse_args(argv)
     spec = load_grid(args.grid)
     out = args.out if args.out is not None else os.path.join(
@@ -189,11 +200,11 @@ def main(argv, policy) -> int:
     dirs = output_dirs((out, "--out"), *([(args.store, "--store")] if args.store else []))
     out = str(dirs[0])
     try:
-        runner = S.Runner(scheduler=args.scheduler, workers=args.workers,
+        runner = Runner(scheduler=args.scheduler, workers=args.workers,
                           store=args.store or os.path.join(out, "store"), refresh=args.refresh,
                           progress=None if args.quiet else sys.stderr)
         if args.scheduler and runner.kind in ("local-cluster", "address"):
-            S._import_distributed()
+            import_distributed()
     except (UsageError, ValueError):
         dirs.undo()
         raise
@@ -204,7 +215,7 @@ def main(argv, policy) -> int:
         print(f"[sweep] {len(spec['configs'])} points × {len(spec['seeds'])} seeds on {runner.describe()}; "
               f"store {runner.store}", file=sys.stderr, flush=True)
     try:
-        table = S.sweep(spec["configs"], spec["seeds"], runner=runner,
+        table = sweep(spec["configs"], spec["seeds"], runner=runner,
                         kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
     except KeyboardInterrupt as exc:                   # Ctrl-C or SIGTERM (reffeat.cli.common.SignalPolicy)
         policy.stopped(exc)

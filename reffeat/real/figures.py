@@ -103,7 +103,7 @@ def filters_figure(W_st, W_at, p, C, path: Path, title: str, names=None, per_cla
 
 
 #: the curves of lens (a): key in ``acc_vs_eps``, marker/line style, plot keywords
-_ACC_SERIES = (("st", "o-", {}), ("at", "s-", {}),
+_ACC_SERIES: tuple[tuple[str, str, dict], ...] = (("st", "o-", {}), ("at", "s-", {}),
                ("linear_st", "o--", {"color": "gray", "lw": 1}), ("linear_at", "s--", {"color": "k", "lw": 1}))
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..activation import smoothed_relu_and_grad
 from ..apgd import apgd, worst_case
-from ..attacks import attack
+from ..attacks import apgd_losses, attack
 from ..model import backward_x, forward, forward_and_slopes, preactivations, predict
 from .patches import through
 
@@ -125,9 +125,7 @@ def robust_eval(W, X, y, eps: float, *, q, rho, norm="linf", steps=20, restarts=
     pg = np.zeros(n, bool)
     pg[idx] = got
     per["pgd"] = pg
-    for loss in ("ce", "dlr"):
-        if loss == "dlr" and W.shape[0] < 3:
-            continue
+    for loss in apgd_losses(W.shape[0]):
         idx = todo()
         a = np.zeros(n, bool)
         if len(idx):

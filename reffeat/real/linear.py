@@ -19,10 +19,14 @@ so it is a lower bound on the robust accuracy.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
 from .. import seeding
+from ..constraints import MODES, Interval, Options, check
 from ..model import log_softmax
+from .train import LR_SCHEDULES
 
 
 def _flat(X):
@@ -102,18 +106,15 @@ def train_linear(X, y, k, *, mode="st", eps=0.1, norm="linf", epochs=10, batch_s
 
     Returns (V (k, D), b (k,), history dict with per-epoch mean loss).
     """
-    if mode not in ("st", "at"):
-        raise ValueError(f"mode must be one of st, at (got {mode!r})")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1 (got {epochs!r})")
+    check("mode", mode, Options(MODES))
+    check("epochs", epochs, Interval(Integral, 1))
+    check("lr_schedule", lr_schedule, Options(LR_SCHEDULES))
     X2 = _flat(X).astype(dtype, copy=False)
     y = np.asarray(y)
     n, D = X2.shape
     rng = seeding.rng(seed, "real-linear", mode)
     V, b = np.zeros((k, D), dtype=dtype), np.zeros(k, dtype=dtype)
     mV, vV, mb, vb = np.zeros_like(V), np.zeros_like(V), np.zeros_like(b), np.zeros_like(b)
-    if lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be one of constant, cosine (got {lr_schedule!r})")
     total = epochs * -(-n // batch_size)
     t, hist = 0, {"epoch": [], "loss": []}
     for e in range(1, epochs + 1):

@@ -36,8 +36,6 @@ import math
 
 import numpy as np
 
-from ..apgd import loss_and_grad_x
-
 
 def _check_patch(H: int, W: int, p) -> None:
     if not isinstance(p, (int, np.integer)) or p < 1:
@@ -181,7 +179,11 @@ class ImageMap:
         path of the map-less pipeline;
       * otherwise the pipeline holds images (n, H, W, C) in [0, 1]; ``inputs``
         is to_input, and attacks given the map (``attack``/``apgd``/the
-        lenses' ``view=``) step on the image with ``loss_and_grad``.
+        lenses' ``view=``) step on the image with ``attacks.loss_and_grad_through``.
+
+    The map is an ``attacks.InputMap`` (``permutation``, ``shape``, ``inputs``,
+    ``fold_like``): the interface the core defines and calls; the core imports
+    nothing from here.
 
     Arrays in the space may be passed flattened to (n, 1, H·W·C) (what the
     attacks use internally): ``inputs`` and ``fold_like`` accept any array
@@ -209,7 +211,7 @@ class ImageMap:
         self.grid = ((H - p) // self.stride + 1, (W - p) // self.stride + 1)
 
     @classmethod
-    def from_training(cls, images, p: int, stride=None, center: bool = False) -> "ImageMap":
+    def from_training(cls, images, p: int, stride=None, center: bool = False) -> ImageMap:
         """The map of a run: μ = the per-pixel mean of the training ``images``
         (N, H, W, C) if ``center``, computed in float64."""
         images = _shape4(images)
@@ -301,13 +303,6 @@ class ImageMap:
             return box
         m = self.mean.reshape(-1)
         return box[0] - m, box[1] - m
-
-    # ---- the gradient the attacks use
-    def loss_and_grad(self, W, A, y, q, rho, loss: str = "ce", *, backend=None):
-        """E2c/G3 on the image: (per-sample loss (n,), ∇_A ℓ shaped like A, F (n, k)),
-        ∇_A ℓ = fold(∇_X ℓ(W; to_input(A), y)) — loss "ce" (L2, G1) or "dlr" (E2c)."""
-        losses, G, F = loss_and_grad_x(W, self.inputs(A), y, q, rho, loss, backend=backend)
-        return losses, self.fold_like(G, A), F
 
 
 def through(view) -> ImageMap | None:

@@ -37,19 +37,31 @@ import numpy as np
 
 from .. import seeding
 from ..attacks import attack
+from ..constraints import (
+    DTYPES,
+    MODES,
+    OPTIMIZERS,
+    Boolean,
+    Box,
+    Field,
+    Interval,
+    NoneOr,
+    Options,
+    check,
+    check_fields,
+    check_labels,
+    reject_unknown_keywords,
+)
+from ..constraints import IMAGE_NORMS as NORMS
 from ..loop import MAX_LOSS, MAX_WEIGHT, chain, descend, objective, objective_points
 from ..model import init_weights, predict
 from ..output import atomic_savez, strict_json
-from .patches import filters_as_images, patchify, through, unpatchify  # noqa: F401  (re-exported for callers of R3)
-
-from ..constraints import DTYPES, MODES, OPTIMIZERS  # noqa: F401  (the one list of each)
-from ..constraints import IMAGE_NORMS as NORMS
-from ..constraints import (Boolean, Box, Field, Interval, NoneOr, Options, check_fields,
-                           reject_unknown_keywords)
+from .patches import through
 
 #: learning-rate schedules: η_t = η ("constant") or η·½(1 + cos(π t / T_total)) ("cosine",
 #: t the update count, T_total = epochs × batches per epoch: decays to 0 at the last update)
 LR_SCHEDULES = ("constant", "cosine")
+_K = Interval(Integral, 2)
 #: start of the one-step (K = 1) AT attack: the clean point (the paper's FGSM) or a
 #: uniform random point of the ball with step γ = 1.25ε (T2's random-start option;
 #: Wong et al. 2020's "FGSM-RS", which avoids catastrophic overfitting)
@@ -69,7 +81,8 @@ class ImageTrainConfig:
     m filters per class; sigma0 (N4);
     q, rho (N1); threat: norm "linf" | "l2", eps, attack_steps K (1 = FGSM/FGM),
     attack_step_size γ (None: ε for K=1, 2.5ε/K for PGD), random_start (PGD
-    starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss mix); clip box (lo, hi); seed;
+    starts uniformly in the ball; K = 1 always starts at x, the paper's FGSM); lam λ (AT loss
+    mix); clip box (lo, hi); seed;
     dtype "float64" (default) | "float32": the precision training runs in — the
     fast kernels' float32 path makes an MNIST/CIFAR-sized AT step ~1.5–2.0×
     faster and moves one update by ~2–4e-7 relative (``python -m reffeat.bench``);
@@ -291,8 +304,8 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
         raise ValueError(f"X must be patches of shape (n, P, d) (got {X.shape})")
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape ({X.shape[0]},) (got {y.shape})")
-    if not isinstance(k, (int, np.integer)) or k < 2 or (y.size and (y.min() < 0 or y.max() >= k)):
-        raise ValueError(f"k must be an integer >= 2 with labels in [0, k) (got k={k})")
+    check("k", k, _K)
+    check_labels("y", y, X.shape[0], k)
     stream = sys.stderr if progress is None else progress
     n = X.shape[0]
     d = X.shape[2] if view is None else view.d
@@ -305,7 +318,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     # clean training accuracy is measured on a fixed subset (a full pass costs a forward per batch)
     monitor = seeding.rng(cfg.seed, "real-monitor").permutation(n)[:min(n, 1000)]
     snapshots = [W.copy()]
-    history = {"epoch": [], "loss": [], "train_acc": [], "seconds": []}
+    history: dict[str, list] = {"epoch": [], "loss": [], "train_acc": [], "seconds": []}
     start_epoch, wall0 = 0, 0.0
     fingerprint = data_fingerprint(X, y, k, view)
     if resume and checkpoint is not None and Path(checkpoint).is_file():
@@ -340,7 +353,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
             order = r_shuf.permutation(n)
             tot = [0.0]
 
-            def evaluate(t, W, order=order):
+            def evaluate(t, W, order=order, epoch=epoch):
                 b = (t - (epoch - 1) * nb) * cfg.batch_size
                 idx = order[b:b + cfg.batch_size]
                 Xb, yb = X[idx], y[idx]

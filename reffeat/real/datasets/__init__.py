@@ -22,9 +22,25 @@ import numpy as np
 from . import cifar as _cifar
 from . import mnist as _mnist
 from . import svhn as _svhn
-from ._common import (CIFAR_BATCH_MD5, CLASSES, KNOWN, NAMES, DataError, IntegrityError,
-                      MissingDataError, candidate_dirs, check_name, default_root, how_to_get,
-                      md5_file, read_manifest, search_roots, select, to_unit, verify_file)
+from ._common import (
+    CIFAR_BATCH_MD5,
+    CLASSES,
+    KNOWN,
+    NAMES,
+    DataError,
+    IntegrityError,
+    MissingDataError,
+    candidate_dirs,
+    check_name,
+    default_root,
+    how_to_get,
+    md5_file,
+    read_manifest,
+    search_roots,
+    select,
+    to_unit,
+    verify_file,
+)
 
 __all__ = ["load", "locate", "NAMES", "CLASSES", "DataError", "MissingDataError",
            "IntegrityError", "default_root", "search_roots", "required_files"]

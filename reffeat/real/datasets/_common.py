@@ -297,12 +297,12 @@ def select(y: np.ndarray, classes=None, per_class=None, seed: int = 0):
         if per_class is not None and idx.size > per_class:
             idx = np.sort(rng.choice(idx, size=int(per_class), replace=False))
         keep.append(idx)
-    keep = np.sort(np.concatenate(keep))
+    kept = np.sort(np.concatenate(keep))
     if identity:  # no subset asked for: labels stay as they are
-        return keep, y[keep].astype(np.int64), classes
+        return kept, y[kept].astype(np.int64), classes
     lut = np.full(int(present.max()) + 1, -1, dtype=np.int64)
     lut[classes] = np.arange(len(classes))
-    return keep, lut[y[keep]], classes
+    return kept, lut[y[kept]], classes
 
 
 def to_unit(x_uint8: np.ndarray, dtype=np.float64) -> np.ndarray:

@@ -74,7 +74,10 @@ def read_split(source: Path, split: str):
                         member = tf.getmember(f"{FOLDER}/{b}")
                     except KeyError:
                         raise DataError(f"{source}: archive has no {FOLDER}/{b}") from None
-                    parts.append(parse_batch(tf.extractfile(member).read(), f"{source}:{b}"))
+                    fh = tf.extractfile(member)
+                    if fh is None:
+                        raise DataError(f"{source}: {FOLDER}/{b} in the archive is not a file")
+                    parts.append(parse_batch(fh.read(), f"{source}:{b}"))
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DataError(f"{source}: corrupt or truncated archive ({e})") from None
     else:

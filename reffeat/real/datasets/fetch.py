@@ -34,13 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import seeding
+from ...output import atomic_write_bytes, atomic_write_json
 from . import cifar as _cifar
 from . import mnist as _mnist
 from . import svhn as _svhn
-from ... import seeding
-from ...output import atomic_write_bytes, atomic_write_json
-from ._common import (KNOWN, MANIFEST, URLS, DataError, IntegrityError, check_name,
-                      sha256_file, verify_file)
+from ._common import KNOWN, MANIFEST, URLS, DataError, IntegrityError, check_name, sha256_file, verify_file
 
 CHUNK = 1 << 16
 
@@ -259,14 +258,15 @@ def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: f
         if name in ("mnist", "fashion-mnist"):
             stems = [s for sp in ("train", "test") for s in _mnist.SPLIT_FILES[sp]]
             found = {s: _walk_find(root, (s + ".gz", s)) for s in stems}
-            if all(found.values()):
-                for s, p in found.items():
+            paths = {s: p for s, p in found.items() if p is not None}
+            if len(paths) == len(found):
+                for s, p in paths.items():
                     spec = wanted[s + ".gz"]
                     verify_file(p, spec)
                     _copy_atomic(p, out / p.name)
                     copied.append(p.name)
-            elif name == "mnist" and _walk_find(root, ("0.json",)) is not None:
-                digits = _walk_find(root, ("0.json",)).parent
+            elif name == "mnist" and (first := _walk_find(root, ("0.json",))) is not None:
+                digits = first.parent
                 info = import_npm_mnist(digits, out, seed=seed, test_fraction=test_fraction)
                 say(f"  imported npm mnist: {info['note']}")
                 return out
@@ -295,10 +295,10 @@ def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: f
                 raise DataError(f"{source}: neither {_cifar.ARCHIVE} nor a {_cifar.FOLDER}/ folder inside")
         else:
             for fn in _svhn.SPLIT_FILES.values():
-                p = _walk_find(root, (fn,))
-                if p is not None:
-                    verify_file(p, wanted[fn])
-                    _copy_atomic(p, out / fn)
+                hit = _walk_find(root, (fn,))
+                if hit is not None:
+                    verify_file(hit, wanted[fn])
+                    _copy_atomic(hit, out / fn)
                     copied.append(fn)
             if not copied:
                 raise DataError(f"{source}: no {', '.join(_svhn.SPLIT_FILES.values())} inside")

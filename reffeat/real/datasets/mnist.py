@@ -84,7 +84,9 @@ def write_idx(path, array: np.ndarray, compress: bool | None = None) -> None:
 def read_split(directory: Path, split: str):
     """(images uint8 (N, 28, 28, 1), labels uint8 (N,)) of one split in ``directory``."""
     img_stem, lab_stem = SPLIT_FILES[split]
-    ip, lp = find_idx(directory, img_stem), find_idx(directory, lab_stem)
+    # a missing file: read_idx names it (as the .gz the loaders look for first)
+    ip = find_idx(directory, img_stem) or Path(directory) / (img_stem + ".gz")
+    lp = find_idx(directory, lab_stem) or Path(directory) / (lab_stem + ".gz")
     images = read_idx(ip, ndim=3)
     labels = read_idx(lp, ndim=1)
     if images.shape[0] != labels.shape[0]:
