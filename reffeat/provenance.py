@@ -153,7 +153,7 @@ def record(argv=None) -> dict:
     """What to commit beside a result: the code (version, source hash, code key, git
     commit and dirty flag), the exact command (shell-quoted; default the interpreter's
     own ``sys.orig_argv``, e.g. ``python -m reffeat.run --out x``) and the versions."""
-    from . import __version__
+    from ._version import __version__
     if argv is None:
         argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
     c = git_commit()

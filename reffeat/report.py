@@ -80,8 +80,9 @@ def describe_robust(cfg: dict, k: int | None = None) -> str:
              f"{cfg.get('eval_restarts')} restart{'s' if cfg.get('eval_restarts') != 1 else ''})"]
     apgd_k = cfg.get("eval_apgd_K", 0) or 0
     if apgd_k > 0:
+        from .attacks import apgd_losses
         k = k if k is not None else cfg.get("k")
-        parts.append(f"APGD-CE{' and APGD-DLR' if (k or 0) >= 3 else ''} ({apgd_k} iterations)")
+        parts.append(f"APGD-CE{' and APGD-DLR' if 'dlr' in apgd_losses(k or 0) else ''} ({apgd_k} iterations)")
     parts.append("the k feature-aligned perturbations (E2b)")
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 

@@ -15,15 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent / "reffeat"
 #: from the ground up; a module's floor is that of its first name below reffeat.
 #: Entry points (``__main__``, the ``python -m reffeat.X`` shims) stand on the top floor.
 FLOORS = (
-    ("ground", {"_version", "constraints", "seeding", "output"}),
+    ("ground", {"_version", "constraints", "seeding", "output", "provenance"}),
     ("maths core", {"config", "activation", "features", "distribution", "model", "backend", "_kcache",
                     "_threads", "kernels", "attacks", "apgd", "loop", "train", "metrics", "trace",
-                    "claims", "regime", "certify", "presets", "plots"}),
+                    "claims", "regime", "certify", "directions", "presets", "plots", "report"}),
     ("real", {"real"}),
     ("experiments", {"experiments"}),
     ("jobs", {"jobs"}),
     ("sweep table", {"sweep"}),
-    ("top", {"cli", "verify", "report", "run", "bench", "data"}),
+    ("top", {"cli", "verify", "run", "bench", "data"}),
 )
 TOP = len(FLOORS) - 1
 

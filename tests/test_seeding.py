@@ -184,35 +184,16 @@ def seed_arithmetic() -> list[str]:
     return sorted(set(found))
 
 
-# Files outside this test's room that still make their own Generators or derive seeds;
-# the lead empties these lists when wiring (issue 22) and removes the xfail marks.
-KNOWN_MAKERS = {"reffeat/real/lenses.py", "reffeat/cli/bench.py"}
-KNOWN_ARITHMETIC = {"reffeat/cli/real.py"}
-
-
-def test_no_new_generator_makers():
-    new = [f for f in generator_makers() if f.split(":")[0] not in KNOWN_MAKERS]
-    assert not new, "Generators made outside reffeat.seeding (use seeding.rng(seed, name, *key)): " + "; ".join(new)
-
-
-def test_no_new_seed_arithmetic():
-    new = [f for f in seed_arithmetic() if f.split(":")[0] not in KNOWN_ARITHMETIC]
-    assert not new, "seeds derived by arithmetic (name a stream in reffeat.seeding instead): " + "; ".join(new)
-
-
-@pytest.mark.xfail(strict=True, reason="known offenders outside the seeding room: "
-                   "reffeat/real/lenses.py (default_rng(0) when rng is None), "
-                   "reffeat/cli/bench.py (default_rng(0), default_rng(1), default_rng(0))")
 def test_no_generator_made_outside_seeding():
     found = generator_makers()
-    assert not found, "Generators made outside reffeat.seeding: " + "; ".join(found)
+    assert not found, ("Generators made outside reffeat.seeding (use seeding.rng(seed, name, *key)): "
+                       + "; ".join(found))
 
 
-@pytest.mark.xfail(strict=True, reason="known offender outside the seeding room: "
-                   "reffeat/cli/real.py (load(... 'test' ..., seed=c['seed'] + 1))")
 def test_no_seed_arithmetic():
     found = seed_arithmetic()
-    assert not found, "seeds derived by arithmetic: " + "; ".join(found)
+    assert not found, ("seeds derived by arithmetic (name a stream in reffeat.seeding instead): "
+                       + "; ".join(found))
 
 
 def test_callers_name_streams_of_the_table():

@@ -45,6 +45,7 @@ from numbers import Integral
 
 import numpy as np
 
+from .. import seeding
 from ..config import Config
 from ..constraints import Interval
 from .common import Parser, command, option
@@ -93,7 +94,7 @@ def _median_time(fn, reps: int) -> float:
 
 def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
     """float64 GEMM speed of this machine: numpy.matmul of two size×size matrices."""
-    rng = np.random.default_rng(0)
+    rng = seeding.rng(0, "bench", 0)
     A, B = rng.random((size, size)), rng.random((size, size))
     C = np.empty((size, size))
     np.matmul(A, B, out=C)                          # warm-up
@@ -104,7 +105,7 @@ def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
 def _problem(name: str):
     from ..train import problem
     n, P, d, k, m, eps, clip = CONFIGS[name]
-    rng = np.random.default_rng(1)
+    rng = seeding.rng(0, "bench", 1)
     if name == "default":
         prob = problem(Config())
         X, y, _ = prob.train
@@ -131,7 +132,7 @@ def _steps(W, X, y, eps, clip, backend):
 
     def pgd10():
         Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=10, step_size=eps / 4,
-                    random_start=True, rng=np.random.default_rng(0), clip=clip, backend=backend)
+                    random_start=True, rng=seeding.rng(0, "bench", 2), clip=clip, backend=backend)
         _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
         return W - ETA * G
 

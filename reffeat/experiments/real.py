@@ -92,7 +92,7 @@ class _Run:
         Xtr_img, ytr, info_tr = load(ds, "train", data_dir=data_dir, classes=c["classes"],
                                      per_class=per_class, seed=c["seed"], return_info=True)
         Xte_img, yte, info_te = load(ds, "test", data_dir=data_dir, classes=c["classes"],
-                                     per_class=max(1, -(-c["n_eval"] // k)), seed=c["seed"] + 1,
+                                     per_class=max(1, -(-c["n_eval"] // k)), seed=c["seed"],
                                      return_info=True)
         Xte_img, yte = Xte_img[:c["n_eval"]], yte[:c["n_eval"]]
         # clean accuracy on the whole test split (cheap); attacks and lenses on the n_eval subset

@@ -74,13 +74,12 @@ def accuracy(W, X, y, q, rho, *, backend=None, view=None) -> float:
 
 
 def robust_accuracy(W, X, y, eps: float, *, q, rho, norm="linf", steps=10, step_size=None,
-                    restarts=1, rng=None, clip=(0.0, 1.0), backend=None, view=None) -> float:
+                    restarts=1, rng, clip=(0.0, 1.0), backend=None, view=None) -> float:
     """(a) accuracy under PGD-K (random start, ``restarts`` extra runs), γ = ε/4 by default.
     ``view``: the R2 image map (the attack acts on the image; see ``attacks.attack``)."""
     if eps == 0:
         return accuracy(W, X, y, q, rho, backend=backend, view=view)
     gamma = eps / 4 if step_size is None else step_size
-    rng = np.random.default_rng(0) if rng is None else rng
     correct = 0
     for s in _batches(X.shape[0]):
         Xa = attack(W, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,

@@ -68,32 +68,8 @@ def summary_job(cfg: Config, modes=("st", "at"), traces: bool = False) -> dict:
     training loss, why it stopped), the claims P1–P4 that those modes decide
     (``reffeat.claims``), and with ``traces`` the training history and the C4
     parts per step (summed over r, averaged over j)."""
-    from .. import seeding
-    from ..claims import claims
-    from ..metrics import PART_NAMES, c4_per_step, evaluate
-    from ..train import problem, train
-    prob = problem(cfg)
-    out: dict = {}
-    for mode in modes:
-        res = train(cfg, mode, prob, track_c4=bool(traces))
-        ev = evaluate(res.W, cfg, prob.test, prob.features, seeding.rng(cfg.seed, "eval", mode))
-        # every scalar of E1–E4 (whatever evaluate adds later), None where not computed
-        rec: dict[str, object] = {k: (None if v is None else float(v)) for k, v in ev.items()
-               if v is None or isinstance(v, (int, float, np.integer, np.floating))}
-        rec["response_robust"] = float(np.mean(ev["responses"]["robust"]))
-        rec["response_nonrobust"] = float(np.mean(ev["responses"]["nonrobust"]))
-        rec["max_loss"] = float(res.extra["max_loss"])
-        rec["steps_done"] = int(res.steps_done)
-        rec["stopped"] = res.stopped
-        if traces:
-            c4 = {}
-            for name, arr in (("gamma", res.c4_gamma), ("phi", res.c4_phi)):
-                per = c4_per_step(arr)
-                c4[name] = {part: per[:, i] for i, part in enumerate(PART_NAMES)}
-            rec["trace"] = {"history": res.history, "c4": c4}
-        out[mode] = rec
-    out["claims"] = claims(out)
-    return out
+    from ..experiments.synthetic import sweep_record
+    return sweep_record(cfg, modes, traces)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

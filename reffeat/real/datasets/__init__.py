@@ -123,7 +123,7 @@ def load(name: str, split: str = "train", *, data_dir=None, classes=None,
 
     name: one of NAMES; split: "train" | "test"; classes: None or original
     labels to keep (renumbered in the given order); per_class: None or a cap per
-    class drawn with ``default_rng(seed)``; verify: check SHA-256 of the files.
+    class drawn from ``seeding.rng(seed, "data-subset", split)``; verify: check SHA-256 of the files.
     With ``return_info`` a third value, a JSON-able provenance dict, is returned.
     """
     directory, paths = locate(name, split, data_dir)
@@ -135,7 +135,7 @@ def load(name: str, split: str = "train", *, data_dir=None, classes=None,
         images, labels = _cifar.read_split(paths[0], split)
     else:
         images, labels = _svhn.read_split(paths[0])
-    keep, y, kept = select(labels, classes, per_class, seed)
+    keep, y, kept = select(labels, classes, per_class, seed, split)
     X = to_unit(images[keep], dtype)
     if not return_info:
         return X, y

@@ -268,13 +268,13 @@ def verify_file(path: Path, spec: FileSpec | None, manifest: dict | None = None)
         f"delete it and fetch again")
 
 
-def select(y: np.ndarray, classes=None, per_class=None, seed: int = 0):
+def select(y: np.ndarray, classes=None, per_class=None, seed: int = 0, split: str = "train"):
     """Indices of the kept samples and the label map (R1 options).
 
     classes: None (all) or a sequence of original labels; the kept labels are
     renumbered 0..len(classes)-1 in the given order (with None labels are kept).
     per_class: None or a positive int, a cap drawn uniformly without
-    replacement with ``np.random.default_rng(seed)``; order is preserved.
+    replacement from ``seeding.rng(seed, "data-subset", split)``; order is preserved.
     """
     y = np.asarray(y)
     present = np.unique(y)
@@ -290,7 +290,7 @@ def select(y: np.ndarray, classes=None, per_class=None, seed: int = 0):
             raise ValueError(f"classes must be among the labels {present.tolist()} (got {bad})")
     if per_class is not None and (int(per_class) != per_class or per_class < 1):
         raise ValueError(f"per_class must be a positive integer or None (got {per_class})")
-    rng = seeding.rng(seed, "data-split")
+    rng = seeding.rng(seed, "data-subset", split)
     keep = []
     for c in classes:
         idx = np.flatnonzero(y == c)

