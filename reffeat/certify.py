@@ -385,87 +385,81 @@ def _subset(pr, idx):
     return sub
 
 
-def _bab(pr, per, pair, slopes, q, rho, steps, budget, n_patches=4):
+def _bab(pr, per, pair, slopes, q, rho, steps, budget, chunk=48):
     """(c2) E5 branch and bound for ℓ∞.  per (Q,P) patch bounds, pair (Q,).
 
-    For every pair not yet proven (bound ≤ 0) whose bound might still become
-    positive, the ``n_patches`` patches with the largest gap (value of g_p at the
-    relaxation's minimiser − bound) are refined: each of their current boxes is
-    split in half along the coordinate that most widens the ambiguous neurons'
-    intervals, and each half re-bounded with warm-started optimised slopes.
-    A patch's bound is the minimum over its leaves (the leaves cover the box).
-    Returns the new pair bounds and an upper bound (Q,) from feasible points.
+    For every pair not yet proven (bound ≤ 0), every patch box is refined for
+    ``budget`` rounds: each leaf box c0 ± e is split in half along the
+    coordinate that most widens its ambiguous neurons' intervals (largest
+    e_i · Σ_r |w_{r,i}| over neurons whose interval meets (0, ρ), where σ is
+    curved), and both halves are re-bounded with slopes warm-started from the
+    parent and optimised.  A leaf's bound is the larger of its own and its
+    parent's (the parent's holds on the half too); a patch's bound is the
+    minimum over its leaves, which tile its ε-box.  A pair stops being refined
+    once its summed bound is > 0.  Pairs are processed ``chunk`` at a time.
+    Returns the new pair bounds (Q,) and an upper bound (Q,) (the true margin at
+    the best leaf minimisers found, a feasible δ).
     """
-    eps = pr.eps
-    Q, P, m = pr.a.shape
-    d = pr.Wy.shape[2]
-    upper = np.full(Q, np.inf)
+    pair = pair.copy()
+    upper = np.full(pair.shape, np.inf)
     todo = np.nonzero(pair <= 0)[0]
-    if todo.size == 0:
-        return pair, upper
-    # feasible δ per patch from the optimised slopes: value of g_p there (gap estimate)
-    sub = _subset(pr, todo)
-    lam, s = slopes[0][todo], slopes[1][todo]
+    for start in range(0, todo.size, chunk):
+        idx = todo[start:start + chunk]
+        sub = _subset(pr, idx)
+        low, up = _bab_chunk(sub, per[idx], slopes[0][idx], slopes[1][idx], q, rho, steps, budget)
+        pair[idx] = np.maximum(pair[idx], low)
+        upper[idx] = up
+    return pair, upper
+
+
+def _bab_chunk(sub, per, lam, s, q, rho, steps, budget):
+    """_bab on one chunk of pairs: leaves kept on the patch axis, (T, L, ·)."""
+    eps = sub.eps
+    T, P, m = sub.a.shape
+    d = sub.Wy.shape[2]
+    WyT, WtT = np.swapaxes(sub.Wy, 1, 2), np.swapaxes(sub.Wt, 1, 2)
+    aWy, aWt = np.abs(sub.Wy), np.abs(sub.Wt)
+    a, b = sub.a, sub.b
+    c0 = np.zeros((T, P, d))
+    e = np.full((T, P, d), eps)
+    owner = np.arange(P)
+    val = per.copy()
+    # the feasible point of the optimised relaxation: an upper bound on the worst margin
     _, c, *_ = _bound_at(sub, lam, s, q, rho)
-    gval = _true_g(sub, _minimiser(c, "linf", eps), q, rho)
-    upper[todo] = gval.sum(-1)
-    gap = gval - per[todo]
-    npick = min(n_patches, P)
-    pick = np.argsort(-gap, axis=1)[:, :npick]                  # (T, npick)
-    rows = np.repeat(np.arange(todo.size), npick)
-    cols = pick.ravel()
-    # the leaves: one per (row, patch) to begin with, each a box c0 ± e
-    a = sub.a[rows, cols][:, None, :]                             # (L,1,m): patch axis of size 1
-    b = sub.b[rows, cols][:, None, :]
-    Wy, Wt = sub.Wy[rows], sub.Wt[rows]
-    lam_l = lam[rows, cols][:, None, :]
-    s_l = s[rows, cols][:, None, :]
-    c0 = np.zeros((rows.size, 1, d))
-    e = np.full((rows.size, 1, d), eps)
-    owner = np.arange(rows.size)                                  # leaf -> (row, patch) slot
-    leaf_val = per[todo][rows, cols].copy()
+    upper = _true_g(sub, _minimiser(c, "linf", eps), q, rho).sum(-1)
     for _ in range(budget):
-        # split coordinate: largest e_i · Σ_r |w_{t,r,i}| over t's neurons whose interval straddles 0..ρ,
-        # plus the same for y's neurons (their tangent gap shrinks too)
-        ac = a + np.matmul(c0, np.swapaxes(Wy, 1, 2))
-        bc = b + np.matmul(c0, np.swapaxes(Wt, 1, 2))
-        ra = np.matmul(e, np.swapaxes(np.abs(Wy), 1, 2))
-        rb = np.matmul(e, np.swapaxes(np.abs(Wt), 1, 2))
+        ac, bc = a + np.matmul(c0, WyT), b + np.matmul(c0, WtT)
+        ra, rb = np.matmul(e, np.swapaxes(aWy, 1, 2)), np.matmul(e, np.swapaxes(aWt, 1, 2))
         amb_a = ((ac + ra > 0) & (ac - ra < rho)).astype(float)
         amb_b = ((bc + rb > 0) & (bc - rb < rho)).astype(float)
-        score = e * (np.matmul(amb_a, np.abs(Wy)) + np.matmul(amb_b, np.abs(Wt)))   # (L,1,d)
-        coord = score.argmax(-1)[:, 0]                             # (L,)
-        L = owner.size
-        li = np.arange(L)
-        half = e[li, 0, coord] / 2.0
-        c0 = np.concatenate([c0, c0])
-        e = np.concatenate([e, e])
-        c0[li, 0, coord] -= half
-        c0[L + li, 0, coord] += half
-        e[li, 0, coord] = half
-        e[L + li, 0, coord] = half
-        a, b = np.concatenate([a, a]), np.concatenate([b, b])
-        Wy, Wt = np.concatenate([Wy, Wy]), np.concatenate([Wt, Wt])
-        lam_l, s_l = np.concatenate([lam_l, lam_l]), np.concatenate([s_l, s_l])
+        score = e * (np.matmul(amb_a, aWy) + np.matmul(amb_b, aWt))        # (T,L,d)
+        coord = score.argmax(-1)                                           # (T,L)
+        ti, li = np.nonzero(np.ones(coord.shape, bool))
+        half = e[ti, li, coord[ti, li]] / 2.0
+        c0 = np.concatenate([c0, c0], axis=1)
+        e = np.concatenate([e, e], axis=1)
+        L = coord.shape[1]
+        c0[ti, li, coord[ti, li]] -= half
+        c0[ti, L + li, coord[ti, li]] += half
+        e[ti, li, coord[ti, li]] = half
+        e[ti, L + li, coord[ti, li]] = half
+        a, b = np.concatenate([a, a], axis=1), np.concatenate([b, b], axis=1)
+        lam, s = np.concatenate([lam, lam], axis=1), np.concatenate([s, s], axis=1)
         owner = np.concatenate([owner, owner])
-        parent = np.concatenate([leaf_val, leaf_val])        # a parent's bound holds on its halves
-        fake = _Pairs.__new__(_Pairs)
-        fake.eps, fake.norm = eps, "linf"
-        fake.a, fake.b, fake.Wy, fake.Wt = a, b, Wy, Wt
-        fake.ry = fake.rt = None
-        val, lam_l, s_l = _optimise(fake, lam_l, s_l, q, rho, steps, c0=c0, e=e,
-                                    best=parent[:, None])
-        leaf_val = val[:, 0]
-    # a slot's bound: min over its leaves (they tile the slot's ε-box)
-    slot = np.full(rows.size, np.inf)
-    np.minimum.at(slot, owner, leaf_val)
-    old = per[todo][rows, cols]
-    slot = np.maximum(slot, old)                               # both bounds are sound: keep the better
-    newper = per[todo].copy()
-    newper[rows, cols] = slot
-    pair = pair.copy()
-    pair[todo] = np.maximum(pair[todo], newper.sum(-1))
-    return pair, upper
+        val = np.concatenate([val, val], axis=1)          # the parent's bound holds on its halves
+        leaf = _Pairs.__new__(_Pairs)
+        leaf.eps, leaf.norm = eps, "linf"
+        leaf.a, leaf.b, leaf.Wy, leaf.Wt, leaf.ry, leaf.rt = a, b, sub.Wy, sub.Wt, None, None
+        val, lam, s = _optimise(leaf, lam, s, q, rho, steps, c0=c0, e=e, best=val)
+        patch = np.full((T, P), np.inf)
+        for j in range(T):
+            np.minimum.at(patch[j], owner, val[j])
+        if np.all(np.maximum(patch, per).sum(-1) > 0):
+            break
+    patch = np.full((T, P), np.inf)
+    for j in range(T):
+        np.minimum.at(patch[j], owner, val[j])
+    return np.maximum(patch, per).sum(-1), upper
 
 
 def _check(eps, norm, level, steps, bab_budget):
