@@ -287,7 +287,7 @@ def _initial_slopes(pr, q, rho):
 
 
 def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf",
-                   level: str = "bab", steps: int = 20, bab_budget: int = 6) -> dict:
+                   level: str = "bab", steps: int = 20, bab_budget: int = 3) -> dict:
     """E5 with its numbers.  W (k,m,d), X (n,P,d), y (n,) ->
 
     ``lower`` (n,): a sound lower bound on min_{t≠y} min_δ (F_y − F_t)(X+δ);
@@ -342,8 +342,8 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
             pair = np.maximum(pair, per.sum(-1))
         levels["linear"] = _per_point(pair, pr, n)
 
-    if upto >= 2:                    # (c1) optimised slopes, only on pairs not yet proven
-        todo = np.nonzero(pair <= 0)[0]
+    if upto >= 2:                    # (c1) optimised slopes, only on pairs still open
+        todo = _open(pair, upper, pr, n)
         if todo.size:
             sub = _subset(pr, todo)
             lam0, s0 = slopes[0][todo], slopes[1][todo]
@@ -359,7 +359,8 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
 
     if upto >= 3:                    # (c2) branch and bound on the ℓ∞ boxes
         if norm == "linf":
-            pair, up2 = _bab(pr, per, pair, slopes, q, rho, steps, bab_budget)
+            pair, up2 = _bab(pr, per, pair, slopes, q, rho, steps, bab_budget,
+                             _open(pair, upper, pr, n))
             upper = np.minimum(upper, up2)
         levels["bab"] = _per_point(pair, pr, n)
 
@@ -367,6 +368,14 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
     up = np.full(n, np.inf)
     np.minimum.at(up, pr.i, upper)
     return {"lower": lower, "upper": up, "certified": lower > 0, "levels": levels}
+
+
+def _open(pair, upper, pr, n):
+    """Pairs still worth work: not proven (bound ≤ 0) and of a point that no
+    feasible δ found so far breaks (a point with upper ≤ 0 on some target is
+    decided: not robust).  -> indices into the pairs."""
+    broken = _per_point(upper, pr, n) <= 0
+    return np.nonzero((pair <= 0) & ~broken[pr.i])[0]
 
 
 def _per_point(pair, pr, n):
@@ -385,7 +394,7 @@ def _subset(pr, idx):
     return sub
 
 
-def _bab(pr, per, pair, slopes, q, rho, steps, budget, chunk=48):
+def _bab(pr, per, pair, slopes, q, rho, steps, budget, todo, chunk=48):
     """(c2) E5 branch and bound for ℓ∞.  per (Q,P) patch bounds, pair (Q,).
 
     For every pair not yet proven (bound ≤ 0), every patch box is refined for
@@ -396,13 +405,13 @@ def _bab(pr, per, pair, slopes, q, rho, steps, budget, chunk=48):
     parent and optimised.  A leaf's bound is the larger of its own and its
     parent's (the parent's holds on the half too); a patch's bound is the
     minimum over its leaves, which tile its ε-box.  A pair stops being refined
-    once its summed bound is > 0.  Pairs are processed ``chunk`` at a time.
+    once its summed bound is > 0.  Only the pairs ``todo`` (indices) are
+    refined, ``chunk`` at a time.
     Returns the new pair bounds (Q,) and an upper bound (Q,) (the true margin at
     the best leaf minimisers found, a feasible δ).
     """
     pair = pair.copy()
     upper = np.full(pair.shape, np.inf)
-    todo = np.nonzero(pair <= 0)[0]
     for start in range(0, todo.size, chunk):
         idx = todo[start:start + chunk]
         sub = _subset(pr, idx)
@@ -413,21 +422,25 @@ def _bab(pr, per, pair, slopes, q, rho, steps, budget, chunk=48):
 
 
 def _bab_chunk(sub, per, lam, s, q, rho, steps, budget):
-    """_bab on one chunk of pairs: leaves kept on the patch axis, (T, L, ·)."""
+    """_bab on one chunk of pairs: leaves kept on the patch axis, (T, L, ·).
+
+    Every round splits every leaf, so leaf ℓ belongs to patch ℓ mod P; rows
+    (pairs) whose summed bound is > 0 leave the computation."""
     eps = sub.eps
     T, P, m = sub.a.shape
-    d = sub.Wy.shape[2]
-    WyT, WtT = np.swapaxes(sub.Wy, 1, 2), np.swapaxes(sub.Wt, 1, 2)
-    aWy, aWt = np.abs(sub.Wy), np.abs(sub.Wt)
-    a, b = sub.a, sub.b
-    c0 = np.zeros((T, P, d))
-    e = np.full((T, P, d), eps)
-    owner = np.arange(P)
-    val = per.copy()
     # the feasible point of the optimised relaxation: an upper bound on the worst margin
     _, c, *_ = _bound_at(sub, lam, s, q, rho)
     upper = _true_g(sub, _minimiser(c, "linf", eps), q, rho).sum(-1)
+    result = per.sum(-1)
+    rows = np.arange(T)
+    Wy, Wt = sub.Wy, sub.Wt
+    a, b = sub.a, sub.b
+    c0 = np.zeros(a.shape[:2] + (Wy.shape[2],))
+    e = np.full(c0.shape, eps)
+    val = per.copy()
     for _ in range(budget):
+        WyT, WtT = np.swapaxes(Wy, 1, 2), np.swapaxes(Wt, 1, 2)
+        aWy, aWt = np.abs(Wy), np.abs(Wt)
         ac, bc = a + np.matmul(c0, WyT), b + np.matmul(c0, WtT)
         ra, rb = np.matmul(e, np.swapaxes(aWy, 1, 2)), np.matmul(e, np.swapaxes(aWt, 1, 2))
         amb_a = ((ac + ra > 0) & (ac - ra < rho)).astype(float)
@@ -435,31 +448,32 @@ def _bab_chunk(sub, per, lam, s, q, rho, steps, budget):
         score = e * (np.matmul(amb_a, aWy) + np.matmul(amb_b, aWt))        # (T,L,d)
         coord = score.argmax(-1)                                           # (T,L)
         ti, li = np.nonzero(np.ones(coord.shape, bool))
-        half = e[ti, li, coord[ti, li]] / 2.0
+        ci = coord[ti, li]
+        half = e[ti, li, ci] / 2.0
+        L = coord.shape[1]
         c0 = np.concatenate([c0, c0], axis=1)
         e = np.concatenate([e, e], axis=1)
-        L = coord.shape[1]
-        c0[ti, li, coord[ti, li]] -= half
-        c0[ti, L + li, coord[ti, li]] += half
-        e[ti, li, coord[ti, li]] = half
-        e[ti, L + li, coord[ti, li]] = half
+        c0[ti, li, ci] -= half
+        c0[ti, L + li, ci] += half
+        e[ti, li, ci] = half
+        e[ti, L + li, ci] = half
         a, b = np.concatenate([a, a], axis=1), np.concatenate([b, b], axis=1)
         lam, s = np.concatenate([lam, lam], axis=1), np.concatenate([s, s], axis=1)
-        owner = np.concatenate([owner, owner])
         val = np.concatenate([val, val], axis=1)          # the parent's bound holds on its halves
         leaf = _Pairs.__new__(_Pairs)
         leaf.eps, leaf.norm = eps, "linf"
-        leaf.a, leaf.b, leaf.Wy, leaf.Wt, leaf.ry, leaf.rt = a, b, sub.Wy, sub.Wt, None, None
+        leaf.a, leaf.b, leaf.Wy, leaf.Wt, leaf.ry, leaf.rt = a, b, Wy, Wt, None, None
         val, lam, s = _optimise(leaf, lam, s, q, rho, steps, c0=c0, e=e, best=val)
-        patch = np.full((T, P), np.inf)
-        for j in range(T):
-            np.minimum.at(patch[j], owner, val[j])
-        if np.all(np.maximum(patch, per).sum(-1) > 0):
+        patch = val.reshape(len(rows), -1, P).min(axis=1)  # min over the leaves tiling each patch
+        total = np.maximum(patch, per[rows]).sum(-1)
+        result[rows] = np.maximum(result[rows], total)
+        keep = total <= 0
+        if not keep.any():
             break
-    patch = np.full((T, P), np.inf)
-    for j in range(T):
-        np.minimum.at(patch[j], owner, val[j])
-    return np.maximum(patch, per).sum(-1), upper
+        rows = rows[keep]
+        Wy, Wt, a, b, c0, e = Wy[keep], Wt[keep], a[keep], b[keep], c0[keep], e[keep]
+        lam, s, val = lam[keep], s[keep], val[keep]
+    return result, upper
 
 
 def _check(eps, norm, level, steps, bab_budget):
@@ -472,7 +486,7 @@ def _check(eps, norm, level, steps, bab_budget):
 
 
 def certify(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf",
-            level: str = "bab", steps: int = 20, bab_budget: int = 6) -> np.ndarray:
+            level: str = "bab", steps: int = 20, bab_budget: int = 3) -> np.ndarray:
     """E5: bool (n,), True only where a sound bound proves F_y(X+δ) > F_t(X+δ)
     for every t ≠ y and every δ of the threat set (``norm``, radius ``eps``; no
     pixel box).  W (k,m,d), X (n,P,d), y (n,).  ``level``: see the module
