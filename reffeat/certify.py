@@ -94,6 +94,7 @@ from .model import check_inputs
 LEVELS = ("interval", "linear", "optimized", "bab")
 _EPS = Interval(Real, 0)
 _STEPS = Interval(Integral, 0)
+_ROUNDING = 1e-10      # relative margin a bound must clear to count as a proof (see certify_bounds)
 
 
 # ------------------------------------------------------------------ pieces of σ
@@ -304,7 +305,8 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
     ``lower`` (n,): a sound lower bound on min_{t≠y} min_δ (F_y − F_t)(X+δ);
     ``upper`` (n,): that margin at a feasible δ found along the way (≥ the true
     worst margin; ≤ 0 proves the point non-robust, or misclassified);
-    ``certified`` (n,) bool = lower > 0; ``levels``: the (n,) lower bound after
+    ``certified`` (n,) bool = lower > 1e-10·(1 + the summed size of the terms)
+    (a proof must clear the rounding of its own arithmetic); ``levels``: the (n,) lower bound after
     each level run ("interval", "linear", ...).
     """
     _check(eps, norm, level, steps, bab_budget)
@@ -313,6 +315,9 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
     X = np.asarray(X, dtype=float)
     q, rho = float(q), float(rho)
     n, k = X.shape[0], W.shape[0]
+    if n == 0:
+        empty = np.zeros(0)
+        return {"lower": empty, "upper": empty, "certified": np.zeros(0, bool), "levels": {}}
     if k == 1:                       # no target to beat: every point is correct
         ones = np.full(n, np.inf)
         return {"lower": ones, "upper": ones, "certified": np.ones(n, bool), "levels": {}}
@@ -378,7 +383,13 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
     lower = _per_point(pair, pr, n)
     up = np.full(n, np.inf)
     np.minimum.at(up, pr.i, upper)
-    return {"lower": lower, "upper": up, "certified": lower > 0, "levels": levels}
+    # floating point: a bound is a sum of O(P·m) terms each at most σ(|z| + radius);
+    # require it to clear their rounding, not just 0
+    size = (smoothed_relu(np.abs(pr.a) + pr.ry, q, rho).sum((1, 2))
+            + smoothed_relu(np.abs(pr.b) + pr.rt, q, rho).sum((1, 2)))
+    tol = np.zeros(n)
+    np.maximum.at(tol, pr.i, _ROUNDING * (1.0 + size))
+    return {"lower": lower, "upper": up, "certified": lower > tol, "levels": levels}
 
 
 def _open(pair, upper, pr, n):

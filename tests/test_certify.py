@@ -173,3 +173,11 @@ def test_bad_shapes(shapes, word):
 def test_labels_out_of_range():
     with pytest.raises(ValueError, match="y"):
         certify(np.ones((3, 2, 4)), np.ones((5, 2, 4)), np.full(5, 3), q=2.0, rho=1.0, eps=0.1)
+
+
+def test_edge_sizes():
+    """No samples: an empty answer; one class: every point is trivially correct."""
+    got = certify(np.ones((3, 2, 4)), np.ones((0, 2, 4)), np.zeros(0, int), q=2.0, rho=1.0, eps=0.1)
+    assert got.shape == (0,) and got.dtype == bool
+    got = certify(np.ones((1, 2, 4)), np.ones((2, 2, 4)), np.zeros(2, int), q=2.0, rho=1.0, eps=0.1)
+    assert got.all()
