@@ -235,48 +235,56 @@ def _total(kappa, lin, norm, eps):
 
 def _optimise(pr, lam, s, q, rho, steps, c0=None, e=None, a=None, b=None, Wy=None, Wt=None,
               best=None, lr=0.25, decay=0.85):
-    """Projected supergradient ascent on the concave bound in (λ, s) ∈ [0,1]^m × [0, σ'(u)]^m.
+    """Projected supergradient ascent on the concave bound in (λ, s): sign steps,
+    each slope kept in its useful range (λ ∈ [σ'(l_y), σ'(u_y)], s ∈ [0, σ'(u_t)]).
 
     Returns the best per-patch bound found (Q,P) (for "l2": per-pair (Q,)) and
-    the slopes that gave it.  Sound at every iterate; only improvements are kept.
+    the slopes that gave it.  Sound at every iterate; only improvements are
+    kept (``best``: bounds already known for these regions, or None).
     """
     norm, eps = pr.norm, pr.eps
     a = pr.a if a is None else a
     b = pr.b if b is None else b
     Wy = pr.Wy if Wy is None else Wy
     Wt = pr.Wt if Wt is None else Wt
+    WyT, WtT = np.swapaxes(Wy, 1, 2), np.swapaxes(Wt, 1, 2)
+    # everything that depends on the region only, once
+    if c0 is not None:
+        ac, bc = a + np.matmul(c0, WyT), b + np.matmul(c0, WtT)
+        ry = np.matmul(e, np.swapaxes(np.abs(Wy), 1, 2))
+        rt = np.matmul(e, np.swapaxes(np.abs(Wt), 1, 2))
+    else:
+        ac, bc, ry, rt = a, b, pr.ry, pr.rt
+    lo, hi = bc - rt, bc + rt
+    sl, su = smoothed_relu(lo, q, rho), smoothed_relu(hi, q, rho)
+    chord = _chord(lo, hi, q, rho)
+    lam_lo, lam_hi = _slope(ac - ry, q, rho), _slope(ac + ry, q, rho)
+    smax = _slope(hi, q, rho)
     lam, s = lam.copy(), s.copy()
     best_lam, best_s = lam.copy(), s.copy()
     for it in range(steps + 1):
-        kappa, c, lin, lo, hi, ac, bc, ry = _bound_at(pr, lam, s, q, rho, c0, e, a, b, Wy, Wt)
+        G = np.maximum(sl - s * lo, su - s * hi)
+        kappa = (lam * ac + _tangent_intercept(lam, q, rho)).sum(-1) - (s * bc + G).sum(-1)
+        c = np.matmul(lam, Wy) - np.matmul(s, Wt)
+        lin = _linear_term(c, norm, eps, e)
+        tot = None
         if norm == "l2":
             tot = np.sqrt((lin * lin).sum(-1))
             val = kappa.sum(-1) - eps * tot                 # (Q,)
-            better = val > best if best is not None else np.ones(val.shape, bool)
-            best = val if best is None else np.maximum(best, val)
-            best_lam[better], best_s[better] = lam[better], s[better]
         else:
             val = kappa + lin                               # (Q,P)
-            better = val > best if best is not None else np.ones(val.shape, bool)
-            best = val if best is None else np.maximum(best, val)
-            best_lam[better], best_s[better] = lam[better], s[better]
-            tot = None
+        better = val > best if best is not None else np.ones(val.shape, bool)
+        best = val if best is None else np.maximum(best, val)
+        best_lam[better], best_s[better] = lam[better], s[better]
         if it == steps:
             break
-        delta = _minimiser(c, norm, eps, e, c0, tot)        # argmin of the linear part
-        if c0 is not None:
-            delta = delta - c0                              # offsets from the region centre
-        za = ac + np.matmul(delta, np.swapaxes(Wy, 1, 2))   # pre-activations at δ*
-        zb = bc + np.matmul(delta, np.swapaxes(Wt, 1, 2))
+        delta = _minimiser(c, norm, eps, e, None, tot)      # argmin of the linear part (offset)
+        za = ac + np.matmul(delta, WyT)                     # pre-activations at δ*
+        zb = bc + np.matmul(delta, WtT)
         # supergradients: ∂/∂λ = z_y(δ*) − τ(λ);  ∂/∂s = pivot − z_t(δ*)
         gl = za - _tangent_point(lam, q, rho)
-        chord = _chord(lo, hi, q, rho)
         gs = np.where(s < chord, hi, lo) - zb
-        # sign steps scaled to each slope's useful range (λ ∈ [σ'(l_y), σ'(u_y)], s ∈ [0, σ'(u_t)])
         step = lr * decay ** it
-        lam_hi = _slope(ac + ry, q, rho)
-        lam_lo = _slope(ac - ry, q, rho)
-        smax = _slope(hi, q, rho)
         lam = np.clip(lam + step * (lam_hi - lam_lo) * np.sign(gl), lam_lo, lam_hi)
         s = np.clip(s + step * smax * np.sign(gs), 0.0, smax)
     return best, best_lam, best_s
@@ -299,7 +307,7 @@ def _initial_slopes(pr, q, rho):
 
 
 def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf",
-                   level: str = "bab", steps: int = 20, bab_budget: int = 3) -> dict:
+                   level: str = "bab", steps: int = 20, bab_budget: int = 4) -> dict:
     """E5 with its numbers.  W (k,m,d), X (n,P,d), y (n,) ->
 
     ``lower`` (n,): a sound lower bound on min_{t≠y} min_δ (F_y − F_t)(X+δ);
@@ -508,7 +516,7 @@ def _check(eps, norm, level, steps, bab_budget):
 
 
 def certify(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf",
-            level: str = "bab", steps: int = 20, bab_budget: int = 3) -> np.ndarray:
+            level: str = "bab", steps: int = 20, bab_budget: int = 4) -> np.ndarray:
     """E5: bool (n,), True only where a sound bound proves F_y(X+δ) > F_t(X+δ)
     for every t ≠ y and every δ of the threat set (``norm``, radius ``eps``; no
     pixel box).  W (k,m,d), X (n,P,d), y (n,).  ``level``: see the module
