@@ -338,24 +338,22 @@ def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "li
     upper = _true_g(pr, np.zeros(pr.a.shape[:2] + (X.shape[2],)), q, rho).sum(-1)
 
     if upto >= 1:                    # (b) linear: best of the two classical slope choices
-        (lb_, sb_), (la_, sa_) = _initial_slopes(pr, q, rho)
-        best = None
-        slopes = None
-        for lam, s in ((la_, sa_), (lb_, sb_)):
+        vals = []
+        for lam, s in _initial_slopes(pr, q, rho):
             kappa, c, lin, *_ = _bound_at(pr, lam, s, q, rho)
             if norm == "l2":
                 tot = np.sqrt((lin * lin).sum(-1))
-                val = kappa.sum(-1) - eps * tot
+                vals.append(kappa.sum(-1) - eps * tot)
             else:
-                tot, val = None, kappa + lin
+                tot = None
+                vals.append(kappa + lin)
             delta = _minimiser(c, norm, eps, total=tot)
             upper = np.minimum(upper, _true_g(pr, delta, q, rho).sum(-1))
-            take = val > best if best is not None else np.ones(val.shape, bool)
-            best = val if best is None else np.maximum(best, val)
-            if slopes is None:
-                slopes = [lam.copy(), s.copy()]
-            else:
-                slopes[0][take], slopes[1][take] = lam[take], s[take]
+        (lam_b, s_b), (lam_a, s_a) = _initial_slopes(pr, q, rho)
+        take = vals[1] > vals[0]                         # the interval-like slopes do better
+        best = np.maximum(vals[0], vals[1])
+        slopes = [lam_b.copy(), s_b.copy()]
+        slopes[0][take], slopes[1][take] = lam_a[take], s_a[take]
         if norm == "l2":
             pair = np.maximum(pair, best)
         else:
