@@ -419,7 +419,7 @@ def _subset(pr, idx):
     return sub
 
 
-def _bab(pr, per, pair, slopes, q, rho, steps, budget, todo, chunk=48):
+def _bab(pr, per, pair, slopes, q, rho, steps, budget, todo):
     """(c2) E5 branch and bound for ℓ∞.  per (Q,P) patch bounds, pair (Q,).
 
     For every pair not yet proven (bound ≤ 0), every patch box is refined for
@@ -431,12 +431,14 @@ def _bab(pr, per, pair, slopes, q, rho, steps, budget, todo, chunk=48):
     parent's (the parent's holds on the half too); a patch's bound is the
     minimum over its leaves, which tile its ε-box.  A pair stops being refined
     once its summed bound is > 0.  Only the pairs ``todo`` (indices) are
-    refined, ``chunk`` at a time.
+    refined, a chunk at a time (at most 2^16 leaves in memory).
     Returns the new pair bounds (Q,) and an upper bound (Q,) (the true margin at
     the best leaf minimisers found, a feasible δ).
     """
     pair = pair.copy()
     upper = np.full(pair.shape, np.inf)
+    # memory: a chunk holds chunk·P·2^budget leaves of d floats per array; cap it at 2^16 leaves
+    chunk = max(1, min(64, 2**16 // (pr.a.shape[1] * 2**budget)))
     for start in range(0, todo.size, chunk):
         idx = todo[start:start + chunk]
         sub = _subset(pr, idx)
