@@ -44,11 +44,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from .claims import THRESHOLDS as _CLAIM_THRESHOLDS
+
 #: Probability with which the spread over classes must be covered (RC1): the
 #: race must be won in every class of a seed on ≥ 95% of seeds.
 HIGH_PROB = 0.95
-#: P1's factor (SPEC V1: Φ ≥ 5Γ) used by RC1's threshold.
-P1_FACTOR = 5.0
+#: P1's factor (SPEC V1: Φ ≥ 5Γ) used by RC1's threshold: taken from the one
+#: table of claim thresholds (reffeat.claims), not repeated here.
+P1_FACTOR = float(_CLAIM_THRESHOLDS["P1_phi_over_gamma"])
 #: RC4: T must exceed the predicted take-off times by this factor.
 TAKEOFF_MARGIN = 3.0
 
@@ -76,6 +79,10 @@ class Condition:
                 f"  {'met' if self.met else 'NOT MET'}   ({self.detail})")
 
     def to_dict(self) -> dict:
+        """The fields as a dict. Note: an infinite value or threshold is written as
+        the *string* "inf"/"-inf" (NaN as null) to keep the JSON strict; readers
+        must accept a string there. The strict-JSON encoding is being unified in
+        reffeat.output; this format is left as is until then."""
         d = asdict(self)
         for key in ("value", "threshold"):          # strict JSON: no inf/nan
             if not math.isfinite(d[key]):
@@ -183,8 +190,9 @@ def _init_max(cfg, W0=None, features=None):
 
 
 def takeoff_levels(cfg, features=None) -> dict:
-    """x* of ST's Φ (n_N σ(β Φ*) = 1) and of AT's Γ (s σ(a_R Γ*) = 1, a_R the
-    robust amplitude left by the attack), and ST's Γ level Γ* (s σ(α Γ*) = 1)."""
+    """The two take-off levels x* used by RC1/RC4/RC5: ``"phi_st"``, ST's Φ*
+    (n_N σ(β Φ*) = 1), and ``"gamma_at"``, AT's Γ* (s σ(a_R Γ*) = 1, a_R the
+    robust amplitude left by the attack); ∞ where the feature is absent."""
     q, rho = cfg.q, cfg.rho
     aR = _robust_amplitude(cfg, features)
     return {
@@ -439,6 +447,137 @@ def rc5_reach(cfg, W0=None) -> Condition:
     src = "this seed's W0" if W0 is not None else "expected"
     detail = f"(P−s)·σ(ε·max‖w0‖) with {src} max‖w0‖ = {M:.3g}, ε·max = {z:.3g}; margin s·σ(a_R Γ*) = 1"
     return _make("RC5", "reach of the initial weights", reach, 1.0, "<", detail)
+
+
+# ---------------------------------------------------------------- RC6
+#: RC6 reach variants, both fixed from the analysis before any measurement:
+#: "r" — the SPEC's text: the wrong class gains only through the off-feature
+#: part r of its neurons; "w" — the full Hölder bound: through all of w
+#: (its own feature parts Γ_t u_t, Φ_t v_t included), see ``rc6_terms``.
+RC6_VARIANTS = ("r", "w")
+
+
+def _sigma_arr(z, q: float, rho: float) -> np.ndarray:
+    """N1 elementwise on an array (plain numpy; RC6 is not a hot path)."""
+    z = np.asarray(z, dtype=float)
+    zp = np.maximum(z, 0.0)
+    poly = np.minimum(zp, rho) ** q / (q * rho ** (q - 1))
+    return np.where(z <= 0, 0.0, np.where(z <= rho, poly, z - (1 - 1 / q) * rho))
+
+
+def _dual(A: np.ndarray, norm: str) -> np.ndarray:
+    """‖a‖_* over the last axis: ℓ1 for the ℓ∞ threat, ℓ2 for the ℓ2 ones."""
+    return np.abs(A).sum(axis=-1) if norm == "linf" else np.sqrt((A * A).sum(axis=-1))
+
+
+def rc6_terms(Ws, cfg, features, variant: str = "r") -> dict:
+    """RC6 per class pair, for one W (k, m, d) or a stack Ws (..., k, m, d)
+    (a trace: any leading shape). features = (U, V), each (k, d).
+
+    Returns arrays: ``margin`` (..., k) the clean robust margin M_y;
+    ``gain_t`` (..., k, k) [y, t] the wrong class's output bound;
+    ``loss_y`` (..., k) the decrease of M_y the adversary gets;
+    ``ratio`` (..., k, k) [y, t] = (gain_t + loss_y)/M_y (NaN on y = t);
+    ``value`` (...,) the max of ratio over y ≠ t. RC6 is met when value < 1.
+
+    Derivation (N3, D3, ℓ∞ threat of radius ε; ℓ2 with the dual norm ℓ2).
+    Split each neuron w_{j,r} = Γ_{j,r} u_j + Φ_{j,r} v_j + r_{j,r} (C1;
+    r = the cross terms, the memorised noise and what is left of W⁽⁰⁾).
+    Take the noise-free point of class y (D3 with ξ = 0: α u_y on the s
+    robust patches, β v_y on the n_N non-robust ones, 0 on the n_0 = P − s − n_N
+    noise-only patches) and a target t ≠ y. An ℓ∞ perturbation moves ⟨w, x_p⟩
+    by at most ε‖w‖₁ on every patch at once (Hölder), and σ is increasing, so:
+
+    * the wrong class. For t ≠ y the features of class t are orthogonal to
+      x_p, so ⟨w_{t,r}, x_p⟩ = ⟨r_{t,r}, x_p⟩ and
+
+          F_t(X + δ) ≤ Σ_r [ s σ(α⟨r_{t,r}, u_y⟩ + a_{t,r}) + n_N σ(β⟨r_{t,r}, v_y⟩ + a_{t,r})
+                            + n_0 σ(a_{t,r}) ]  =: gain_t,
+
+      a_{t,r} = ε‖r_{t,r}‖₁ (variant "r", the SPEC's reach through r) or
+      ε‖w_{t,r}‖₁ (variant "w": class t's own features also serve the
+      adversary, e.g. the drag ε Γ_t ‖u_t‖₁ on all P − s patches);
+    * the true class. Its robust part after the attack erodes u_y is
+      M_y = s Σ_r σ(Γ_{y,r} a_R), a_R = α − ε‖u_y‖₁ (the clean robust margin
+      at the attacked robust amplitude, as in RC4/RC5); through r the
+      adversary lowers it further, to s Σ_r σ(Γ_{y,r} a_R − ε‖r_{y,r}‖₁)
+      (variant "w": s Σ_r σ(Γ_{y,r} α − ε‖w_{y,r}‖₁)); loss_y is the
+      difference. F_y's other terms (≥ 0) are dropped: conservative.
+
+    The class-y point is robust against target t (by this bound) when
+    gain_t < M_y − loss_y, i.e. ratio = (gain_t + loss_y)/M_y < 1. RC5 is the
+    same comparison at W⁽⁰⁾ with the initial reach alone; RC6 evaluates it
+    at the learned weights, where r holds what training put off the
+    features. M_y = 0 (no robust coefficient learned) gives ratio ∞.
+    Assumptions: the test noise ξ is neglected (its mean effect on a convex σ
+    is an increase of the wrong class's output, so the bound is optimistic
+    there); the bound per neuron is taken for every neuron at once (the
+    adversary's δ_p is shared by the neurons of a class, so the bound is
+    pessimistic there). Whole-input ℓ2: every δ_p lies in the ε-ball, so the
+    per-patch ℓ2 formula is used (sound, loose).
+    """
+    if variant not in RC6_VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(RC6_VARIANTS)} (got {variant!r})")
+    U, V = features
+    Ws = np.asarray(Ws, dtype=float)
+    if Ws.ndim < 3 or Ws.shape[-3:] != (cfg.k, cfg.m, cfg.d):
+        raise ValueError(f"W must have shape (..., k, m, d) = (..., {cfg.k}, {cfg.m}, {cfg.d}) (got {Ws.shape})")
+    q, rho, eps, norm = cfg.q, cfg.rho, cfg.eps, cfg.norm
+    k = cfg.k
+    G = np.einsum("...jmd,jd->...jm", Ws, U)
+    F = np.einsum("...jmd,jd->...jm", Ws, V)
+    R = Ws - G[..., None] * U[:, None, :] - F[..., None] * V[:, None, :]
+    a_r = eps * _dual(R, norm)                                   # (..., k, m)
+    a_w = eps * _dual(Ws, norm)
+    Ru = np.einsum("...tmd,yd->...ytm", R, U)                    # ⟨r_{t,r}, u_y⟩, [y, t, r]
+    Rv = np.einsum("...tmd,yd->...ytm", R, V)
+    a_t = (a_r if variant == "r" else a_w)[..., None, :, :]      # broadcast over y
+    s, n_N = cfg.s, cfg.n_N
+    n_0 = cfg.P - s - n_N
+    gain = (s * _sigma_arr(cfg.alpha * Ru + a_t, q, rho) + n_N * _sigma_arr(cfg.beta * Rv + a_t, q, rho)
+            + n_0 * _sigma_arr(a_t, q, rho)).sum(axis=-1)        # (..., y, t)
+    u1 = float(_dual(U, norm).mean())
+    a_R = cfg.alpha - eps * u1
+    margin = s * _sigma_arr(G * a_R, q, rho).sum(axis=-1)        # (..., k)
+    if variant == "r":
+        attacked = s * _sigma_arr(G * a_R - a_r, q, rho).sum(axis=-1)
+    else:
+        attacked = s * _sigma_arr(G * cfg.alpha - a_w, q, rho).sum(axis=-1)
+    loss = margin - attacked
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(margin[..., :, None] > 0, (gain + loss[..., :, None]) / margin[..., :, None], np.inf)
+    off = ~np.eye(k, dtype=bool)
+    ratio = np.where(off, ratio, np.nan)
+    value = ratio[..., off].max(axis=-1) if k > 1 else np.full(ratio.shape[:-2], -np.inf)
+    return {"margin": margin, "gain_t": gain, "loss_y": loss, "ratio": ratio, "value": value}
+
+
+def rc6_values(Ws, cfg, features, variant: str = "r") -> np.ndarray:
+    """RC6 value along a trace: Ws (T', k, m, d) (or a list of W's) -> (T',);
+    RC6 is met at a step when its value is < 1 (see ``rc6_terms``)."""
+    return rc6_terms(np.asarray(Ws, dtype=float), cfg, features, variant)["value"]
+
+
+def rc6_reach(cfg, W, features, variant: str = "r") -> Condition:
+    """RC6 reach at the learned weights W (k, m, d) (the final AT weights, or
+    any step of a trace): the adversary's reach through the off-feature part
+    of the neurons against the robust margin, max over class pairs (y, t);
+    met when < 1. Derivation in ``rc6_terms``."""
+    t = rc6_terms(W, cfg, features, variant)
+    value = float(t["value"])
+    k = cfg.k
+    if k > 1 and math.isfinite(value):
+        ratio = np.where(np.isnan(t["ratio"]), -np.inf, t["ratio"])
+        y, tt = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        detail = (f"worst pair y={y}, t={tt}: wrong-class bound {t['gain_t'][y, tt]:.3g} + robust-margin "
+                  f"loss {t['loss_y'][y]:.3g} vs robust margin s·Σ_r σ(Γ_y,r·a_R) = {t['margin'][y]:.3g} "
+                  f"(reach through {'r' if variant == 'r' else 'w'}, ε = {cfg.eps:g}, {cfg.norm})")
+    elif k > 1:
+        detail = "no robust margin learned in some class (Σ_r σ(Γ_y,r a_R) = 0)"
+    else:
+        detail = "k = 1: no wrong class"
+    title = "reach at the learned weights" + ("" if variant == "r" else " (full ‖w‖)")
+    return _make("RC6", title, value, 1.0, "<", detail)
 
 
 # ---------------------------------------------------------------- all
