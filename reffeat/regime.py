@@ -612,3 +612,41 @@ def regime(cfg, W0=None, features=None) -> dict:
 def format_regime(cfg, W0=None, features=None) -> str:
     """One line per condition (value, threshold, met or not)."""
     return "\n".join(c.line() for c in conditions(cfg, W0, features))
+
+
+def confusion(records, predictor: str = "rc6_met", outcome: str = "p4") -> dict:
+    """How well a condition predicts a claim, per seed: the confusion table.
+
+    ``records``: iterable of dicts, one per seed-run, each with at least
+    ``predictor`` (bool: the condition met) and ``outcome`` (bool: the claim
+    holds), e.g. {"preset": "q3", "seed": 1, "rc6_value": 3.2, "rc6_met": False,
+    "p4": False}. Returns {"n", "met_holds", "met_fails", "not_met_holds",
+    "not_met_fails", "agreement" (fraction of seeds where met == holds; NaN
+    for n = 0), "by_preset": {preset: same counts}} — plain ints/floats.
+    """
+    def table(rs):
+        c = {"met_holds": 0, "met_fails": 0, "not_met_holds": 0, "not_met_fails": 0}
+        for r in rs:
+            c[("met" if r[predictor] else "not_met") + ("_holds" if r[outcome] else "_fails")] += 1
+        n = sum(c.values())
+        return {"n": n, **c,
+                "agreement": (c["met_holds"] + c["not_met_fails"]) / n if n else math.nan}
+    records = list(records)
+    out = table(records)
+    presets = sorted({str(r.get("preset")) for r in records})
+    out["by_preset"] = {p: table([r for r in records if str(r.get("preset")) == p]) for p in presets}
+    return out
+
+
+def format_confusion(table: dict, predictor: str = "RC6 met", outcome: str = "P4 holds") -> str:
+    """The confusion table as Markdown, then one line per preset."""
+    t = table
+    lines = [f"| | {outcome} | not {outcome} |", "|---|---|---|",
+             f"| {predictor} | {t['met_holds']} | {t['met_fails']} |",
+             f"| not {predictor} | {t['not_met_holds']} | {t['not_met_fails']} |",
+             "", f"agreement {t['met_holds'] + t['not_met_fails']}/{t['n']} = {t['agreement']:.1%}", "",
+             f"| preset | n | {outcome} | {predictor} | agree |", "|---|---|---|---|---|"]
+    for p, b in t.get("by_preset", {}).items():
+        lines.append(f"| {p} | {b['n']} | {b['met_holds'] + b['not_met_holds']} | "
+                     f"{b['met_holds'] + b['met_fails']} | {b['met_holds'] + b['not_met_fails']} |")
+    return "\n".join(lines)
