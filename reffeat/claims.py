@@ -93,6 +93,20 @@ HOLDS_LOWER = 0.75
 MOST_FRACTION = 0.5
 
 
+#: rounding tolerance of the comparisons: a threshold sum such as robust(ST) + 0.8
+#: is not exact in binary (0.06 + 0.8 = 0.8600000000000001 > 43/50), so "a ≥ b"
+#: is tested as a ≥ b − 1e-12, far below any accuracy's resolution 1/n_test
+_TOL = 1e-12
+
+
+def _ge(a, b) -> bool:
+    return a >= b - _TOL
+
+
+def _le(a, b) -> bool:
+    return a <= b + _TOL
+
+
 def _thresholds(version: str) -> dict:
     if version not in THRESHOLDS_BY_VERSION:
         raise ValueError(f"version must be one of {', '.join(VERSIONS)} (got {version!r})")
@@ -101,7 +115,7 @@ def _thresholds(version: str) -> dict:
 
 def p1(st: dict, version: str = "V1") -> bool:
     """P1 on one seed (V1 = V2): Φ(ST) ≥ 5 Γ(ST)."""
-    return bool(st["phi"] >= _thresholds(version)["P1_phi_over_gamma"] * st["gamma"])
+    return bool(_ge(st["phi"], _thresholds(version)["P1_phi_over_gamma"] * st["gamma"]))
 
 
 def p2(st: dict, version: str = "V1") -> bool:
@@ -110,29 +124,29 @@ def p2(st: dict, version: str = "V1") -> bool:
     fraction (V2 (b)) ≥ 0.9; KeyError if V2's keys are absent (``claims``
     leaves the claim out then), a None value counts as not met."""
     t = _thresholds(version)
-    ok = bool(st["robust_acc"] <= t["P2_robust_max"] and st["clean_acc"] >= t["P2_clean_min"]
-              and st["alignment"] is not None and st["alignment"] >= t["P2_alignment_min"])
+    ok = bool(_le(st["robust_acc"], t["P2_robust_max"]) and _ge(st["clean_acc"], t["P2_clean_min"])
+              and st["alignment"] is not None and _ge(st["alignment"], t["P2_alignment_min"]))
     if version == "V2":
         fa, fl = st["robust_acc_feature_attack"], st["v_projected_flip_frac"]
-        ok = ok and fa is not None and fa <= t["P2_feature_attack_max"] \
-            and fl is not None and fl >= t["P2_projected_flip_min"]
+        ok = ok and fa is not None and _le(fa, t["P2_feature_attack_max"]) \
+            and fl is not None and _ge(fl, t["P2_projected_flip_min"])
     return bool(ok)
 
 
 def p3(st: dict, at: dict, version: str = "V1") -> bool:
     """P3 on one seed (V1 = V2): Γ(AT) ≥ 5 Γ(ST) and Φ(AT) ≤ 0.5 Φ(ST)."""
     t = _thresholds(version)
-    return bool(at["gamma"] >= t["P3_gamma_ratio_min"] * st["gamma"]
-                and at["phi"] <= t["P3_phi_ratio_max"] * st["phi"])
+    return bool(_ge(at["gamma"], t["P3_gamma_ratio_min"] * st["gamma"])
+                and _le(at["phi"], t["P3_phi_ratio_max"] * st["phi"]))
 
 
 def p4(st: dict, at: dict, version: str = "V1") -> bool:
     """P4 on one seed. V1: clean(AT) ≥ 0.95, robust(AT) ≥ 0.5 and ≥
     robust(ST) + 0.4. V2: clean(AT) ≥ 0.95, robust(AT) ≥ 0.9 and ≥ robust(ST) + 0.8."""
     t = _thresholds(version)
-    return bool(at["robust_acc"] >= t["P4_robust_min"]
-                and at["robust_acc"] >= st["robust_acc"] + t["P4_gain_min"]
-                and at["clean_acc"] >= t["P4_clean_min"])
+    return bool(_ge(at["robust_acc"], t["P4_robust_min"])
+                and _ge(at["robust_acc"], st["robust_acc"] + t["P4_gain_min"])
+                and _ge(at["clean_acc"], t["P4_clean_min"]))
 
 
 def claims(summary: dict, version: str = "V1") -> dict:
