@@ -1,5 +1,5 @@
-"""§11 RC1–RC5: the regime conditions under which P1–P4 are predicted, as
-functions of a Config.
+"""§11 RC1–RC6: the regime conditions under which P1–P4 are predicted, as
+functions of a Config (RC1–RC5) and of the learned weights (RC6).
 
 Each condition is this project's own derivation from the dynamics of SPEC
 §3–§7 (written out in the function's docstring), returns a ``Condition``
@@ -55,7 +55,7 @@ P1_FACTOR = float(_CLAIM_THRESHOLDS["P1_phi_over_gamma"])
 #: RC4: T must exceed the predicted take-off times by this factor.
 TAKEOFF_MARGIN = 3.0
 
-NAMES = ("RC1", "RC2", "RC3", "RC4", "RC5")
+NAMES = ("RC1", "RC2", "RC3", "RC4", "RC5", "RC6")
 
 
 @dataclass(frozen=True)
@@ -581,14 +581,21 @@ def rc6_reach(cfg, W, features, variant: str = "r") -> Condition:
 
 
 # ---------------------------------------------------------------- all
-def conditions(cfg, W0=None, features=None) -> list[Condition]:
+def conditions(cfg, W0=None, features=None, learned=None) -> list[Condition]:
     """RC1–RC5 for a Config (expected initial maxima), or for a seed's W0
-    when ``W0`` and ``features`` = (U, V) are given (RC1, RC4, RC5)."""
+    when ``W0`` and ``features`` = (U, V) are given (RC1, RC4, RC5); and RC6
+    (``rc6_reach``, variant "r") when ``learned``, the learned weights W
+    (k, m, d) (AT's final W, or a step of its trace), is given."""
     calls = [("RC1", "race", lambda: rc1_race(cfg, W0, features)),
              ("RC2", "susceptibility", lambda: rc2_susceptibility(cfg, features)),
              ("RC3", "step size", lambda: rc3_step_size(cfg)),
              ("RC4", "take-off before T", lambda: rc4_takeoff(cfg, W0, features)),
              ("RC5", "reach of the initial weights", lambda: rc5_reach(cfg, W0))]
+    if learned is not None:
+        if features is None:
+            from .features import make_features
+            features = make_features(cfg)
+        calls.append(("RC6", "reach at the learned weights", lambda: rc6_reach(cfg, learned, features)))
     out = []
     for name, title, call in calls:
         try:
@@ -601,18 +608,18 @@ def conditions(cfg, W0=None, features=None) -> list[Condition]:
     return out
 
 
-def regime(cfg, W0=None, features=None) -> dict:
-    """``summary.json["regime"]``: every condition as a dict, and whether all are met."""
-    conds = conditions(cfg, W0, features)
+def regime(cfg, W0=None, features=None, learned=None) -> dict:
+    """``summary.json["regime"]``: every condition as a dict, and whether all are met
+    (RC6 included when ``learned`` is given, see ``conditions``)."""
+    conds = conditions(cfg, W0, features, learned)
     return {"conditions": {c.name: c.to_dict() for c in conds},
             "all_met": all(c.met for c in conds),
             "basis": "this seed's W0" if W0 is not None else "expected initial weights"}
 
 
-def format_regime(cfg, W0=None, features=None) -> str:
+def format_regime(cfg, W0=None, features=None, learned=None) -> str:
     """One line per condition (value, threshold, met or not)."""
-    return "\n".join(c.line() for c in conditions(cfg, W0, features))
-
+    return "\n".join(c.line() for c in conditions(cfg, W0, features, learned))
 
 def confusion(records, predictor: str = "rc6_met", outcome: str = "p4") -> dict:
     """How well a condition predicts a claim, per seed: the confusion table.
