@@ -263,3 +263,13 @@ def test_confusion_table_counts():
     assert (t["n"], t["met_holds"], t["met_fails"], t["not_met_holds"], t["not_met_fails"]) == (4, 1, 1, 0, 2)
     assert t["agreement"] == 0.75 and t["by_preset"]["a"]["agreement"] == 1.0
     assert "agreement 3/4" in format_confusion(t)
+
+
+def test_regime_with_learned_weights_adds_rc6():
+    cfg = Config(k=3, P=6, d_N=8, m=2)
+    W, feats = _hand(cfg, 0.6)
+    d = regime(cfg, learned=W)
+    json.dumps(d, allow_nan=False)
+    assert list(d["conditions"]) == ["RC1", "RC2", "RC3", "RC4", "RC5", "RC6"]
+    assert d["conditions"]["RC6"]["value"] == rc6_reach(cfg, W, feats).value
+    assert "RC6" not in regime(cfg)["conditions"]
