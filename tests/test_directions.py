@@ -65,7 +65,7 @@ def test_delta_in_span_and_in_set_is_unchanged(n, P, d, k, eps, norm, seed):
 def test_feature_attack_perturbations_are_kept_in_sparse_dense():
     """E2b's δ_p = ε·sign(v_t − v_y) lies in span{v} for geometry sparse-dense (F2): unchanged."""
     cfg = Config(k=3, d_N=8, P=4)
-    U, V = make_features(cfg)
+    _, V = make_features(cfg)
     y = np.array([0, 1, 2, 0])
     for delta in feature_perturbations(V, y, cfg.P, 0.2, "linf"):
         np.testing.assert_allclose(project_onto_span(delta, V, eps=0.2, norm="linf"), delta, atol=1e-12)
