@@ -563,6 +563,9 @@ def rc6_reach(cfg, W, features, variant: str = "r") -> Condition:
     any step of a trace): the adversary's reach through the off-feature part
     of the neurons against the robust margin, max over class pairs (y, t);
     met when < 1. Derivation in ``rc6_terms``."""
+    title = "reach at the learned weights" + ("" if variant == "r" else " (full ‖w‖)")
+    if not np.all(np.isfinite(np.asarray(W, dtype=float))):
+        return Condition("RC6", title, math.nan, 1.0, "<", False, "the weights are not finite (training diverged)")
     t = rc6_terms(W, cfg, features, variant)
     value = float(t["value"])
     k = cfg.k
@@ -576,7 +579,6 @@ def rc6_reach(cfg, W, features, variant: str = "r") -> Condition:
         detail = "no robust margin learned in some class (Σ_r σ(Γ_y,r a_R) = 0)"
     else:
         detail = "k = 1: no wrong class"
-    title = "reach at the learned weights" + ("" if variant == "r" else " (full ‖w‖)")
     return _make("RC6", title, value, 1.0, "<", detail)
 
 

@@ -273,3 +273,12 @@ def test_regime_with_learned_weights_adds_rc6():
     assert list(d["conditions"]) == ["RC1", "RC2", "RC3", "RC4", "RC5", "RC6"]
     assert d["conditions"]["RC6"]["value"] == rc6_reach(cfg, W, feats).value
     assert "RC6" not in regime(cfg)["conditions"]
+
+
+def test_rc6_diverged_weights_are_not_met_not_a_crash():
+    cfg = Config(k=2, P=4, d_N=4, m=2)
+    W, feats = _hand(cfg, 0.5)
+    W[0, 0, 0] = np.nan
+    c = rc6_reach(cfg, W, feats)
+    assert not c.met and math.isnan(c.value) and "not finite" in c.detail
+    assert c.to_dict()["value"] is None
