@@ -454,7 +454,11 @@ def rc5_reach(cfg, W0=None) -> Condition:
 #: "r" — the SPEC's text: the wrong class gains only through the off-feature
 #: part r of its neurons; "w" — the full Hölder bound: through all of w
 #: (its own feature parts Γ_t u_t, Φ_t v_t included), see ``rc6_terms``.
-RC6_VARIANTS = ("r", "w")
+#: "rv" — a refinement added after a measured failure (q3 seeds 9 and 12: RC6 "r"
+#: met, AT robust 0.06 and 0.32, with Φ(AT) ≈ 0.2–0.25 left, so ε|Φ_t|‖v_t‖₁ ≈
+#: 0.22–0.29 per patch, as large as ε‖r‖₁): r plus the residual non-robust
+#: feature Φ v of each neuron, a_{j,r} = ε(‖r_{j,r}‖_* + |Φ_{j,r}|‖v_j‖_*).
+RC6_VARIANTS = ("r", "w", "rv")
 
 
 def _sigma_arr(z, q: float, rho: float) -> np.ndarray:
@@ -494,14 +498,17 @@ def rc6_terms(Ws, cfg, features, variant: str = "r") -> dict:
           F_t(X + δ) ≤ Σ_r [ s σ(α⟨r_{t,r}, u_y⟩ + a_{t,r}) + n_N σ(β⟨r_{t,r}, v_y⟩ + a_{t,r})
                             + n_0 σ(a_{t,r}) ]  =: gain_t,
 
-      a_{t,r} = ε‖r_{t,r}‖₁ (variant "r", the SPEC's reach through r) or
+      a_{t,r} = ε‖r_{t,r}‖₁ (variant "r", the SPEC's reach through r),
       ε‖w_{t,r}‖₁ (variant "w": class t's own features also serve the
-      adversary, e.g. the drag ε Γ_t ‖u_t‖₁ on all P − s patches);
+      adversary, e.g. the drag ε Γ_t ‖u_t‖₁ on all P − s patches) or
+      ε(‖r_{t,r}‖₁ + |Φ_{t,r}|‖v_t‖₁) (variant "rv": r and what AT left of
+      the non-robust feature, which the E2b direction sign(v_t − v_y) uses);
     * the true class. Its robust part after the attack erodes u_y is
       M_y = s Σ_r σ(Γ_{y,r} a_R), a_R = α − ε‖u_y‖₁ (the clean robust margin
       at the attacked robust amplitude, as in RC4/RC5); through r the
       adversary lowers it further, to s Σ_r σ(Γ_{y,r} a_R − ε‖r_{y,r}‖₁)
-      (variant "w": s Σ_r σ(Γ_{y,r} α − ε‖w_{y,r}‖₁)); loss_y is the
+      (variant "w": s Σ_r σ(Γ_{y,r} α − ε‖w_{y,r}‖₁); "rv": a_{y,r} of
+      variant "rv" in place of ε‖r_{y,r}‖₁); loss_y is the
       difference. F_y's other terms (≥ 0) are dropped: conservative.
 
     The class-y point is robust against target t (by this bound) when
@@ -531,7 +538,10 @@ def rc6_terms(Ws, cfg, features, variant: str = "r") -> dict:
     a_w = eps * _dual(Ws, norm)
     Ru = np.einsum("...tmd,yd->...ytm", R, U)                    # ⟨r_{t,r}, u_y⟩, [y, t, r]
     Rv = np.einsum("...tmd,yd->...ytm", R, V)
-    a_t = (a_r if variant == "r" else a_w)[..., None, :, :]      # broadcast over y
+    v_dual = _dual(V, norm)                                      # (k,): ‖v_j‖_*
+    a_rv = a_r + eps * np.abs(F) * v_dual[:, None]
+    a_own = {"r": a_r, "w": a_w, "rv": a_rv}[variant]            # (..., k, m)
+    a_t = a_own[..., None, :, :]                                 # broadcast over y
     s, n_N = cfg.s, cfg.n_N
     n_0 = cfg.P - s - n_N
     gain = (s * _sigma_arr(cfg.alpha * Ru + a_t, q, rho) + n_N * _sigma_arr(cfg.beta * Rv + a_t, q, rho)
@@ -539,10 +549,10 @@ def rc6_terms(Ws, cfg, features, variant: str = "r") -> dict:
     u1 = float(_dual(U, norm).mean())
     a_R = cfg.alpha - eps * u1
     margin = s * _sigma_arr(G * a_R, q, rho).sum(axis=-1)        # (..., k)
-    if variant == "r":
-        attacked = s * _sigma_arr(G * a_R - a_r, q, rho).sum(axis=-1)
-    else:
+    if variant == "w":
         attacked = s * _sigma_arr(G * cfg.alpha - a_w, q, rho).sum(axis=-1)
+    else:
+        attacked = s * _sigma_arr(G * a_R - a_own, q, rho).sum(axis=-1)
     loss = margin - attacked
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(margin[..., :, None] > 0, (gain + loss[..., :, None]) / margin[..., :, None], np.inf)
@@ -563,7 +573,9 @@ def rc6_reach(cfg, W, features, variant: str = "r") -> Condition:
     any step of a trace): the adversary's reach through the off-feature part
     of the neurons against the robust margin, max over class pairs (y, t);
     met when < 1. Derivation in ``rc6_terms``."""
-    title = "reach at the learned weights" + ("" if variant == "r" else " (full ‖w‖)")
+    if variant not in RC6_VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(RC6_VARIANTS)} (got {variant!r})")
+    title = "reach at the learned weights" + {"r": "", "w": " (full ‖w‖)", "rv": " (r and Φv)"}[variant]
     if not np.all(np.isfinite(np.asarray(W, dtype=float))):
         return Condition("RC6", title, math.nan, 1.0, "<", False, "the weights are not finite (training diverged)")
     t = rc6_terms(W, cfg, features, variant)
@@ -574,7 +586,7 @@ def rc6_reach(cfg, W, features, variant: str = "r") -> Condition:
         y, tt = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
         detail = (f"worst pair y={y}, t={tt}: wrong-class bound {t['gain_t'][y, tt]:.3g} + robust-margin "
                   f"loss {t['loss_y'][y]:.3g} vs robust margin s·Σ_r σ(Γ_y,r·a_R) = {t['margin'][y]:.3g} "
-                  f"(reach through {'r' if variant == 'r' else 'w'}, ε = {cfg.eps:g}, {cfg.norm})")
+                  f"(reach through {variant}, ε = {cfg.eps:g}, {cfg.norm})")
     elif k > 1:
         detail = "no robust margin learned in some class (Σ_r σ(Γ_y,r a_R) = 0)"
     else:

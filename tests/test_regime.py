@@ -245,7 +245,7 @@ def test_rc6_along_a_trace_equals_step_by_step():
     W, feats = _hand(cfg, 0.6)
     Ws = W[None] + 0.05 * rng.standard_normal((5, cfg.k, cfg.m, cfg.d))
     vals = rc6_values(Ws, cfg, feats)
-    for variant in ("r", "w"):
+    for variant in ("r", "w", "rv"):
         vals = rc6_values(list(Ws), cfg, feats, variant)
         assert vals.shape == (5,)
         for t in range(5):
