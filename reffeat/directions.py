@@ -11,6 +11,15 @@ the projected perturbation still flips (SPEC §9 V2, P2 (b); E2 supplies δ):
                                                     ε-ball; l2: rescale the whole input)
     flip fraction = #{i : argmax F(X_i + δ'_i) ≠ y_i} / #{i : argmax F(X_i + δ_i) ≠ y_i}
 
+Which δ is passed decides the number, and SPEC's "each successful
+perturbation" does not say which attack's when several flip a point (the
+wiring must fix this from the SPEC's text, not from the numbers). Seen on
+cached default ST models (seeds 0–2, /work/rc6runs/v2b_preview.py): with
+PGD's δ (E2a) 0.01, 0.34 and 0.38 of the flips survive the projection; E2b's
+δ_p = ε·sign(v_t − v_y) lies in span{v} for geometry sparse-dense and is kept
+unchanged (fraction 1 on the points it flips); q3 seeds 0, 1 with PGD's δ:
+1.0 and 0.96.
+
 For the ℓ2 balls the orthogonal projection never increases a norm, so δ' =
 Π_V δ there; for ℓ∞ it can leave the box (a dense v has entries
 ±1/sqrt(d_N)), and the clip is what "back into the threat set" means.
