@@ -34,6 +34,13 @@ _FIRST_VERSION = {
 _EPS_L2_PATCH = 0.2 * math.sqrt(32)
 _EPS_L2_WHOLE = _EPS_L2_PATCH * math.sqrt(63)
 
+#: plain ascent's large step (``plain-ascent-large-step``). G3 at W⁽⁰⁾ has entries of
+#: order (1 − 1/k)·√m·σ_0²·(feature amplitude ≈ 1) ≈ 0.75·4·1e-4 ≈ 3e-4 at the
+#: defaults (measured: median 1.8e-4), so D(g) = g with γ = ε moves the input by
+#: ~ε·1e-4. γ = 1e4·ε makes γ|g| ≳ ε from the first step on, and the projection
+#: onto the ball, not γ, sets the size of the perturbation (≈ FGSM where |γ g| > ε).
+_PLAIN_LARGE_GAMMA = 1e4 * 0.2
+
 #: name -> (one-line description, Config fields that differ from the defaults)
 PRESETS: dict[str, tuple[str, dict]] = {
     "default": (
@@ -54,9 +61,15 @@ PRESETS: dict[str, tuple[str, dict]] = {
         {"P": 8, "d_N": 256, "n_train": 31, "n_test": 200, "alpha": 1.25, "eps": 0.1,
          "sigma_xi": 0.05, "eta": 0.25, "T": 500}),
     "plain-ascent": (
-        "pitfall: un-normalised gradient ascent (D(g) = g) in T2; it stops attacking once "
-        "the loss is small and AT behaves like ST",
+        "pitfall: un-normalised gradient ascent (D(g) = g) in T2 at the default step γ = ε: "
+        "the gradient's entries are ~1e-4, so the step moves the input by ~ε·1e-4 — AT trains "
+        "on the clean points and equals ST; the failure is the step size (see "
+        "plain-ascent-large-step)",
         {"ascent": "plain"}),
+    "plain-ascent-large-step": (
+        f"plain ascent (D(g) = g) with γ = {_PLAIN_LARGE_GAMMA:g} (γ|g| ≳ ε from the first "
+        "step): the projection onto the ball sets the perturbation's size and AT is robust",
+        {"ascent": "plain", "gamma": _PLAIN_LARGE_GAMMA}),
     "pgd-large-step": (
         "pitfall: PGD-10 adversarial training with a large step γ = ε, random start, "
         "at the first version's η = 0.5",

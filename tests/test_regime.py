@@ -15,9 +15,9 @@ import pytest
 
 from reffeat import Config, coefficients, evaluate, problem, seeding, train
 from reffeat.claims import claims
-from reffeat.regime import (conditions, eta_max, expected_max_normal, max_normal_quantile, rc1_race,
-                            rc2_susceptibility, rc4_takeoff, rc5_reach, regime, takeoff_levels,
-                            takeoff_times)
+from reffeat.regime import (conditions, confusion, eta_max, expected_max_normal, format_confusion,
+                            max_normal_quantile, rc1_race, rc2_susceptibility, rc4_takeoff, rc5_reach,
+                            rc6_reach, rc6_values, regime, takeoff_levels, takeoff_times)
 
 #: a small problem (k = 3, P = 16, d = 19) on which one run takes well under a second
 SMALL = dict(k=3, P=16, s=1, d_N=16, n_train=60, n_test=60, m=8, eval_restarts=0, eval_K=5,
@@ -170,3 +170,115 @@ def test_rc5_separates_robust_from_learned_but_not_robust():
             assert claims(s)["P4"], "RC5 met but AT not robust: " + tag
         else:
             assert s["at"]["gamma"] >= 5 * s["st"]["gamma"] and s["at"]["robust_acc"] < 0.5, tag
+
+
+# ---------------------------------------------------------------- RC6
+def _sig(z, q=2.0, rho=1.0):
+    return 0.0 if z <= 0 else (z ** q / (q * rho ** (q - 1)) if z <= rho else z - (1 - 1 / q) * rho)
+
+
+def _hand(cfg, gamma, extra=None):
+    """W with every neuron Γ u_j (+ ``extra(j)``, a d-vector, off the features)."""
+    from reffeat.features import make_features
+    U, V = make_features(cfg)
+    W = np.zeros((cfg.k, cfg.m, cfg.d))
+    for j in range(cfg.k):
+        W[j] = gamma * U[j] + (0 if extra is None else extra(j, U, V))
+    return W, (U, V)
+
+
+def test_rc6_pure_robust_weights_have_no_reach():
+    """w = Γ u_j exactly (r = 0): through r the adversary gains nothing (value 0, met);
+    the full-‖w‖ variant sees the drag ε Γ on every patch: m·P·σ(εΓ) / (m·s·σ(Γ(α − ε)))."""
+    cfg = Config(k=3, P=8, d_N=8, m=2, alpha=3.0, eps=0.2)
+    W, feats = _hand(cfg, 0.7)
+    assert rc6_reach(cfg, W, feats).value == 0.0 and rc6_reach(cfg, W, feats).met
+    want = cfg.P * _sig(0.2 * 0.7) / (cfg.s * _sig(0.7 * 2.8))
+    assert rc6_reach(cfg, W, feats, "w").value == pytest.approx(want, rel=1e-12)
+
+
+def test_rc6_noise_direction_off_the_features():
+    """r = c·e (a noise coordinate, ⟂ every feature, geometry basis): every one of the P
+    patches of the wrong class gains σ(εc) per neuron, and the true class's robust patch
+    loses σ(Γa_R) − σ(Γa_R − εc): value = (P σ(εc) + s(σ(Γa_R) − σ(Γa_R − εc))) / (s σ(Γa_R))."""
+    cfg = Config(k=2, P=6, d_N=8, m=3, geometry="basis", alpha=2.0, eps=0.25)
+    c, g = 1.5, 0.8
+
+    def noise(j, U, V):
+        e = np.zeros(cfg.d)
+        e[2 * cfg.k] = c
+        return e
+    W, feats = _hand(cfg, g, noise)
+    aR = 2.0 - 0.25
+    want = (cfg.P * _sig(0.25 * c) + (_sig(g * aR) - _sig(g * aR - 0.25 * c))) / _sig(g * aR)
+    got = rc6_reach(cfg, W, feats)
+    assert got.value == pytest.approx(want, rel=1e-12), got.line()
+    assert got.met is (want < 1)
+    big = rc6_reach(cfg, _hand(cfg, g, lambda j, U, V: 4 * noise(j, U, V))[0], feats)
+    assert not big.met and big.value > got.value, "more memorised noise: more reach"
+
+
+def test_rc6_cross_term_on_the_other_class_non_robust_feature():
+    """r_t = c·v_y for t ≠ y (k = 2, basis): the wrong class reads βc on the n_N non-robust
+    patches of class y and the adversary adds εc‖v‖₁ = εc there and on every other patch."""
+    cfg = Config(k=2, P=5, d_N=8, m=1, geometry="basis", alpha=2.0, beta=1.0, eps=0.1)
+    c, g = 0.5, 1.0
+    W, feats = _hand(cfg, g, lambda j, U, V: c * V[1 - j])
+    aR = 2.0 - 0.1
+    gain = cfg.n_N * _sig(1.0 * c + 0.1 * c) + (cfg.P - cfg.n_N) * _sig(0.1 * c)
+    loss = _sig(g * aR) - _sig(g * aR - 0.1 * c)
+    assert rc6_reach(cfg, W, feats).value == pytest.approx((gain + loss) / _sig(g * aR), rel=1e-12)
+
+
+def test_rc6_no_robust_coefficient_is_infinite_and_strict_json():
+    cfg = Config(k=2, P=4, d_N=4, m=2)
+    W, feats = _hand(cfg, -0.3)
+    c = rc6_reach(cfg, W, feats)
+    assert c.value == math.inf and not c.met
+    json.dumps(c.to_dict(), allow_nan=False)
+    assert c.to_dict()["value"] == "inf"
+
+
+def test_rc6_along_a_trace_equals_step_by_step():
+    cfg = Config(k=3, P=6, d_N=8, m=4)
+    rng = np.random.default_rng(1)
+    W, feats = _hand(cfg, 0.6)
+    Ws = W[None] + 0.05 * rng.standard_normal((5, cfg.k, cfg.m, cfg.d))
+    vals = rc6_values(Ws, cfg, feats)
+    for variant in ("r", "w", "rv"):
+        vals = rc6_values(list(Ws), cfg, feats, variant)
+        assert vals.shape == (5,)
+        for t in range(5):
+            assert vals[t] == pytest.approx(rc6_reach(cfg, Ws[t], feats, variant).value, rel=1e-12)
+    with pytest.raises(ValueError, match="W must have shape"):
+        rc6_values(Ws[..., :-1], cfg, feats)
+    with pytest.raises(ValueError, match="variant"):
+        rc6_reach(cfg, W, feats, "x")
+
+
+def test_confusion_table_counts():
+    recs = [{"preset": "a", "rc6_met": True, "p4": True}, {"preset": "a", "rc6_met": False, "p4": False},
+            {"preset": "b", "rc6_met": True, "p4": False}, {"preset": "b", "rc6_met": False, "p4": False}]
+    t = confusion(recs)
+    assert (t["n"], t["met_holds"], t["met_fails"], t["not_met_holds"], t["not_met_fails"]) == (4, 1, 1, 0, 2)
+    assert t["agreement"] == 0.75 and t["by_preset"]["a"]["agreement"] == 1.0
+    assert "agreement 3/4" in format_confusion(t)
+
+
+def test_regime_with_learned_weights_adds_rc6():
+    cfg = Config(k=3, P=6, d_N=8, m=2)
+    W, feats = _hand(cfg, 0.6)
+    d = regime(cfg, learned=W)
+    json.dumps(d, allow_nan=False)
+    assert list(d["conditions"]) == ["RC1", "RC2", "RC3", "RC4", "RC5", "RC6"]
+    assert d["conditions"]["RC6"]["value"] == rc6_reach(cfg, W, feats).value
+    assert "RC6" not in regime(cfg)["conditions"]
+
+
+def test_rc6_diverged_weights_are_not_met_not_a_crash():
+    cfg = Config(k=2, P=4, d_N=4, m=2)
+    W, feats = _hand(cfg, 0.5)
+    W[0, 0, 0] = np.nan
+    c = rc6_reach(cfg, W, feats)
+    assert not c.met and math.isnan(c.value) and "not finite" in c.detail
+    assert c.to_dict()["value"] is None
