@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from .output import atomic_write_bytes
 from .metrics import PART_NAMES, c4_per_step
+from .output import atomic_write_bytes
 
 #: legend words for the C4 parts (metrics.PART_NAMES)
 PART_WORDS = {

@@ -45,6 +45,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .claims import THRESHOLDS as _CLAIM_THRESHOLDS
+from .output import encode
 
 #: Probability with which the spread over classes must be covered (RC1): the
 #: race must be won in every class of a seed on ≥ 95% of seeds.
@@ -79,15 +80,10 @@ class Condition:
                 f"  {'met' if self.met else 'NOT MET'}   ({self.detail})")
 
     def to_dict(self) -> dict:
-        """The fields as a dict. Note: an infinite value or threshold is written as
-        the *string* "inf"/"-inf" (NaN as null) to keep the JSON strict; readers
-        must accept a string there. The strict-JSON encoding is being unified in
-        reffeat.output; this format is left as is until then."""
-        d = asdict(self)
-        for key in ("value", "threshold"):          # strict JSON: no inf/nan
-            if not math.isfinite(d[key]):
-                d[key] = None if math.isnan(d[key]) else ("inf" if d[key] > 0 else "-inf")
-        return d
+        """The fields as a dict for strict JSON: an infinite value or threshold is
+        written as the *string* "inf"/"-inf" (NaN as null) — ``reffeat.output.encode``'s
+        ``nonfinite="text"`` mode; readers must accept a string there."""
+        return encode(asdict(self), nonfinite="text")
 
 
 def _fmt(x: float) -> str:
@@ -232,7 +228,7 @@ def rc1_race(cfg, W0=None, features=None) -> Condition:
     (the seed's maxima replace the spread term) and threshold = max(1, the
     factor-5 term at the expected maximum).
     """
-    q, rho = cfg.q, cfg.rho
+    q = cfg.q
     A_phi = cfg.n_N * cfg.beta ** q
     A_gam = cfg.s * cfg.alpha ** q
     if A_gam == 0:

@@ -68,7 +68,7 @@ def _fmt(v, digits=4) -> str:
 
 def describe_threat(cfg: dict) -> str:
     """'ℓ∞ ball, ε = 0.2 (every coordinate moves by at most ε)' from a config dict."""
-    sym, words = _NORM_WORDS.get(cfg.get("norm"), (str(cfg.get("norm")), ""))
+    sym, words = _NORM_WORDS.get(str(cfg.get("norm")), (str(cfg.get("norm")), ""))
     return f"{sym} ball, ε = {cfg.get('eps'):g}" + (f" ({words})" if words else "")
 
 
@@ -87,6 +87,11 @@ def describe_robust(cfg: dict, k: int | None = None) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _t2_words(cfg: dict) -> str:
+    """T2's attack in words: K steps of size γ (γ = ε when not set)."""
+    return f"T2 with K = {cfg.get('K')} step(s) of size {cfg.get('gamma') or cfg.get('eps'):g}"
+
+
 def _png_data_uri(path: str) -> str:
     with open(path, "rb") as fh:
         return "data:image/png;base64," + base64.b64encode(fh.read()).decode("ascii")
@@ -101,21 +106,21 @@ class Report:
         if subtitle:
             self.parts.append(f"<p class='note'>{html.escape(subtitle)}</p>")
 
-    def heading(self, text: str) -> "Report":
+    def heading(self, text: str) -> Report:
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
         return self
 
-    def paragraph(self, text: str, cls: str = "") -> "Report":
+    def paragraph(self, text: str, cls: str = "") -> Report:
         c = f" class='{cls}'" if cls else ""
         self.parts.append(f"<p{c}>{html.escape(text)}</p>")
         return self
 
-    def raw(self, fragment: str) -> "Report":
+    def raw(self, fragment: str) -> Report:
         """An HTML fragment built by the caller (escaped there)."""
         self.parts.append(fragment)
         return self
 
-    def table(self, header, rows, keys=None) -> "Report":
+    def table(self, header, rows, keys=None) -> Report:
         """rows: lists of cells; a float cell is right-aligned and, when ``keys``
         gives its JSON path (same shape as rows, None for none), carries
         data-key / data-value with the exact number."""
@@ -139,7 +144,7 @@ class Report:
         self.parts.append("\n".join(out))
         return self
 
-    def figure(self, path: str, caption: str) -> "Report":
+    def figure(self, path: str, caption: str) -> Report:
         """Embed the PNG at ``path`` (base64) with a caption saying what to look for."""
         name = os.path.basename(path)
         self.parts.append(
@@ -148,7 +153,7 @@ class Report:
             f"{html.escape(caption)}</figcaption></figure>")
         return self
 
-    def code(self, text: str) -> "Report":
+    def code(self, text: str) -> Report:
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
         return self
 
@@ -301,7 +306,7 @@ def synthetic_report(summary: dict, out_dir: str, files: dict | None = None) -> 
         ["robust accuracy (E2) means surviving", describe_robust(cfg)],
         ["training", f"{'ST: gradient descent on clean data; ' if 'st' in modes else ''}"
                      f"{'AT: gradient descent at adversarial points from ' if 'at' in modes else ''}"
-                     f"{'T2 with K = %s step(s) of size %g' % (cfg.get('K'), cfg.get('gamma') or cfg.get('eps')) if 'at' in modes else ''}"
+                     f"{_t2_words(cfg) if 'at' in modes else ''}"
                      f"; η = {cfg.get('eta')}, T = {cfg.get('T')} steps"],
         ["data", f"n_train = {cfg.get('n_train')} training points, n_test = {cfg.get('n_test')} fresh "
                  f"test points; k = {cfg.get('k')} classes, P = {cfg.get('P')} patches"],

@@ -10,8 +10,7 @@ change the weights).
 import pytest
 
 from reffeat import Config, evaluate, problem, seeding, train
-from reffeat.claims import (CLAIMS, THRESHOLDS, THRESHOLDS_V2, claims, claims_all, describe, verdict,
-                            wilson)
+from reffeat.claims import CLAIMS, THRESHOLDS, THRESHOLDS_V2, claims, claims_all, describe, verdict, wilson
 from reffeat.regime import conditions
 
 SEEDS = (0, 1, 2, 3, 4)

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from reffeat import Config
-from reffeat.output import atomic_write_json
 from reffeat.cli.run import load_config, main
+from reffeat.output import atomic_write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

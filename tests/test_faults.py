@@ -300,7 +300,8 @@ API_CASES = [
     ("forward-d-mismatch", lambda W, X, y: forward(W, X[:, :, :4], 3, 1.0), "the d = 5 of W"),
     ("grad-float-labels", lambda W, X, y: grad_w(W, X, y + 0.7, 3, 1.0), "y must be integer class labels in [0, 3)"),
     ("grad-nan-labels", lambda W, X, y: grad_w(W, X, np.full(4, np.nan), 3, 1.0), "got a non-finite label"),
-    ("grad-label-range", lambda W, X, y: grad_w(W, X, y + 1, 3, 1.0), "y must be integer class labels in [0, 3) (got 3)"),
+    ("grad-label-range", lambda W, X, y: grad_w(W, X, y + 1, 3, 1.0),
+     "y must be integer class labels in [0, 3) (got 3)"),
     ("grad-n-0", lambda W, X, y: grad_w(W, X[:0], y[:0], 3, 1.0), "X must hold at least one sample"),
     ("loss-n-0", lambda W, X, y: loss(W, X[:0], y[:0], 3, 1.0), "X must hold at least one sample"),
     ("ref-label-range", lambda W, X, y: grad_w(W, X, y - 1, 3, 1.0, backend="reference"), "(got -1)"),
@@ -344,7 +345,8 @@ def _spawn(out: Path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     argv = [sys.executable, "-m", "reffeat.run", "--set", "T=100000", "--set", "n_train=20", "--set", "n_test=20",
             "--set", "P=8", "--set", "d_N=8", "--set", "log_every=1", "--no-figures", "--mode", "st", "--out", str(out)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(out.parent))
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=str(out.parent))
 
 
 def _wait_training(proc, timeout=240):

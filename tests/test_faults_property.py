@@ -7,7 +7,6 @@ or start a long job (verify always rebuilds ``--from-results``)."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -144,7 +143,8 @@ def test_random_real_options(opts, dataset, capsys, monkeypatch):
         monkeypatch.setenv("REFFEAT_DATA", str(Path(d) / "env"))   # no data: stops at the data check
         monkeypatch.setenv("HOME", str(Path(d) / "home"))
         argv = ["--dataset", dataset, "--data-dir", str(Path(d) / "none"), "--quick"]
-        argv += [x for o, v in opts for x in (o, v if o not in ("--out", "--figures-dir") else str(Path(d) / (v or "x")))]
+        argv += [x for o, v in opts
+                 for x in (o, v if o not in ("--out", "--figures-dir") else str(Path(d) / (v or "x")))]
         rc, err = call(real_cli.main, argv, capsys)
         check_outcome(rc, err, Path(d))
 

@@ -15,9 +15,22 @@ import pytest
 
 from reffeat import Config, coefficients, evaluate, problem, seeding, train
 from reffeat.claims import claims
-from reffeat.regime import (conditions, confusion, eta_max, expected_max_normal, format_confusion,
-                            max_normal_quantile, rc1_race, rc2_susceptibility, rc4_takeoff, rc5_reach,
-                            rc6_reach, rc6_values, regime, takeoff_levels, takeoff_times)
+from reffeat.regime import (
+    conditions,
+    confusion,
+    eta_max,
+    expected_max_normal,
+    format_confusion,
+    max_normal_quantile,
+    rc1_race,
+    rc2_susceptibility,
+    rc5_reach,
+    rc6_reach,
+    rc6_values,
+    regime,
+    takeoff_levels,
+    takeoff_times,
+)
 
 #: a small problem (k = 3, P = 16, d = 19) on which one run takes well under a second
 SMALL = dict(k=3, P=16, s=1, d_N=16, n_train=60, n_test=60, m=8, eval_restarts=0, eval_K=5,

@@ -141,6 +141,7 @@ def test_cli_prints_table_then_files(tmp_path, capsys):
 
 def test_real_report_lists_every_number_and_png(tmp_path):
     import numpy as np
+
     from reffeat.plots import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots()

@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
 from numbers import Integral, Real
 
 from ..constraints import Interval
 from ..real.datasets import NAMES, default_root, load, locate
-from .common import EXIT_USAGE, Parser, command, option, output_dir
 from ..real.datasets import fetch as _fetch
-
+from .common import EXIT_USAGE, Parser, command, option, output_dir
 
 SEED = Interval(Integral, 0, 2**32 - 1)
 FRACTION = Interval(Real, 0, 1, closed="neither")

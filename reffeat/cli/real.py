@@ -22,9 +22,9 @@ from pathlib import Path
 from ..constraints import Interval, Options
 from ..experiments import memory
 from ..experiments.real import run
-from ..experiments.real_seeds import run_seeds
 from ..experiments.real_config import DEFAULTS, OPTIONS, QUICK, constraint, flag, show_default, train_config
 from ..experiments.real_config import resolve as resolve_options
+from ..experiments.real_seeds import run_seeds
 from ..real.datasets import NAMES, DataError, locate
 from ..real.train import IMAGE_FIELDS, MODES
 from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dirs
@@ -94,6 +94,7 @@ def _write_report(res: dict, out: Path, argv) -> str:
     """out/report.html: the run's config, every number of results.json and every
     figure in ``out`` on one self-contained page (reffeat.report)."""
     import shlex
+
     from ..report import REAL_CAPTIONS, real_report
     args = sys.argv[1:] if argv is None else list(argv)
     cmd = "python -m reffeat.run real " + shlex.join(args)

@@ -4,7 +4,7 @@ the machine's memory, ``cli.common.check_memory``)."""
 
 from __future__ import annotations
 
-from typing import Collection
+from collections.abc import Collection
 
 from ..config import Config
 from ..train import MODES

@@ -312,7 +312,8 @@ class _Run:
                                                   patchify=lambda x, _p: view.to_input(x))
         lens["frequency"] = freq
         _say("[real] (c) low/high-pass accuracy by radius: " + "; ".join(
-            f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}" for r, lo, hi in zip(freq[m]["radii"], freq[m]["low"], freq[m]["high"]))
+            f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}"
+                                for r, lo, hi in zip(freq[m]["radii"], freq[m]["low"], freq[m]["high"]))
             for m in ("st", "at")))
         save("frequency")
 
@@ -335,8 +336,8 @@ class _Run:
                 W = snaps[e].astype(np.float64)
                 rows["epoch"].append(e)
                 rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho, view=view))
-                rows["robust"].append(lenses.robust_accuracy(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3),
-                                                             **dict(ev_pgd, restarts=0)))
+                rows["robust"].append(lenses.robust_accuracy(
+                    W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-eval", 3), **dict(ev_pgd, restarts=0)))
                 rows["D_R"].append(lenses.accuracy(W, XR, yR, q, rho, view=view))
                 rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho, view=view))
                 rows["low_pass"].append(lenses.accuracy(W, lowX, yte, q, rho))

@@ -22,8 +22,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Collection, Iterator
 
 import numpy as np
 

@@ -33,7 +33,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any
 
 import numpy as np
 
@@ -41,20 +40,11 @@ from .._version import __version__
 from ..config import Config
 from ..constraints import InstanceOf, Interval, ListOf, check
 from ..jobs import Runner
-from ..jobs.executors import import_distributed as _import_distributed  # noqa: F401  (old path: verify/run.py)
 from ..jobs.store import Job, config_fields
-from ..output import atomic_write_bytes, decode  # noqa: F401  (decode: old path)
+from ..output import atomic_write_bytes
 from ..output import encode as _encode
 
 __all__ = ["Table", "sweep", "summary_job"]
-
-
-# Old import paths, kept while callers outside this package use them (verify/common.py,
-# verify/run.py, tests/test_verify.py): reffeat.jobs.Runner, reffeat.jobs.import_distributed,
-# and the store's encoding, now ``reffeat.output.encode(obj, lossless=True)`` / ``decode``.
-def encode(obj: Any) -> Any:
-    """Old ``reffeat.sweep.encode``: ``reffeat.output.encode(obj, lossless=True)``."""
-    return _encode(obj, lossless=True)
 
 
 _CONFIGS = ListOf(InstanceOf(Config), what="a non-empty list of Config objects")

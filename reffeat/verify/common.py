@@ -26,9 +26,15 @@ import numpy as np
 from reffeat import Config, Problem, feature_perturbations, predict
 from reffeat import claims as V1
 from reffeat import presets as _presets
-from reffeat.experiments.synthetic import (coefficient_paths, eval_rng, one_step_alignment,  # noqa: F401
-                                           pair_record, small_test_problem, train_mode)
-from reffeat.sweep import Runner
+from reffeat.experiments.synthetic import (  # noqa: F401
+    coefficient_paths,
+    eval_rng,
+    one_step_alignment,
+    pair_record,
+    small_test_problem,
+    train_mode,
+)
+from reffeat.jobs import Runner
 
 # ---------------------------------------------------------------- regimes
 #: Regimes are the presets of SPEC §11 (``reffeat.presets``): ``default``
@@ -270,9 +276,9 @@ def claim_cli(module, argv=None) -> int:
     from numbers import Integral
 
     from reffeat.cli.common import Parser, check_memory, command, option
-    from reffeat.experiments.memory import synthetic as memory_needed
     from reffeat.config import parse_set
     from reffeat.constraints import Interval
+    from reffeat.experiments.memory import synthetic as memory_needed
     count = Interval(Integral, 1, 10_000)
     workers = Interval(Integral, 1, 256)
 
@@ -309,20 +315,21 @@ def claim_cli(module, argv=None) -> int:
 # ---------------------------------------------------------------- stored sections
 def write_section_json(out_dir: str, name: str, stored: dict) -> None:
     """Write a report section's results as ``out_dir/name`` (lossless strict JSON,
-    ``reffeat.sweep.encode``), atomically — what ``--only`` runs of other sections
+    ``reffeat.output.encode(..., lossless=True)``), atomically — what ``--only`` runs of other sections
     read back with ``read_section_json``."""
     import json
     import os
-    from reffeat.output import atomic_write_bytes
-    from reffeat.sweep import encode
-    atomic_write_bytes(os.path.join(out_dir, name), (json.dumps(encode(stored)) + "\n").encode())
+
+    from reffeat.output import atomic_write_bytes, encode
+    atomic_write_bytes(os.path.join(out_dir, name), (json.dumps(encode(stored, lossless=True)) + "\n").encode())
 
 
 def read_section_json(out_dir: str, name: str) -> dict | None:
     """The section results ``write_section_json`` left in ``out_dir`` (None if none)."""
     import json
     import os
-    from reffeat.sweep import decode
+
+    from reffeat.output import decode
     path = os.path.join(out_dir, name)
     if not os.path.exists(path):
         return None

@@ -37,7 +37,6 @@ import numpy as np
 
 from reffeat import Config, problem, train
 from reffeat import presets as _presets
-
 from reffeat.trace import Recorder, noise_vectors
 
 from .common import read_section_json, write_section_json
@@ -287,6 +286,7 @@ def markdown(res: dict, figures: dict) -> str:
 def figures(res: dict, out_dir: str, prefix: str = "verify_invariants") -> dict:
     """One figure per regime (cross terms, μ, Φ_j) and one for the high-dim residual."""
     import os
+
     from reffeat.plots import pyplot, save_figure
     plt = pyplot()
     written = {}
@@ -361,7 +361,7 @@ def _title(quick: bool) -> str:
 
 def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
     """Run the section, write its figures and ``invariants.json`` (lossless strict
-    JSON, ``reffeat.sweep.encode``) into ``out_dir``; return its Markdown (figure
+    JSON, ``reffeat.output.encode(..., lossless=True)``) into ``out_dir``; return its Markdown (figure
     links made relative by ``rel``)."""
     import os
     seeds = (0, 1) if quick else (0, 1, 2)

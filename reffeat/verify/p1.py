@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-
 from .common import ClaimResult, claim_cli, table_check
 
 NAME = "P1"

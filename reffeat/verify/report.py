@@ -81,8 +81,13 @@ def variant_table(var: dict, stats_fn) -> str:
     rows = []
     for row in var["rows"]:
         s = stats_fn(row)
-        pm = lambda key: f"{fmt(s[key][0], 2)} ± {fmt(s[key][1], 2)}"
-        frac = lambda key: f"{round(s[key] * len(row['seeds']))}/{len(row['seeds'])}"
+        n = len(row["seeds"])
+
+        def pm(key, s=s):
+            return f"{fmt(s[key][0], 2)} ± {fmt(s[key][1], 2)}"
+
+        def frac(key, s=s, n=n):
+            return f"{round(s[key] * n)}/{n}"
         rows.append([row["label"], pm("at_gamma"), pm("at_phi"), pm("at_clean"), pm("at_robust"),
                      pm("st_robust"), pm("at_e3"), frac("blew_up"), frac("P3"), frac("P4"),
                      frac("all_P")])

@@ -32,26 +32,23 @@ import math
 import os
 import sys
 import time
+from numbers import Integral
 
 import numpy as np
 
-from numbers import Integral
-
 from reffeat import Config
-from reffeat.cli.common import (OutputLock, Parser, UsageError, command, input_file, option,
-                                output_dir, output_dirs)
+from reffeat.claims import CLAIMS as P_CLAIMS
+from reffeat.cli.common import OutputLock, Parser, UsageError, command, input_file, option, output_dir, output_dirs
 from reffeat.constraints import Interval
-from reffeat.output import atomic_write_bytes
-from reffeat.sweep import Runner
+from reffeat.jobs import Runner
+from reffeat.jobs.executors import import_distributed
+from reffeat.output import atomic_write_bytes, strict_json
 
-from . import invariants, scaling
-from . import m1, m3
+from . import invariants, m1, m3, scaling
 from . import report as R
 from . import sweeps as S
-from reffeat.claims import CLAIMS as P_CLAIMS
-
 from .common import pair_runs, regime_config
-from .text import CLAIM_MODULES, MAIN_REGIME, _REPORT_PATH, _rel, build_report
+from .text import _REPORT_PATH, CLAIM_MODULES, MAIN_REGIME, _rel, build_report
 
 #: sections computed from per-step traces (the training loop's callback), each a
 #: module with ``section(quick, runner, fig_dir, rel, out_dir) -> Markdown``
@@ -186,6 +183,7 @@ _ARRAY_KEYS = {"pref": ("phi_over_gamma",), "susc": ("robust_acc", "clean_acc"),
 def load_results(path):
     """Inverse of the results.json written by main(): (mode, claims_res, records, phase, var, timings)."""
     import json
+
     from .common import ClaimResult
     with open(path) as fh:
         d = json.load(fh)
@@ -300,31 +298,12 @@ def _strip(records):
     return out
 
 
-def _compact(obj, digits: int = 7):
-    """JSON-ready copy with floats rounded to ``digits`` significant digits (NaN/inf -> None)."""
-    if isinstance(obj, dict):
-        return {str(k): _compact(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_compact(v, digits) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _compact(obj.tolist(), digits)
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return float(f"{f:.{digits}g}") if math.isfinite(f) else None
-    return obj
-
-
 def write_results(path, mode, timings, claims_res, records, phase, var, figs):
-    import json
     results = {"mode": mode, "timings": timings,
                "claims": {reg: {n: r.to_dict() for n, r in d.items()} for reg, d in claims_res.items()},
                "records": _strip(records), "phase": phase, "variants": var,
                "figures": {k: _rel(v) for k, v in figs.items()}}
-    atomic_write_bytes(path, (json.dumps(_compact(results), separators=(",", ":")) + "\n").encode())
+    atomic_write_bytes(path, (strict_json(results, digits=7, separators=(",", ":")) + "\n").encode())
 
 
 @command
@@ -412,8 +391,7 @@ def main(argv, policy) -> int:
                         store=os.path.abspath(args.store or os.path.join(out_dir, "store")),
                         refresh=args.refresh)
         if runner.kind in ("local-cluster", "address"):
-            import reffeat.sweep as _sweep
-            _sweep._import_distributed()
+            import_distributed()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -368,6 +368,7 @@ def figure(res: dict, out_dir: str, name: str = "verify_scaling.png") -> dict:
     """t½ against σ0 and η (log-log, every seed), with the fitted mean slope and the
     predicted slope drawn through the data's centre."""
     import os
+
     from reffeat.plots import pyplot, save_figure
     plt = pyplot()
     qs = list(res)
@@ -417,7 +418,7 @@ def _title(quick: bool) -> str:
 
 def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
     """Run the section, write its figure and ``scaling.json`` (lossless strict JSON,
-    ``reffeat.sweep.encode``) into ``out_dir``; return its Markdown (figure link
+    ``reffeat.output.encode(..., lossless=True)``) into ``out_dir``; return its Markdown (figure link
     made relative by ``rel``)."""
     import os
     res = run(seeds=QUICK_SEEDS if quick else SEEDS, runner=runner)
