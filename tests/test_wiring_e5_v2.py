@@ -141,5 +141,5 @@ def test_public_api():
     from reffeat.regime import regime
     assert reffeat.certify_bounds is certify_bounds
     assert reffeat.regime_conditions is regime and reffeat.check_claims is claims
-    import reffeat.claims as claims_module        # the module is still reachable by its name
+    import reffeat.claims as claims_module  # the module is still reachable by its name
     assert hasattr(claims_module, "STATEMENTS")
