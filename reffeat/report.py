@@ -269,6 +269,11 @@ def claims_lines(summary: dict) -> list[str]:
     return out
 
 
+def _short(v) -> str:
+    """3 significant digits (RC values span 1e-3 … 1e5); text ("inf") and None as they are."""
+    return f"{v:.3g}" if isinstance(v, float) else "—" if v is None else str(v)
+
+
 def rc6_lines(regime: dict | None) -> list[str]:
     """RC6 (reach at the learned weights) per trained mode, as printed beside RC1–RC5."""
     if not isinstance(regime, dict):
@@ -277,8 +282,8 @@ def rc6_lines(regime: dict | None) -> list[str]:
     for mode, c in (regime.get("rc6") or {}).items():
         role = "" if mode == "at" else "  (diagnostic: RC6 speaks of AT)"
         met = "met" if c.get("met") else "NOT MET"
-        out.append(f"RC6 {c.get('title', '')} [{mode.upper()} final W]: {_fmt(c.get('value'), 3)} "
-                   f"{c.get('relation', '<')} {_fmt(c.get('threshold'), 3)}  {met}{role}   ({c.get('detail', '')})")
+        out.append(f"RC6 {c.get('title', '')} [{mode.upper()} final W]: {_short(c.get('value'))} "
+                   f"{c.get('relation', '<')} {_short(c.get('threshold'))}  {met}{role}   ({c.get('detail', '')})")
     if "all_met_initial" in regime:
         out.append(f"RC1–RC5 all met (a priori): {'yes' if regime['all_met_initial'] else 'no'}"
                    + (f";  with RC6: {'yes' if regime.get('all_met') else 'no'}" if out else ""))
