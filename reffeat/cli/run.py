@@ -15,14 +15,20 @@ import argparse
 import datetime as _dt
 import os
 import sys
+from numbers import Integral
 
 from .. import presets as _presets
 from ..config import FIELDS, Config, help_text, parse_set, read_toml
+from ..constraints import Interval
 from ..experiments import memory
 from ..experiments.synthetic import run_synthetic
+from ..metrics import CERTIFY_BUDGET
 from ..regime import format_regime
 from ..train import MODES
 from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dir
+
+#: --certify-budget: branch-and-bound rounds (each doubles the leaves of an open patch box)
+CERTIFY_BUDGETS = Interval(Integral, 0, 12)
 
 EPILOG = """
 examples:
@@ -89,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help=(
         "also write trace_st.npz / trace_at.npz: the SPEC C5 trace (W, γ, φ, ν, μ; ζ and the "
         "residual where the training noise is linearly independent) at every logged step"))
+    p.add_argument("--certify-budget", type=option("--certify-budget", CERTIFY_BUDGETS),
+                   default=CERTIFY_BUDGET, metavar="N", help=(
+                       f"branch-and-bound rounds of the certified robust accuracy (E5, reffeat.certify); "
+                       f"{CERTIFY_BUDGETS}; default {CERTIFY_BUDGET}. Each round splits every open patch box "
+                       "in two: a larger N certifies more points (never fewer) and costs more where many "
+                       "points are undecided (e.g. --preset q3); 0 keeps the optimised linear relaxation"))
     return p
 
 
@@ -194,7 +206,8 @@ def main(argv, policy) -> int:
         try:
             summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
                                     progress=None if args.quiet else sys.stderr, preset=args.preset,
-                                    trace=args.trace, threads=threads)
+                                    trace=args.trace, threads=threads,
+                                    evaluate_options={"bab_budget": args.certify_budget})
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
             print("interrupted; results completed so far (if any) are in " + out, file=sys.stderr)
