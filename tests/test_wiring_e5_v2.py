@@ -143,3 +143,34 @@ def test_public_api():
     assert reffeat.regime_conditions is regime and reffeat.check_claims is claims
     import reffeat.claims as claims_module  # the module is still reachable by its name
     assert hasattr(claims_module, "STATEMENTS")
+
+
+def test_verify_rc6_section_confusion_and_markdown(tmp_path):
+    """The RC6-vs-P4 section on a tiny regime: one record per (regime, seed) with RC6
+    and both P4 verdicts, the confusion tables count them, the Markdown shows them."""
+    from reffeat.verify import rc6
+    res = rc6.run(seeds=[0, 1], regimes=(("tiny", "default", dict(TINY, log_every=12)),))
+    recs = res["records"]
+    assert [r["seed"] for r in recs] == [0, 1]
+    for r in recs:
+        assert isinstance(r["rc6_met"], bool) and r["rc6_met"] == (r["rc6_value"] < 1)
+        assert r["p4"] == r["claims"]["P4"] and r["p4_v2"] == r["claims_v2"]["P4"]
+    c = res["confusion_v1"]
+    assert c["n"] == 2 and c["met_holds"] + c["met_fails"] == sum(r["rc6_met"] for r in recs)
+    md = rc6.markdown(res)
+    assert md.startswith(rc6.TITLE) and "P4 (V2)" in md and "| tiny | 1 |" in md
+    rc6.write_section_json(str(tmp_path), rc6.JSON_NAME, {"quick": True, "result": res})
+    assert rc6.section_from_json(str(tmp_path), str(tmp_path), str) == rc6.markdown(res, True)
+
+
+def test_verify_v2_beside_v1_in_claim_results():
+    from reffeat.verify import p4
+    from reffeat.verify.common import table_check
+    from reffeat.verify.report import summary_table
+    st = {"clean_acc": 1.0, "robust_acc": 0.0, "robust_acc_pgd": 0.0, "gamma": 0.1, "phi": 1.0, "alignment": 1.0,
+          "robust_acc_feature_attack": 0.0, "v_projected_flip_frac": 1.0}
+    recs = [{"seed": s, "st": st, "at": {**st, "robust_acc": rob, "gamma": 1.0, "phi": 0.1}}
+            for s, rob in enumerate((0.95, 0.6, 0.95))]
+    res = table_check(p4, recs, Config())
+    assert res.holds == [True, True, True] and res.holds_v2 == [True, False, True]
+    assert "V2: 2/3" in summary_table({"default": {"P4": res}})
