@@ -40,12 +40,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .claims import THRESHOLDS as _CLAIM_THRESHOLDS
 from .output import encode
+
+if TYPE_CHECKING:
+    from .config import Config
 
 #: Probability with which the spread over classes must be covered (RC1): the
 #: race must be won in every class of a seed on ≥ 95% of seeds.
@@ -625,7 +629,8 @@ def conditions(cfg, W0=None, features=None, learned=None) -> list[Condition]:
     return out
 
 
-def regime(cfg, W0=None, features=None, learned=None) -> dict:
+def regime(cfg: Config, W0: np.ndarray | None = None, features: tuple | None = None,
+           learned: np.ndarray | None = None) -> dict:
     """``summary.json["regime"]``: every condition as a dict, and whether all are met
     (RC6 included when ``learned`` is given, see ``conditions``)."""
     conds = conditions(cfg, W0, features, learned)

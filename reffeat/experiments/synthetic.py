@@ -335,13 +335,13 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
 
     def save_training(res: TrainResult) -> None:
         """Weights, history (and trace) of a mode whose training just ended."""
-        atomic_savez(os.path.join(out_dir, f"weights_{res.mode}.npz"), W=res.W, W0=res.W0)
-        if trace:
-            save_trace(os.path.join(out_dir, f"trace_{res.mode}.npz"), res.trace)
         summary[res.mode] = {"history": res.history, "steps_done": res.steps_done, "stopped": res.stopped,
                              "train_wall_time_s": res.wall_time, "evaluated": False}
         summary["wall_time_s"] = time.perf_counter() - t0
         atomic_write_json(summary_path, summary)
+        atomic_savez(os.path.join(out_dir, f"weights_{res.mode}.npz"), W=res.W, W0=res.W0)
+        if trace:
+            save_trace(os.path.join(out_dir, f"trace_{res.mode}.npz"), res.trace)
 
     for run in iter_seed(cfg, modes, prob=prob, progress=progress, trace=trace, on_trained=save_training,
                          evaluate_options=evaluate_options):
