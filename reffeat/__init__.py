@@ -13,13 +13,18 @@ Public API (equation labels of SPEC.md in brackets):
     problem, train                           [T1, T3]
     coefficients, coefficient_summary, c4_decomposition    [C1–C4]
     grad_w_and_c4                            [G2 + C4 from one backward pass]
-    accuracy, robust_correct, alignment, feature_responses, evaluate   [E1–E4]
+    accuracy, robust_correct, alignment, feature_responses, evaluate   [E1–E5]
+    certify, certify_bounds                  [E5]
+    regime_conditions (= regime.regime)      [RC1–RC6]
+    check_claims (= claims.claims)           [P1–P4, V1/V2; not named claims: the module reffeat.claims]
 """
 
 from ._version import __version__
 from .activation import smoothed_relu, smoothed_relu_grad
 from .attacks import attack, feature_attack_correct, feature_perturbations, project
 from .backend import get_backend, set_backend, use_backend
+from .certify import certify, certify_bounds
+from .claims import claims as check_claims
 from .config import Config
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs, sample
 from .features import make_features
@@ -35,6 +40,7 @@ from .metrics import (
     robust_correct,
 )
 from .model import forward, grad_w, grad_x, init_weights, loss, per_sample_loss, predict
+from .regime import regime as regime_conditions
 from .train import Problem, TrainResult, problem, train
 
 __all__ = [
@@ -47,4 +53,5 @@ __all__ = [
     "problem", "train", "Problem", "TrainResult",
     "coefficients", "coefficient_summary", "c4_decomposition", "grad_w_and_c4",
     "accuracy", "robust_correct", "alignment", "feature_responses", "evaluate",
+    "certify", "certify_bounds", "regime_conditions", "check_claims",
 ]

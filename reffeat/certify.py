@@ -303,7 +303,8 @@ def _initial_slopes(pr, q, rho):
     return (lam_b, chord), (lam_a, np.zeros_like(chord))
 
 
-def certify_bounds(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf",
+def certify_bounds(W: np.ndarray, X: np.ndarray, y: np.ndarray, *, q: float, rho: float, eps: float,
+                   norm: str = "linf",
                    level: str = "bab", steps: int = 20, bab_budget: int = 4) -> dict:
     """E5 with its numbers.  W (k,m,d), X (n,P,d), y (n,) ->
 
@@ -512,7 +513,8 @@ def _check(eps, norm, level, steps, bab_budget):
     check("bab_budget", bab_budget, _STEPS)
 
 
-def certify(W, X, y, *, q: float, rho: float, eps: float, norm: str = "linf",
+def certify(W: np.ndarray, X: np.ndarray, y: np.ndarray, *, q: float, rho: float, eps: float,
+            norm: str = "linf",
             level: str = "bab", steps: int = 20, bab_budget: int = 4) -> np.ndarray:
     """E5: bool (n,), True only where a sound bound proves F_y(X+δ) > F_t(X+δ)
     for every t ≠ y and every δ of the threat set (``norm``, radius ``eps``; no

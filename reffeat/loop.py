@@ -160,6 +160,15 @@ def descend(W, steps, evaluate, update, *, callback=None, max_loss: float = MAX_
     return W, done, None
 
 
+def logged_step(t: int, log_every: int) -> bool:
+    """Whether step t is logged in the training history: every ``log_every``
+    steps, and densely at the start — t = 0, 1, 2, 4, 8, 16, … (powers of two)
+    — so the take-off of the coefficients shows even when ``log_every`` is
+    large.  Logging draws no random numbers: it changes the history's length,
+    never the trained weights."""
+    return t % log_every == 0 or (t > 0 and t & (t - 1) == 0)
+
+
 def chain(*callbacks):
     """One callback that calls each given one (None entries skipped) in order."""
     cbs = [c for c in callbacks if c is not None]

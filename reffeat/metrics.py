@@ -11,6 +11,10 @@
         (b) the feature-aligned attack and (c) APGD-CE and APGD-DLR (worst case);
     E3  alignment a_p of a perturbation with −v_y on non-robust patches;
     E4  responses F(W; ·) to pure robust / pure non-robust inputs.
+    E5  certified robust accuracy (``reffeat.certify``): the lower end of the
+        interval [E5, E2] the true robust accuracy lies in.
+    V2 P2 (b) the fraction of E2's general-purpose flips that still flip after
+        projection onto span{v} (``projected_flip_cases``).
 
 This module comes after ``attacks`` in the data flow (E2 needs T2) and before
 ``train`` (training logs C2 and C4).
@@ -25,6 +29,8 @@ import numpy as np
 from . import backend as _backend
 from .apgd import apgd, worst_case
 from .attacks import apgd_losses, attack, feature_attack_correct
+from .certify import certify_bounds
+from .directions import projected_flips
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
 from .model import check_inputs, dloss_dF, forward, forward_and_slopes, grad_w, predict
 
@@ -158,7 +164,10 @@ def robust_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, c
     ``apgd_ce`` and ``apgd_dlr`` (c; None when ``cfg.eval_apgd_K`` = 0, and
     APGD-DLR None for k < 3, where the DLR loss is undefined) — and their
     per-point conjunction ``robust``: a point counts only if it survives all.
-    Also returns the PGD adversarial inputs as ``X_pgd``.
+    Also returns the PGD adversarial inputs as ``X_pgd`` and APGD's as
+    ``X_apgd_ce`` / ``X_apgd_dlr`` (None where not run): the perturbations the
+    attacks already computed, kept so that V2 P2 (b) can project them; keeping
+    them changes no number.
 
     APGD uses ``cfg.eval_apgd_K`` iterations (default 25, a quarter of
     AutoAttack's 100: the synthetic default run's budget), one run from a random
@@ -172,13 +181,16 @@ def robust_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, c
            "feature": feature_attack_correct(W, X, y, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
                                              norm=cfg.norm, clip=clip, backend=backend),
            "apgd_ce": None, "apgd_dlr": None}
+    adv = {"X_apgd_ce": None, "X_apgd_dlr": None}
     if cfg.eval_apgd_K > 0:
         for loss in apgd_losses(W.shape[0]):
-            out[f"apgd_{loss}"] = ~apgd(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
-                                        loss=loss, steps=cfg.eval_apgd_K, rng=rng, clip=clip,
-                                        backend=backend)[1]
+            Xa, fooled = apgd(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm,
+                              loss=loss, steps=cfg.eval_apgd_K, rng=rng, clip=clip, backend=backend)
+            out[f"apgd_{loss}"] = ~fooled
+            adv[f"X_apgd_{loss}"] = Xa
     out["robust"] = worst_case(out)
     out["X_pgd"] = Xp
+    out.update(adv)
     return out
 
 
@@ -231,10 +243,78 @@ def feature_responses(W: np.ndarray, cfg: Config, features: tuple[np.ndarray, np
     }
 
 
+#: the E2 attacks whose successful perturbations V2 P2 (b) projects (E2b excluded:
+#: see ``projected_flip_cases``), with the key of their adversarial inputs in
+#: ``robust_correct``'s result
+GENERAL_ATTACKS = (("pgd", "X_pgd"), ("apgd_ce", "X_apgd_ce"), ("apgd_dlr", "X_apgd_dlr"))
+
+#: the E5 level and branch-and-bound budget a run certifies with by default
+CERTIFY_LEVEL, CERTIFY_BUDGET = "bab", 4
+
+
+def projected_flip_cases(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, rc: dict,
+                         cfg: Config, clip: tuple[float, float] | None = None) -> tuple[int, int]:
+    """V2 P2 (b) from E2's perturbations: (cases, still) — ``v_projected_flip_frac``
+    is still / cases (None when cases = 0).  W (k, m, d), X (n, P, d), y (n,),
+    V (k, d), ``rc`` = ``robust_correct``'s result on the same points.
+
+    The rule, fixed by the lead before any result (SPEC §9 V2 P2 (b) says "each
+    successful perturbation" but not whose when several attacks flip a point):
+
+    * one case per (point, attack) for every general-purpose attack of E2 —
+      PGD (E2a), APGD-CE, APGD-DLR (E2c), those that ran — whose own
+      perturbation δ = X_adv − X flips the point (a point flipped by two
+      attacks gives two cases; a point no such attack flips gives none);
+    * the case counts as "still" when Π_B(Π_V δ) (``directions.projected_flips``:
+      patch by patch onto span{v_1..v_k}, then back into the threat set) still
+      flips the point.
+    * The feature attack E2b is excluded: its perturbations lie in span{v} by
+      construction (sparse-dense geometry), so its cases would pass by
+      construction; V2 P2 (a) (E2b accuracy ≤ 0.1) already covers it.
+    """
+    cases = still = 0
+    for name, key in GENERAL_ATTACKS:
+        if rc.get(name) is None or rc.get(key) is None:
+            continue
+        flipped, kept = projected_flips(W, X, y, rc[key] - X, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
+                                        norm=cfg.norm, clip=clip)
+        cases += int(flipped.sum())
+        still += int(kept.sum())
+    return cases, still
+
+
+def certified_numbers(W: np.ndarray, X: np.ndarray, y: np.ndarray, robust: np.ndarray, cfg: Config, *,
+                      level: str = CERTIFY_LEVEL, bab_budget: int = CERTIFY_BUDGET) -> dict:
+    """E5 beside E2 on the same points: X (n, P, d), y (n,), ``robust`` (n,) the
+    E2 worst case per point.  Returns ``certified_robust_acc`` (mean of
+    ``certify``'s per-point proof), ``proven_nonrobust_frac`` (mean of the
+    certifier's upper bound ≤ 0: a feasible δ found by the bound breaks the
+    point), ``certified_exact_frac`` (fraction of points where certified ==
+    attacked-robust, i.e. the interval [E5, E2] is closed on that point),
+    ``certified_not_robust`` (points certified yet broken by an attack: a
+    sound bound makes it 0) and ``certify_level`` (the level and budget used)."""
+    b = certify_bounds(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, level=level,
+                       bab_budget=bab_budget)
+    cert = np.asarray(b["certified"], dtype=bool)
+    robust = np.asarray(robust, dtype=bool)
+    return {
+        "certified_robust_acc": float(cert.mean()) if cert.size else float("nan"),
+        "proven_nonrobust_frac": float((b["upper"] <= 0).mean()) if cert.size else float("nan"),
+        "certified_exact_frac": float((cert == robust).mean()) if cert.size else float("nan"),
+        "certified_not_robust": int((cert & ~robust).sum()),
+        "certify_level": level + (f", budget {bab_budget}" if level == "bab" else ""),
+    }
+
+
 def evaluate(W: np.ndarray, cfg: Config, test: tuple[np.ndarray, np.ndarray, np.ndarray],
              features: tuple[np.ndarray, np.ndarray], rng: np.random.Generator, *,
-             backend: str | None = None) -> dict:
-    """E1–E4 of one trained W on a test set ``test`` = (X, y, patch_types)."""
+             backend: str | None = None, certify_level: str = CERTIFY_LEVEL,
+             bab_budget: int = CERTIFY_BUDGET) -> dict:
+    """E1–E5 of one trained W on a test set ``test`` = (X, y, patch_types), and
+    V2 P2 (b)'s ``v_projected_flip_frac`` (``projected_flip_cases``; its case
+    count as ``v_projected_flip_cases``).  E5 (``certified_numbers``) runs on the
+    same test points as E2 at ``certify_level`` / ``bab_budget``; it draws no
+    random numbers, so every E1–E4 number is what it was without it."""
     X, y, types = test
     U, V = features
     backend = _backend.resolve(backend)
@@ -260,4 +340,8 @@ def evaluate(W: np.ndarray, cfg: Config, test: tuple[np.ndarray, np.ndarray, np.
         "alignment_robust_patches": alignment(d1, y, V, cfg.eps, cfg.norm, types, ROBUST),
         "responses": feature_responses(W, cfg, features, backend=backend),
     }
+    out.update(certified_numbers(W, X, y, rc["robust"], cfg, level=certify_level, bab_budget=bab_budget))
+    cases, still = projected_flip_cases(W, X, y, V, rc, cfg)
+    out["v_projected_flip_frac"] = still / cases if cases else None
+    out["v_projected_flip_cases"] = cases
     return out

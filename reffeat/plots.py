@@ -103,8 +103,9 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
     for m in modes:
         h = results[m].history
         ax.plot(h["step"], h["clean_acc"], color=colors[m], label=f"{m.upper()} clean test accuracy")
-        ax.plot(h["step"], h["robust_acc"], "--", color=colors[m],
-                label=f"{m.upper()} robust test accuracy, cheap check (FGSM + feature attack)")
+        cheap = h["robust_acc_cheap"] if "robust_acc_cheap" in h else h["robust_acc"]   # old files
+        ax.plot(h["step"], cheap, "--", color=colors[m],
+                label=f"{m.upper()} robust (cheap: FGSM + feature attack)")
     ax.set_ylim(-0.05, 1.05)
     _mark_blowups(ax, blown, colors)
     ax.set_xlabel("training step t"); ax.set_ylabel("test accuracy")

@@ -212,6 +212,10 @@ _TABLE_ROWS = [
     ("  under APGD-CE only", "robust_acc_apgd_ce"),
     ("  under APGD-DLR only", "robust_acc_apgd_dlr"),
     ("  under the feature attack only", "robust_acc_feature_attack"),
+    ("certified robust acc (E5, lower bound)", "certified_robust_acc"),
+    ("  proven non-robust (E5 upper ≤ 0)", "proven_nonrobust_frac"),
+    ("  closed: certified = attacked", "certified_exact_frac"),
+    ("V2 P2b: flips kept on span{v}", "v_projected_flip_frac"),
     ("mean Γ_j (C2, robust feature)", "gamma"),
     ("mean Φ_j (C2, non-robust feature)", "phi"),
     ("E3 alignment, one-step attack", "alignment"),
@@ -233,6 +237,57 @@ def result_rows(summary: dict, modes) -> list[tuple[str, str]]:
     """The (label, key) rows of the results table that this summary has."""
     return [(label, key) for label, key in _TABLE_ROWS
             if any(_get(summary[m], key) is not None for m in modes)]
+
+
+def interval_line(summary: dict, modes) -> str | None:
+    """"robust acc, true value in [certified, attacked]: ST [a, b]  AT [c, d]" with
+    the E5 level used (SPEC E5: E5 ≤ truth ≤ E2); None when no mode has E5."""
+    parts, level = [], None
+    for m in modes:
+        s = summary.get(m) or {}
+        lo, hi = s.get("certified_robust_acc"), s.get("robust_acc")
+        if lo is None or hi is None:
+            continue
+        parts.append(f"{m.upper()} [{lo:.3f}, {hi:.3f}]")
+        level = level or s.get("certify_level")
+    if not parts:
+        return None
+    return ("robust acc, true value in [certified, attacked]: " + "  ".join(parts)
+            + (f"   (certified: E5 level {level})" if level else ""))
+
+
+def claims_lines(summary: dict) -> list[str]:
+    """The verdict lines of one seed, V1 (pre-registered) then V2 (SPEC §9's
+    stricter version): "claims on this seed (SPEC V1): P1 holds  P2 FAILS ..."."""
+    from .claims import claims
+    out = []
+    for version in ("V1", "V2"):
+        cl = claims(summary, version)
+        if cl:
+            out.append(f"claims on this seed (SPEC {version}): " + "  ".join(
+                f"{k} {'holds' if v else 'FAILS'}" for k, v in cl.items()))
+    return out
+
+
+def _short(v) -> str:
+    """3 significant digits (RC values span 1e-3 … 1e5); text ("inf") and None as they are."""
+    return f"{v:.3g}" if isinstance(v, float) else "—" if v is None else str(v)
+
+
+def rc6_lines(regime: dict | None) -> list[str]:
+    """RC6 (reach at the learned weights) per trained mode, as printed beside RC1–RC5."""
+    if not isinstance(regime, dict):
+        return []
+    out = []
+    for mode, c in (regime.get("rc6") or {}).items():
+        role = "" if mode == "at" else "  (diagnostic: RC6 speaks of AT)"
+        met = "met" if c.get("met") else "NOT MET"
+        out.append(f"RC6 {c.get('title', '')} [{mode.upper()} final W]: {_short(c.get('value'))} "
+                   f"{c.get('relation', '<')} {_short(c.get('threshold'))}  {met}{role}   ({c.get('detail', '')})")
+    if "all_met_initial" in regime:
+        out.append(f"RC1–RC5 all met (a priori): {'yes' if regime['all_met_initial'] else 'no'}"
+                   + (f";  with RC6: {'yes' if regime.get('all_met') else 'no'}" if out else ""))
+    return out
 
 
 def reproduce_commands(summary: dict) -> list[str]:
@@ -279,6 +334,8 @@ def _regime_section(rep: Report, regime) -> None:
                          f"regime.this_seed.conditions.{name}.value" if sc else None, None, None])
         rep.table(["", "condition", "value", "", "threshold", "expected W0", "this seed's W0",
                    "this seed", "how it is computed"], rows, keys)
+        for line in rc6_lines(regime):
+            rep.paragraph(line, "note")
         return
     flat = _flatten(regime) if isinstance(regime, dict) else [("regime", regime)]
     rep.table(["condition", "value"],
@@ -291,7 +348,7 @@ def synthetic_report(summary: dict, out_dir: str, files: dict | None = None) -> 
     """The report of ``python -m reffeat.run``: config, regime conditions (if the
     summary has them), results with the claims, every figure with a caption,
     the files and the commands to reproduce."""
-    from .claims import STATEMENTS, claims
+    from .claims import STATEMENTS, STATEMENTS_V2, claims
     cfg = summary.get("config", {})
     modes = [m for m in ("st", "at") if m in summary]
     preset = summary.get("preset")
@@ -320,17 +377,33 @@ def synthetic_report(summary: dict, out_dir: str, files: dict | None = None) -> 
         rows.append([label] + [_get(summary[m], key) for m in modes])
         keys.append([None] + [f"{m}.{key}" for m in modes])
     rep.table([""] + [m.upper() for m in modes], rows, keys)
+    iv = interval_line(summary, modes)
+    if iv:
+        rep.paragraph(iv)
+        rep.paragraph("E2 (attacks) is an upper bound on the true robust accuracy, E5 (a sound "
+                      "certificate) a lower bound; the truth lies in the interval.", "note")
     for line in E_LEGEND:
         rep.paragraph(line, "note")
     cl = claims(summary)
     if cl:
-        rep.heading("Claims (SPEC V1, this seed)")
-        rep.raw("<table>" + "".join(
-            f"<tr><td>{c}</td><td class='{'holds' if ok else 'fails'}' data-claim='{c}' "
-            f"data-value='{json.dumps(bool(ok))}'>{'holds' if ok else 'fails'}</td>"
-            f"<td>{html.escape(STATEMENTS[c])}</td></tr>" for c, ok in cl.items()) + "</table>")
-        rep.paragraph("One seed is one draw: the verdicts over seeds are in "
-                      "python -m reffeat.verify.", "note")
+        cl2 = claims(summary, "V2")
+        rep.heading("Claims (SPEC V1 and V2, this seed)")
+
+        def cell(name, ok, version):
+            if ok is None:
+                return "<td>—</td>"
+            return (f"<td class='{'holds' if ok else 'fails'}' data-claim='{name}' data-version='{version}' "
+                    f"data-value='{json.dumps(bool(ok))}'>{'holds' if ok else 'fails'}</td>")
+        rep.raw("<table><tr><th></th><th>V1</th><th>V2</th><th>statement (V1 / V2)</th></tr>" + "".join(
+            f"<tr><td>{c}</td>{cell(c, ok, 'V1')}{cell(c, cl2.get(c), 'V2')}"
+            f"<td>{html.escape(STATEMENTS[c])}"
+            + (f"<br>V2: {html.escape(STATEMENTS_V2[c])}" if STATEMENTS_V2[c] != STATEMENTS[c] else "")
+            + "</td></tr>" for c, ok in cl.items()) + "</table>")
+        for line in claims_lines(summary):
+            rep.paragraph(line, "note")
+        rep.paragraph("V1 is the pre-registered version; V2 (SPEC §9) is stricter and was fixed "
+                      "before its results were seen. One seed is one draw: the verdicts over "
+                      "seeds are in python -m reffeat.verify.", "note")
     notes = []
     for m in modes:
         s = summary[m]

@@ -27,7 +27,9 @@ The trace is a pure function of the logged weights (``coefficient_trace``);
 loop's per-step callback and returns a ``Trace``; ``python -m reffeat.run
 --trace`` writes it as ``trace_st.npz`` / ``trace_at.npz`` (``save_trace``,
 ``load_trace``).  Size: 8 bytes × L × k·m·(d + 2k + 2) (+ k·m·(nP + 1) with
-the decomposition), L = ⌊T / log_every⌋ + 1 or + 2 — ``log_every`` bounds it.
+the decomposition), L ≤ ⌊T / log_every⌋ + ⌊log₂ T⌋ + 3 — the logged steps of
+the history (``loop.logged_step``: every log_every steps and 0, 1, 2, 4, 8, …),
+plus the last step; ``log_every`` bounds it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .features import feature_projector
+from .loop import logged_step
 
 #: keys of a trace file, in the order they are written (``zeta``, ``residual``
 #: only where the decomposition is defined)
@@ -156,7 +159,7 @@ def reconstruct(trace: Trace, X_train) -> np.ndarray:
 
 class Recorder:
     """Per-step callback of the training loop that keeps W^{(t)} at every
-    logged step (t % log_every == 0); ``finish`` adds the returned weights and
+    logged step (``loop.logged_step``: the history's steps); ``finish`` adds the returned weights and
     computes the trace.  Used by ``train(..., trace=True)``."""
 
     def __init__(self, log_every: int):
@@ -165,7 +168,7 @@ class Recorder:
         self.Ws: list = []
 
     def __call__(self, step) -> None:
-        if step.t % self.log_every == 0:
+        if logged_step(step.t, self.log_every):
             self.steps.append(step.t)
             self.Ws.append(np.array(step.W, dtype=np.float64))
 

@@ -32,7 +32,7 @@ from .attacks import attack, feature_attack_correct
 from .constraints import MODES, Options, check
 from .distribution import sample
 from .features import make_features
-from .loop import MAX_LOSS, MAX_WEIGHT, Step, chain, descend, objective, objective_points
+from .loop import MAX_LOSS, MAX_WEIGHT, Step, chain, descend, logged_step, objective, objective_points
 from .metrics import accuracy, coefficient_summary
 from .model import init_weights, loss, predict
 from .trace import Recorder
@@ -72,9 +72,10 @@ class TrainResult:
     """What one training run produced (kept even when it stopped early).
 
     history: per logged step — step, loss (objective at the step's points),
-      clean_loss (train), train_acc, clean_acc (test), robust_acc (test, cheap
-      in-training check: survives FGSM and the E2b feature attack), gamma, phi,
-      gamma_pos, phi_pos (C2).
+      clean_loss (train), train_acc, clean_acc (test), robust_acc_cheap (test,
+      the cheap in-training check: survives FGSM and the E2b feature attack —
+      not E2's robust accuracy), gamma, phi, gamma_pos, phi_pos (C2); logged at
+      ``loop.logged_step`` (every log_every steps, and 0, 1, 2, 4, 8, …).
     extra: max_loss / max_loss_step — the largest per-step objective (spikes
       between logged steps show here; AT at large η is unstable).
     c4_gamma, c4_phi: (steps, 2, 3, k, m) — C4 parts of every step.
@@ -93,7 +94,7 @@ class TrainResult:
 
     trace: object = None     # reffeat.trace.Trace when trained with trace=True (C5)
 def _log_keys():
-    return ["step", "loss", "clean_loss", "train_acc", "clean_acc", "robust_acc",
+    return ["step", "loss", "clean_loss", "train_acc", "clean_acc", "robust_acc_cheap",
             "gamma", "phi", "gamma_pos", "phi_pos"]
 
 
@@ -148,7 +149,7 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
             W, Xte, yte, V, q=q, rho=rho, eps=cfg.eps, norm=cfg.norm)
         row = {"step": t, "loss": obj, "clean_loss": clean_loss,
                "train_acc": accuracy(W, X, y, q, rho),
-               "clean_acc": accuracy(W, Xte, yte, q, rho), "robust_acc": float(rob.mean()),
+               "clean_acc": accuracy(W, Xte, yte, q, rho), "robust_acc_cheap": float(rob.mean()),
                "gamma": summ["gamma"], "phi": summ["phi"],
                "gamma_pos": summ["gamma_pos"], "phi_pos": summ["phi_pos"]}
         for key in hist:
@@ -156,7 +157,7 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
         if progress is not None:
             # .5g: a diverging run's objective (up to the stop policy's bound) stays one short number
             print(f"[{mode}] step {t:5d}  train loss {obj:.5g}  test acc {row['clean_acc']:.3f}  "
-                  f"test rob (FGSM+feature, cheap) {row['robust_acc']:.3f}  "
+                  f"test rob (FGSM+feature, cheap) {row['robust_acc_cheap']:.3f}  "
                   f"Γ {row['gamma']:.4f}  Φ {row['phi']:.4f}", file=progress, flush=True)
 
     peak = [-np.inf, -1]                    # largest per-step objective and its step
@@ -166,7 +167,7 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
         obj, G, c4 = objective(W, pts, y, q, rho, (types, U, V, eta) if track_c4 else None)
         if obj > peak[0]:
             peak[:] = [obj, t]
-        if t % cfg.log_every == 0:
+        if logged_step(t, cfg.log_every):
             log(t, W, obj)
         return {"points": pts, "y": y, "loss": obj, "grad": G, "extra": {"c4": c4}}
 

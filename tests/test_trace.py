@@ -31,7 +31,7 @@ def test_trace_quantities_recomputed_from_W(mode):
     X, y, types = prob.train
     res = train(cfg, mode, prob, trace=True)
     tr = res.trace
-    assert tr.steps.tolist() == res.history["step"] == [0, 4, 8, 12]
+    assert tr.steps.tolist() == res.history["step"] == [0, 1, 2, 4, 8, 12]
     assert np.array_equal(tr.W[-1], res.W) and np.array_equal(tr.W0, res.W0)
     L, k, m, d = tr.W.shape
     xi = _noise_from_labels(cfg, X, y, types, U, V).reshape(-1, d)
@@ -131,7 +131,7 @@ def test_run_trace_writes_both_files_and_gamma_phi_nu_agree(tmp_path, capsys):
         off = D - np.einsum("ljre,ed->ljrd", np.einsum("ljrd,ed->ljre", D, np.concatenate([U, V])),
                             np.concatenate([U, V]))
         assert np.abs(z["nu"] - np.linalg.norm(off, axis=-1)).max() < 1e-10
-        assert z["steps"].tolist() == [0, 4, 8, 12]
+        assert z["steps"].tolist() == [0, 1, 2, 4, 8, 12]
 
 
 def test_readme_lemma_snippet_runs_on_a_trace(tmp_path, capsys, monkeypatch):

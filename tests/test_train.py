@@ -50,9 +50,9 @@ def test_same_seed_same_history(mode):
 def test_history_logging_steps():
     cfg = Config(**SMALL)
     res = train(cfg, "st")
-    assert res.history["step"] == [0, 4, 8, 12]
+    assert res.history["step"] == [0, 1, 2, 4, 8, 12]      # every log_every, and 0, 1, 2, 4, 8, … (dense start)
     assert res.steps_done == 12 and res.stopped is None
-    assert all(len(v) == 4 for v in res.history.values())
+    assert all(len(v) == 6 for v in res.history.values())
 
 
 def test_nan_stops_cleanly(monkeypatch):

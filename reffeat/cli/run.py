@@ -15,15 +15,20 @@ import argparse
 import datetime as _dt
 import os
 import sys
+from numbers import Integral
 
 from .. import presets as _presets
-from ..claims import claims
 from ..config import FIELDS, Config, help_text, parse_set, read_toml
+from ..constraints import Interval
 from ..experiments import memory
 from ..experiments.synthetic import run_synthetic
+from ..metrics import CERTIFY_BUDGET
 from ..regime import format_regime
 from ..train import MODES
 from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dir
+
+#: --certify-budget: branch-and-bound rounds (each doubles the leaves of an open patch box)
+CERTIFY_BUDGETS = Interval(Integral, 0, 12)
 
 EPILOG = """
 examples:
@@ -90,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help=(
         "also write trace_st.npz / trace_at.npz: the SPEC C5 trace (W, γ, φ, ν, μ; ζ and the "
         "residual where the training noise is linearly independent) at every logged step"))
+    p.add_argument("--certify-budget", type=option("--certify-budget", CERTIFY_BUDGETS),
+                   default=CERTIFY_BUDGET, metavar="N", help=(
+                       f"branch-and-bound rounds of the certified robust accuracy (E5, reffeat.certify); "
+                       f"{CERTIFY_BUDGETS}; default {CERTIFY_BUDGET}. Each round splits every open patch box "
+                       "in two: a larger N certifies more points (never fewer) and costs more where many "
+                       "points are undecided (e.g. --preset q3); 0 keeps the optimised linear relaxation"))
     return p
 
 
@@ -108,10 +119,15 @@ def load_config(path: str | None, sets: list[str], seed: int | None, preset: str
 
 
 def format_header(summary: dict) -> str:
-    """Preset and regime lines (RC1–RC5: value, threshold, met or not), printed before the table."""
+    """Preset and regime lines (RC1–RC5: value, threshold, met or not; then RC6
+    at the learned weights and whether RC1–RC5 were all met a priori), printed
+    before the table."""
+    from ..report import rc6_lines
     cfg = Config.from_dict(summary["config"])
+    rc6 = rc6_lines(summary.get("regime"))
     return (f"preset: {summary.get('preset') or '(none)'}   seed: {summary['seed']}\n"
-            f"regime (SPEC §11, expected initial weights):\n{format_regime(cfg)}")
+            f"regime (SPEC §11, expected initial weights):\n{format_regime(cfg)}"
+            + ("\n" + "\n".join(rc6) if rc6 else ""))
 
 
 def _num(v) -> str:
@@ -125,7 +141,7 @@ def format_table(summary: dict) -> str:
     """The results table printed at the end of a run: what was measured (threat,
     data sizes, the attacks behind "robust"), the numbers, the claims of this
     seed, a two-line legend of the labels, and warnings."""
-    from ..report import E_LEGEND, describe_robust, describe_threat, result_rows
+    from ..report import E_LEGEND, claims_lines, describe_robust, describe_threat, interval_line, result_rows
     cfg = summary["config"]
     modes = [m for m in MODES if m in summary]
     preset = f"; preset {summary['preset']}" if summary.get("preset") else ""
@@ -141,11 +157,13 @@ def format_table(summary: dict) -> str:
                 v = v.get(part) if isinstance(v, dict) else None
             vals.append(_num(v))
         lines.append(f"{label:38s}" + "".join(vals))
-    cl = claims(summary)
+    iv = interval_line(summary, modes)
+    if iv:
+        lines.append(iv)
+    cl = claims_lines(summary)
     if cl:
-        lines.append("claims on this seed (SPEC V1): " + "  ".join(
-            f"{k} {'holds' if v else 'FAILS'}" for k, v in cl.items())
-            + "   (over seeds: python -m reffeat.verify)")
+        cl[0] += "   (over seeds: python -m reffeat.verify)"
+        lines.extend(cl)
     lines.extend(E_LEGEND)
     for m in modes:
         h = summary[m]["history"]
@@ -188,7 +206,8 @@ def main(argv, policy) -> int:
         try:
             summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
                                     progress=None if args.quiet else sys.stderr, preset=args.preset,
-                                    trace=args.trace, threads=threads)
+                                    trace=args.trace, threads=threads,
+                                    evaluate_options={"bab_budget": args.certify_budget})
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
             print("interrupted; results completed so far (if any) are in " + out, file=sys.stderr)

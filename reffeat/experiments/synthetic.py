@@ -22,7 +22,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ from ..config import Config
 from ..distribution import NONROBUST, ROBUST
 from ..metrics import PART_NAMES, alignment, c4_per_step, coefficient_summary, coefficients, evaluate
 from ..output import atomic_savez, atomic_write_json, package_versions
-from ..regime import regime
+from ..regime import rc6_reach, rc6_values, regime
 from ..trace import save_trace
 from ..train import MODES, Problem, TrainResult, problem, train
 
@@ -104,7 +104,8 @@ def train_mode(cfg: Config, mode: str, prob: Problem, *, track_c4: bool = True,
 def iter_seed(cfg: Config, modes: Collection[str] = MODES, *, prob: Problem | None = None,
               track_c4: bool | Collection[str] = True, snapshots: int | None = None,
               log_every: int | None = None, log_test: int | None = None, progress=None,
-              trace: bool = False) -> Iterator[ModeRun]:
+              trace: bool = False, on_trained: Callable[[TrainResult], object] | None = None,
+              evaluate_options: dict | None = None) -> Iterator[ModeRun]:
     """T1/T3 then E1–E4 for each mode in turn, yielding each ``ModeRun`` as soon
     as it is done (so a caller can write it before the next mode starts).
 
@@ -112,13 +113,19 @@ def iter_seed(cfg: Config, modes: Collection[str] = MODES, *, prob: Problem | No
     ``track_c4``: True/False, or the modes that track C4 (it costs about a
     training step); ``snapshots``, ``log_every``, ``log_test``, ``progress``,
     ``trace``: as ``train_mode``. The evaluation always uses the whole test
-    set and the seed's E2 stream of the mode (``eval_rng``)."""
+    set and the seed's E2 stream of the mode (``eval_rng``).
+    ``on_trained(result)``: called with each mode's TrainResult as soon as
+    training ends, before the evaluation (so a caller can save the training
+    before a slow or interrupted E1–E5); ``evaluate_options``: keyword
+    arguments of ``metrics.evaluate`` (e.g. ``bab_budget``)."""
     prob = problem(cfg) if prob is None else prob
     for mode in modes:
         res, steps, snaps = train_mode(cfg, mode, prob, track_c4=_tracks(track_c4, mode),
                                        snapshots=snapshots, log_every=log_every, log_test=log_test,
                                        progress=progress, trace=trace)
-        ev = evaluate(res.W, cfg, prob.test, prob.features, eval_rng(cfg, mode))
+        if on_trained is not None:
+            on_trained(res)
+        ev = evaluate(res.W, cfg, prob.test, prob.features, eval_rng(cfg, mode), **(evaluate_options or {}))
         yield ModeRun(mode, res, ev, steps, snaps)
 
 
@@ -158,6 +165,7 @@ def summary_record(run: ModeRun) -> dict:
     ev["train_wall_time_s"] = res.wall_time
     ev["max_loss"] = res.extra["max_loss"]
     ev["max_loss_step"] = res.extra["max_loss_step"]
+    ev["evaluated"] = True
     return ev
 
 
@@ -165,7 +173,10 @@ def sweep_record(cfg: Config, modes: Collection[str] = MODES, traces: bool = Fal
     """One sweep job (``sweep.summary_job``): per mode every E-scalar, the mean
     E4 responses, max training loss, steps done and why it stopped; the claims
     P1–P4 those modes decide (``reffeat.claims``); with ``traces`` the training
-    history and the C4 parts per step (summed over r, averaged over j)."""
+    history and the C4 parts per step (summed over r, averaged over j).
+    ``claims_v2``: the same under SPEC V2 (``claims(..., "V2")``), beside V1's
+    ``claims``; the E5 numbers and ``v_projected_flip_frac`` come with the
+    E-scalars."""
     out: dict = {}
     for run in iter_seed(cfg, modes, track_c4=bool(traces)):
         res, ev = run.result, run.evaluation
@@ -183,6 +194,7 @@ def sweep_record(cfg: Config, modes: Collection[str] = MODES, traces: bool = Fal
             rec["trace"] = {"history": res.history, "c4": c4}
         out[run.mode] = rec
     out["claims"] = claims(out)
+    out["claims_v2"] = claims(out, "V2")
     return out
 
 
@@ -286,15 +298,24 @@ def files_written(out_dir: str, since: float) -> dict:
 
 def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progress=sys.stderr,
                   preset: str | None = None, report: bool = True, trace: bool = False,
-                  threads: dict | None = None) -> dict:
+                  threads: dict | None = None, evaluate_options: dict | None = None) -> dict:
     """``run_seed`` for the requested modes, then summary.json (rewritten after
     each mode, so a stop keeps what is done), weights_<mode>.npz, figures and
     report.html (+ the C5 traces trace_<mode>.npz when ``trace``); return the
-    summary (its "files": what was written, with words).
+    summary (its "files": what was written, with words).  Each mode's weights,
+    history (and trace) are written as soon as its training ends, before its
+    evaluation: a stop (SIGTERM, Ctrl-C) during E1–E5 keeps the training.
 
     ``summary["regime"]``: RC1–RC5 of §11 from the Config (expected initial
     weights), with ``["this_seed"]`` the same evaluated on this seed's W0;
-    ``threads``: what the command set up, recorded as ``summary["threads"]``."""
+    ``all_met_initial``: RC1–RC5 all met (the a-priori verdict).  Once AT is
+    trained, RC6 (``regime.rc6_reach``) at AT's final weights joins both as
+    ``conditions["RC6"]`` and ``all_met`` then includes it; ``["rc6"]`` has RC6
+    at each trained mode's final weights ({"at": ..., "st": ...}; ST's is a
+    diagnostic: RC6 speaks of AT).  With ``trace``, ``summary[mode]["rc6_trace"]``
+    = {"step": [...], "value": [...]}: RC6 at every traced step.
+    ``threads``: what the command set up, recorded as ``summary["threads"]``;
+    ``evaluate_options``: as ``iter_seed``."""
     t0 = time.perf_counter()
     since = time.time()
     os.makedirs(out_dir, exist_ok=True)
@@ -304,19 +325,41 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
                "preset": preset}
     summary["regime"] = regime(cfg)
     summary["regime"]["this_seed"] = regime(cfg, prob.W0, prob.features)
+    summary["regime"]["all_met_initial"] = summary["regime"]["all_met"]
+    summary["regime"]["this_seed"]["all_met_initial"] = summary["regime"]["this_seed"]["all_met"]
     if threads is not None:
         summary["threads"] = threads
     results = {}
     interrupted = False
-    for run in iter_seed(cfg, modes, prob=prob, progress=progress, trace=trace):
+    summary_path = os.path.join(out_dir, "summary.json")
+
+    def save_training(res: TrainResult) -> None:
+        """Weights, history (and trace) of a mode whose training just ended."""
+        summary[res.mode] = {"history": res.history, "steps_done": res.steps_done, "stopped": res.stopped,
+                             "train_wall_time_s": res.wall_time, "evaluated": False}
+        summary["wall_time_s"] = time.perf_counter() - t0
+        atomic_write_json(summary_path, summary)
+        atomic_savez(os.path.join(out_dir, f"weights_{res.mode}.npz"), W=res.W, W0=res.W0)
+        if trace:
+            save_trace(os.path.join(out_dir, f"trace_{res.mode}.npz"), res.trace)
+
+    for run in iter_seed(cfg, modes, prob=prob, progress=progress, trace=trace, on_trained=save_training,
+                         evaluate_options=evaluate_options):
         mode, res = run.mode, run.result
         results[mode] = res
         summary[mode] = summary_record(run)
+        if trace and res.trace is not None:
+            tr = res.trace.arrays()
+            summary[mode]["rc6_trace"] = {"step": [int(t) for t in tr["steps"]],
+                                          "value": [float(v) for v in rc6_values(tr["W"], cfg, prob.features)]}
+        rc6 = rc6_reach(cfg, res.W, prob.features).to_dict()
+        summary["regime"].setdefault("rc6", {})[mode] = rc6
+        if mode == "at":
+            for reg in (summary["regime"], summary["regime"]["this_seed"]):
+                reg["conditions"]["RC6"] = rc6
+                reg["all_met"] = bool(reg["all_met_initial"] and rc6["met"])
         summary["wall_time_s"] = time.perf_counter() - t0
-        atomic_write_json(os.path.join(out_dir, "summary.json"), summary)   # keep what is done so far
-        atomic_savez(os.path.join(out_dir, f"weights_{mode}.npz"), W=res.W, W0=res.W0)
-        if trace:
-            save_trace(os.path.join(out_dir, f"trace_{mode}.npz"), res.trace)
+        atomic_write_json(summary_path, summary)   # keep what is done so far
         if res.stopped and res.stopped.startswith("interrupted"):
             interrupted = True
             break
@@ -331,5 +374,5 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
         files.setdefault("report.html", FILE_WORDS["report.html"])
         synthetic_report(summary, out_dir, files).write(os.path.join(out_dir, "report.html"))
     summary["files"] = files_written(out_dir, since)
-    atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
+    atomic_write_json(summary_path, summary)
     return summary

@@ -43,6 +43,7 @@ every name is re-exported here.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ._base import (  # noqa: F401
     HIGH_PROB,
@@ -69,6 +70,11 @@ from .initial import (  # noqa: F401
     takeoff_times,
 )
 from .learned import RC6_VARIANTS, confusion, format_confusion, rc6_reach, rc6_terms, rc6_values  # noqa: F401
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..config import Config
 
 
 # ---------------------------------------------------------------- all
@@ -99,7 +105,8 @@ def conditions(cfg, W0=None, features=None, learned=None) -> list[Condition]:
     return out
 
 
-def regime(cfg, W0=None, features=None, learned=None) -> dict:
+def regime(cfg: Config, W0: np.ndarray | None = None, features: tuple | None = None,
+           learned: np.ndarray | None = None) -> dict:
     """``summary.json["regime"]``: every condition as a dict, and whether all are met
     (RC6 included when ``learned`` is given, see ``conditions``)."""
     conds = conditions(cfg, W0, features, learned)

@@ -86,7 +86,8 @@ class ClaimResult:
     """Verdict of one claim over seeds.
 
     ``holds`` — per-seed booleans; ``quantities`` — name -> per-seed values;
-    ``notes`` — lines of evidence for the report. The verdict is SPEC V1's
+    ``notes`` — lines of evidence for the report; ``extra["holds_v2"]`` — the
+    per-seed verdicts under SPEC V2, reported beside V1's. The verdict is SPEC V1's
     (``reffeat.claims.verdict``): "holds" only when the 95% Wilson interval of
     the fraction of seeds has its lower end ≥ 0.75; ``passed`` means "holds".
     """
@@ -122,6 +123,17 @@ class ClaimResult:
         """'19/20 (0.95, 95% CI 0.76–0.99): holds'."""
         return V1.describe(self.n_holds, len(self.holds))
 
+    @property
+    def holds_v2(self) -> list | None:
+        """Per-seed V2 verdicts (SPEC §9 V2, ``claims(..., "V2")``) beside V1's
+        ``holds``; None for the M claims, and where the records lack V2's numbers."""
+        return self.extra.get("holds_v2")
+
+    def describe_v2(self) -> str | None:
+        """The V2 count, fraction, Wilson interval and word (same wording as V1), or None."""
+        h = self.holds_v2
+        return None if h is None else V1.describe(sum(bool(x) for x in h), len(h))
+
     def stats(self) -> dict:
         return {k: seed_stats(v) for k, v in self.quantities.items()}
 
@@ -144,12 +156,21 @@ class ClaimResult:
         lines.append("  holds per seed: " + "".join("✓" if h else "✗" for h in self.holds))
         lines.extend("  " + n for n in self.notes)
         lines.append(f"  => {self.name} {self.describe()}")
+        if self.describe_v2() is not None:
+            lines.append(f"  => {self.name} (V2) {self.describe_v2()}")
         return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- table-driven checks
+#: quantities that records written before they existed lack (shown as NaN there)
+_NEWER_KEYS = ("certified_robust_acc",)
+
+
 def _term(rec: dict, term: tuple):
     mode, key = term
+    if key in _NEWER_KEYS:
+        v = rec[mode].get(key)
+        return math.nan if v is None else v
     return rec[mode][key]
 
 
@@ -164,9 +185,11 @@ def table_check(module, records, cfg: Config) -> ClaimResult:
             quantities[label] = [_term(r, terms[0]) for r in records]
         else:
             quantities[label] = [_term(r, terms[0]) / _term(r, terms[1]) for r in records]
+    v2 = [V1.claims({m: r[m] for m in module.MODES}, "V2").get(module.NAME) for r in records]
     return ClaimResult(module.NAME, module.STATEMENT, describe_regime(cfg), [r["seed"] for r in records],
                        holds=[V1.claims({m: r[m] for m in module.MODES})[module.NAME] for r in records],
-                       quantities=quantities, criteria=module.CRITERIA)
+                       quantities=quantities, criteria=module.CRITERIA,
+                       extra={"holds_v2": None if any(h is None for h in v2) else [bool(h) for h in v2]})
 
 
 def rows_check(module, records, cfg: Config, rows: list) -> ClaimResult:

@@ -22,6 +22,7 @@ QUANTITIES = (
     ("robust acc (AT)", ("at", "robust_acc")),
     ("  under PGD", ("at", "robust_acc_pgd")),
     ("  under feature attack", ("at", "robust_acc_feature_attack")),
+    ("certified robust acc (AT, E5)", ("at", "certified_robust_acc")),
     ("robust acc (ST)", ("st", "robust_acc")),
 )
 

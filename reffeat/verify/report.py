@@ -53,12 +53,16 @@ def claim_table(res: ClaimResult) -> str:
         rows.append([name, f"{fmt(st.mean)} ± {fmt(st.std)}", f"[{fmt(st.lo)}, {fmt(st.hi)}]"]
                     + [fmt(v) for v in st.values])
     rows.append(["**holds (V1)**", res.describe(), ""] + ["✓" if h else "✗" for h in res.holds])
+    if getattr(res, "holds_v2", None) is not None:
+        rows.append(["**holds (V2)**", res.describe_v2(), ""] + ["✓" if h else "✗" for h in res.holds_v2])
     return md_table(header, rows)
 
 
 def verdict_word(res: ClaimResult) -> str:
-    """SPEC V1: count, fraction, 95% Wilson interval and the verdict word."""
-    return res.describe()
+    """SPEC V1: count, fraction, 95% Wilson interval and the verdict word; then,
+    where the claim has one, the same under SPEC V2 ("V1: …<br>V2: …")."""
+    v2 = res.describe_v2() if hasattr(res, "describe_v2") else None
+    return res.describe() if v2 is None else f"V1: {res.describe()}<br>V2: {v2}"
 
 
 def summary_table(results: dict) -> str:

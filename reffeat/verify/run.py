@@ -7,7 +7,7 @@ written outside DIR (default ``runs/verify-<timestamp>``; ``--quick``:
     python -m reffeat.verify --out verify        # full: regenerates the committed verify/ report
     python -m reffeat.verify --quick --out DIR   # CI: the default regime on 5 seeds, coarse grids
     python -m reffeat.verify --only claims --out verify   # one section, merged into DIR's results.json
-    python -m reffeat.verify --only invariants --out DIR  # (or scaling) a trace section (own JSON)
+    python -m reffeat.verify --only invariants --out DIR  # (or scaling, rc6) a section with its own JSON
     python -m reffeat.verify --quick --out DIR --scheduler tcp://HOST:PORT   # on a Dask cluster
 
 Every training is a job of ``reffeat.sweep`` (local worker processes, or a Dask
@@ -20,7 +20,9 @@ and 95% Wilson intervals (``reffeat.claims``); every failing seed is listed with
 the regime conditions RC1–RC5 evaluated on its own initial weights.
 
 Exit status (full): 1 unless each of P1–P4 "holds" (V1) in the default
-regime. Exit status (--quick): 1 unless all of P1–P4 hold on every one of the
+regime. V1 decides the exit status, as pre-registered; SPEC V2's verdicts
+are reported beside V1's (summary table, claim tables, REPORT.md text) and
+never change it. Exit status (--quick): 1 unless all of P1–P4 hold on every one of the
 5 seeds of the default regime, or if the report machinery fails.
 """
 
@@ -44,15 +46,15 @@ from reffeat.jobs import Runner
 from reffeat.jobs.executors import import_distributed
 from reffeat.output import atomic_write_bytes, strict_json
 
-from . import invariants, m1, m3, scaling
+from . import invariants, m1, m3, rc6, scaling
 from . import report as R
 from . import sweeps as S
 from .common import pair_runs, regime_config
 from .text import _REPORT_PATH, CLAIM_MODULES, MAIN_REGIME, _rel, build_report
 
-#: sections computed from per-step traces (the training loop's callback), each a
+#: sections with their own jobs and JSON (per-step traces, the RC6-vs-P4 table), each a
 #: module with ``section(quick, runner, fig_dir, rel, out_dir) -> Markdown``
-TRACE_SECTIONS = (("invariants", invariants), ("scaling", scaling))
+TRACE_SECTIONS = (("invariants", invariants), ("scaling", scaling), ("rc6", rc6))
 
 def quick_failures(claims_res) -> list:
     """--quick: (claim, seed) pairs of the default regime where one of P1–P4 does not hold."""
@@ -146,7 +148,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="CI mode: 5 seeds in the 'quick' regime, coarse grids, no variant table")
-    p.add_argument("--only", choices=("claims", "phase", "variants", "invariants", "scaling", "all"),
+    p.add_argument("--only", choices=("claims", "phase", "variants", "invariants", "scaling", "rc6", "all"),
                    default="all",
                    help="run only one part (default all)")
     p.add_argument("--regimes", metavar="A,B",

@@ -56,7 +56,10 @@ def claim_paragraph(name, by_reg) -> str:
         parts.append(f"{reg}: {res.describe()}"
                      + (f" ({_stats_line(res, keys)}, mean ± std)" if keys else ""))
     lead = "; ".join(f"`{r}`: **{by_reg[r][name].verdict}**" for r in regs)
-    return f"Verdict (SPEC V1) — {lead}. Per regime: " + "; ".join(parts) + "."
+    v2 = [(r, by_reg[r][name].describe_v2()) for r in regs]
+    v2 = [(r, d) for r, d in v2 if d is not None]
+    tail = (" Verdict (SPEC V2) — " + "; ".join(f"`{r}`: {d}" for r, d in v2) + ".") if v2 else ""
+    return f"Verdict (SPEC V1) — {lead}. Per regime: " + "; ".join(parts) + "." + tail
 
 
 def _regime_lines(records):
@@ -81,11 +84,13 @@ def _regime_conditions_text(records) -> str:
     return "\n".join(L)
 
 
-def explain_seed(cfg, seed: int) -> list:
+def explain_seed(cfg, seed: int, W_at=None) -> list:
     """Regime conditions RC1–RC5 on this seed's own initial weights W0 (and
-    features) that are not met: the conditions that explain a failing seed."""
+    features) that are not met, and RC6 at AT's final weights ``W_at`` when
+    given (the first explanation SPEC §11 looks for when P4 fails): the
+    conditions that explain a failing seed."""
     prob = problem(cfg.replace(seed=int(seed)))
-    return [c for c in regime_conditions(prob.cfg, prob.W0, prob.features) if not c.met]
+    return [c for c in regime_conditions(prob.cfg, prob.W0, prob.features, learned=W_at) if not c.met]
 
 
 def _failing_seeds_text(claims_res, records) -> str:
@@ -94,8 +99,9 @@ def _failing_seeds_text(claims_res, records) -> str:
          "For every seed on which one of P1–P4 fails, the regime conditions RC1–RC5 are "
          "re-evaluated on that seed's own initial weights W⁽⁰⁾ (`reffeat.regime.conditions(cfg, "
          "W0, features)`: RC1 with the seed's per-class initial maxima, RC4 with its slowest "
-         "class, RC5 with its largest ‖w⁽⁰⁾‖₁). A condition listed is one the seed violates; "
-         "\"none\" means RC1–RC5 do not explain the failure.\n"]
+         "class, RC5 with its largest ‖w⁽⁰⁾‖₁), and RC6 at AT's final weights where the run "
+         "still has them (not when rebuilt from results.json). A condition listed is one the seed "
+         "violates; \"none\" means none of them explains the failure.\n"]
     any_fail = False
     for reg, (cfg, recs) in records.items():
         by = claims_res.get(reg, {})
@@ -104,7 +110,7 @@ def _failing_seeds_text(claims_res, records) -> str:
             failed = [n for n in P_CLAIMS if n in by and not by[n].holds[i]]
             if not failed:
                 continue
-            bad = explain_seed(cfg, rec["seed"])
+            bad = explain_seed(cfg, rec["seed"], rec["at"].get("W") if rec.get("at") else None)
             rows.append([str(rec["seed"]), ", ".join(failed),
                          R.fmt(rec["at"]["robust_acc"], 3), R.fmt(rec["st"]["gamma"], 3),
                          R.fmt(rec["at"]["gamma"], 3), R.fmt(rec["at"].get("max_loss"), 3),
@@ -114,7 +120,8 @@ def _failing_seeds_text(claims_res, records) -> str:
             any_fail = True
             L.append(f"**`{reg}`** ({len(rows)}/{len(recs)} seeds fail at least one of P1–P4):\n")
             L.append(R.md_table(["seed", "fails", "robust acc (AT)", "Γ(ST)", "Γ(AT)",
-                                 "max AT loss", "conditions not met on this seed's W⁽⁰⁾"], rows) + "\n")
+                                 "max AT loss",
+                                 "conditions not met (RC1–RC5 on this seed's W⁽⁰⁾, RC6 at AT's W)"], rows) + "\n")
     if not any_fail:
         L.append("No seed fails any of P1–P4 in the regimes run.\n")
     return "\n".join(L)
@@ -148,6 +155,10 @@ def build_report(mode, claims_res, records, phase, var, figs, timings, expected_
                  "majority is not a pass. Regimes (presets of SPEC §11, `--preset NAME` of the run):\n")
         L.append(_regime_lines(records) + "\n")
         L.append(R.summary_table(claims_res) + "\n")
+        L.append("V1 and V2: where a cell has two lines, the second is the same count under SPEC "
+                 "§9 V2 (stricter P2 and P4, fixed before their results; P1, P3 as V1). The exit "
+                 "status is decided by V1, as pre-registered (each of P1–P4 must \"hold\" in the "
+                 "default regime); V2 is reported beside it and does not change the exit status.\n")
         if expected_ok is not None:
             L.append("Quick mode: all of P1–P4 must hold on every seed of the default regime: "
                      f"{'they do' if expected_ok else 'they do NOT (exit status 1)'}.\n")
