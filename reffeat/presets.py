@@ -131,8 +131,8 @@ def theorem_family(d_N: int) -> Config:
       constant. (iii) r ⊇ W⁽⁰⁾: ε‖w⁽⁰⁾‖₁ ≈ C_EPS·sqrt(2/π)·SIGMA0_ROOT·(d/d_N) ≈ 0.11,
       constant (RC5's reach (P−s)σ(·) ≤ 0.09). So (P−s)σ(a) decreases toward
       63·σ(0.25) ≈ 0.3 while the margin stays ≈ 6: ``rc6_estimate`` (value < 1 from
-      d_N = 128 on with the conservative Γ̂: 3.9, 1.7, 0.86, 0.48, 0.30 at d_N = 32…512). Scaling σ_0 faster (∝ 1/d_N) would make
-      (ii) and (iii) vanish but multiplies T (below) by sqrt(d_N) more.
+      d_N = 128 on with the conservative Γ̂: 3.9, 1.7, 0.86, 0.48, 0.30 at d_N = 32…512).
+      Scaling σ_0 faster (∝ 1/d_N) would make (ii) and (iii) vanish but multiplies T (below) by sqrt(d_N) more.
     * η = ETA_FRACTION·η_max (RC3, η_max = 2ρ/(c(P−s)ε²d) ≈ const since ε²d ≈ C_EPS²β²),
       rounded to 3 significant digits.
     * T = T_FACTOR × the slowest predicted take-off (RC4: q = 3, t = ρ²I(x0, x*)/(ηcA)
