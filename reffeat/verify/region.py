@@ -197,8 +197,11 @@ def run_neighbourhood(seeds, store, out, workers=1, base: Config | None = None, 
 
 
 def _job(cfg):
+    """The Runner's job for one Config; ``seed_job`` taken from the imported module (not
+    ``__main__`` under ``python -m``), so worker processes can import it."""
     from reffeat.jobs import Job
-    return Job(seed_job, cfg, {})
+    from reffeat.verify import region as _module
+    return Job(_module.seed_job, cfg, {})
 
 
 def main(argv=None) -> int:
