@@ -173,6 +173,9 @@ def run_family(sizes, seeds, store, out, workers=1, progress=sys.stderr) -> dict
             recs = [o.result for o in outs if o.ok]
             result["records"][str(d)] = recs
             result["failed"] = sum(not o.ok for o in outs)
+            result["errors"] = sorted({o.error for o in outs if not o.ok})
+            for err in result["errors"]:
+                print(f"d_N={d}: a job failed: {err}", file=sys.stderr)
             if recs:
                 result["by_size"][str(d)] = summarise(recs)
             result["seeds_done"] = n
