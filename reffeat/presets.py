@@ -101,7 +101,7 @@ ETA_FRACTION = 0.75
 #: T as a multiple of the slowest predicted take-off (RC4's threshold is 3)
 T_FACTOR = 3.5
 #: the fixed part of the family: q = 3, the race RC1 at R = 63/8 = 7.9 for every size
-_FAMILY_FIXED = {"q": 3.0, "k": 4, "P": 64, "s": 1, "alpha": 2.0, "beta": 1.0, "m": 16, "rho": 1.0,
+_FAMILY_FIXED: dict = {"q": 3.0, "k": 4, "P": 64, "s": 1, "alpha": 2.0, "beta": 1.0, "m": 16, "rho": 1.0,
                  "n_train": 50, "n_test": 200}
 
 
@@ -140,11 +140,11 @@ def theorem_family(d_N: int) -> Config:
       rounded up to a multiple of 100; RC4's value is then ≥ 3.5 > 3.
     * n_train = 50, n_test = 200 (cost; no condition depends on n), log_every = T/10.
 
-    ValueError for d_N < 8 (through Config's own check for a non-integer).
+    ValueError for a d_N that is not an integer ≥ 8.
     """
     if not isinstance(d_N, int) or isinstance(d_N, bool) or d_N < 8:
         raise ValueError(f"d_N must be an integer >= 8 (got {d_N!r})")
-    base = dict(_FAMILY_FIXED, d_N=d_N, eps=C_EPS * _FAMILY_FIXED["beta"] / math.sqrt(d_N),
+    base: dict = dict(_FAMILY_FIXED, d_N=d_N, eps=C_EPS * _FAMILY_FIXED["beta"] / math.sqrt(d_N),
                 sigma_xi=NOISE_NORM / math.sqrt(d_N - _FAMILY_FIXED["k"]),
                 sigma0=SIGMA0_ROOT / math.sqrt(d_N))
     cfg = Config(**base)
