@@ -92,3 +92,12 @@ def test_theorem_preset_is_the_registered_family_member():
 def test_family_rejects_a_bad_size(bad):
     with pytest.raises(ValueError, match="d_N"):
         presets.theorem_family(bad)
+
+
+@pytest.mark.parametrize("d_N", (32, 64, 128, 256))
+def test_family_version_2_changes_only_sigma0_and_the_times(d_N):
+    v1, v2 = presets.theorem_family(d_N), presets.theorem_family(d_N, presets.SIGMA0_ROOT_V2)
+    assert math.isclose(v2.sigma0 * math.sqrt(d_N), presets.SIGMA0_ROOT_V2, rel_tol=1e-12)
+    assert all(c.met for c in regime.conditions(v2))
+    changed = {k for k, a in v1.to_dict().items() if a != getattr(v2, k)}
+    assert changed == {"sigma0", "T", "log_every"} and v2.T > v1.T

@@ -69,9 +69,9 @@ def seed_job(cfg: Config) -> dict:
     return out
 
 
-def family_configs(sizes, seeds) -> list:
-    """theorem_family(d_N) for each size × seed 0..seeds−1 (sizes first, small to large)."""
-    return [presets.theorem_family(int(d)).replace(seed=s) for d in sizes for s in range(seeds)]
+def family_configs(sizes, seeds, sigma0_root: float = presets.SIGMA0_ROOT) -> list:
+    """theorem_family(d_N, sigma0_root) for each size × seed 0..seeds−1 (sizes first, small to large)."""
+    return [presets.theorem_family(int(d), sigma0_root).replace(seed=s) for d in sizes for s in range(seeds)]
 
 
 def neighbourhood_configs(base: Config | None = None) -> list:
@@ -122,11 +122,11 @@ def summarise(records: list) -> dict:
     return out
 
 
-def regime_table(sizes) -> list:
+def regime_table(sizes, sigma0_root: float = presets.SIGMA0_ROOT) -> list:
     """RC1–RC5 (expected initial weights) and the RC6 estimate of each family member."""
     rows = []
     for d in sizes:
-        cfg = presets.theorem_family(int(d))
+        cfg = presets.theorem_family(int(d), sigma0_root)
         conds = {c.name: {"value": c.value, "threshold": c.threshold, "met": c.met}
                  for c in regime.conditions(cfg)}
         rows.append({"d_N": int(d), "eps": cfg.eps, "sigma0": cfg.sigma0, "sigma_xi": cfg.sigma_xi,
@@ -159,17 +159,19 @@ def format_family(result: dict) -> str:
 ROUNDS = (3, 5, 10, 20)
 
 
-def run_family(sizes, seeds, store, out, workers=1, progress=sys.stderr) -> dict:
+def run_family(sizes, seeds, store, out, workers=1, progress=sys.stderr,
+               sigma0_root: float = presets.SIGMA0_ROOT) -> dict:
     """The family section: sizes × seeds through the Runner (resumable), in rounds
     (``ROUNDS`` up to ``seeds``; within a round the small sizes first); the summary
     JSON at ``out`` is rewritten after every size of every round."""
     runner = Runner(workers=workers, store=store, progress=progress)
-    result: dict = {"sizes": [int(d) for d in sizes], "seeds": seeds, "regime": regime_table(sizes),
+    result: dict = {"sizes": [int(d) for d in sizes], "seeds": seeds, "sigma0_root": sigma0_root,
+                    "regime": regime_table(sizes, sigma0_root),
                     "by_size": {}, "records": {}}
     rounds = sorted({min(r, seeds) for r in ROUNDS} | {seeds})
     for n in rounds:
         for d in sizes:
-            outs = runner.run([_job(c) for c in family_configs([d], n)], label=f"family d_N={d} seeds<{n}")
+            outs = runner.run([_job(c) for c in family_configs([d], n, sigma0_root)], label=f"family d_N={d} seeds<{n}")
             recs = [o.result for o in outs if o.ok]
             result["records"][str(d)] = recs
             result["failed"] = sum(not o.ok for o in outs)
@@ -215,12 +217,14 @@ def main(argv=None) -> int:
     p.add_argument("--store", default=None)
     p.add_argument("--out", default=None)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--sigma0-root", type=float, default=presets.SIGMA0_ROOT,
+                   help="σ_0·sqrt(d_N) of the family (presets.SIGMA0_ROOT = v1, SIGMA0_ROOT_V2 = v2)")
     a = p.parse_args(argv)
     if a.section == "table":
-        print(format_family({"regime": regime_table(a.sizes), "by_size": {}}))
+        print(format_family({"regime": regime_table(a.sizes, a.sigma0_root), "by_size": {}}))
         return 0
     if a.section == "family":
-        res = run_family(a.sizes, a.seeds, a.store, a.out, a.workers)
+        res = run_family(a.sizes, a.seeds, a.store, a.out, a.workers, sigma0_root=a.sigma0_root)
         print(format_family(res))
     else:
         res = run_neighbourhood(a.seeds, a.store, a.out, a.workers)
