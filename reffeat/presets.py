@@ -139,7 +139,19 @@ def theorem_family(d_N: int, sigma0_root: float = SIGMA0_ROOT) -> Config:
       constant (RC5's reach (P−s)σ(·) ≤ 0.09). So (P−s)σ(a) decreases toward
       63·σ(0.25) ≈ 0.3 while the margin stays ≈ 6: ``rc6_estimate`` (value < 1 from
       d_N = 128 on with the conservative Γ̂: 3.9, 1.7, 0.86, 0.48, 0.30 at d_N = 32…512).
-      Scaling σ_0 faster (∝ 1/d_N) would make (ii) and (iii) vanish but multiplies T (below) by sqrt(d_N) more.
+      Scaling σ_0 faster (∝ 1/d_N) would make (ii) and (iii) vanish but multiplies T
+      (below) by sqrt(d_N) more.
+    * **Measured (verify.region; v1 = SIGMA0_ROOT, v2 = SIGMA0_ROOT_V2): the family does
+      not reach the regime.** AT robust accuracy (E2) 0.00 on every seed: v1 d_N = 32, 64,
+      128 × seeds 0–2 (9/9), v2 d_N = 32 (see the report); E5 certified 0.00. (ii) is
+      wrong: Φ(AT) = 0.26–0.57 at v1 and 0.35 at v2 (σ_0 2.3× smaller) — the residual
+      does not follow σ_0·sqrt(d_N). The term the analysis missed is the off-feature part
+      AT learns, r − r⁽⁰⁾: dense (‖·‖₁/(sqrt(d)‖·‖₂) ≈ 0.85–0.9), ε‖r‖₁ = 0.44–1.6 per
+      patch at d_N = 32 (W⁽⁰⁾'s part: 0.15; ST's r stays at W⁽⁰⁾'s). Under ε = C_EPS/sqrt(d_N)
+      every dense direction is scale-invariant (ε‖r‖₁ ≈ C_EPS‖r‖₂), so this reach does not
+      shrink with d_N; RC6 ("r") per seed: d_N = 32: 76–1.4e4, 64: 24–5e5, 128: 10–1e7.
+      Only the εΓ term of (i) falls with the size. With η = 0.75·η_max, 2 of 3 seeds at
+      d_N = 32 had a late loss spike (max 40, 53): RC3's bound is not safe late in AT.
     * η = ETA_FRACTION·η_max (RC3, η_max = 2ρ/(c(P−s)ε²d) ≈ const since ε²d ≈ C_EPS²β²),
       rounded to 3 significant digits.
     * T = T_FACTOR × the slowest predicted take-off (RC4: q = 3, t = ρ²I(x0, x*)/(ηcA)
