@@ -191,7 +191,9 @@ def rc6_estimate(cfg: Config) -> dict:
 
 
 #: the member registered as ``--preset theorem``: the largest that runs ``python -m
-#: reffeat.run --preset theorem`` in ≤ 60 s on the 2-core machine (measured, verify.region)
+#: reffeat.run --preset theorem`` in ≤ 60 s on the 2-core machine. Measured: d_N = 32 took
+#: 49.9 s wall (load average 5.3–6.2, the machine shared); one d_N = 64 seed took 66–90 s
+#: through verify.region at one thread under the same load, so 64 is not registered.
 THEOREM_D_N = 32
 PRESETS["theorem"] = (
     f"§12 the q = 3 family's largest member that runs in ≤ 60 s: theorem_family(d_N={THEOREM_D_N}) "

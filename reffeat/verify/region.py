@@ -15,6 +15,13 @@ the Config-only RC6 estimate (``presets.rc6_estimate``) and the wall time.
     python -m reffeat.verify.region family --sizes 32 64 128 --seeds 5 \\
         --store /work/region21-results/store --out /work/region21-results/family.json
     python -m reffeat.verify.region neighbourhood --seeds 3 --store ... --out ...
+
+Measured (2-core machine shared by ~4 sessions, one job at a time, one thread):
+family v1 (σ_0·sqrt(d_N) = 0.113) d_N = 32, 64, 128 and v2 (0.0487) d_N = 32, seeds
+0–2 each: all claims 0/3 at every size, AT robust accuracy (E2) and certified (E5)
+0.00 on all 12, RC6 "r" not met on all 12 (10 to 1e7); wall 30 / 79 / 143 s per seed
+(v1) and 145 s (v2, d_N = 32). Neighbourhood, seeds 0–1: ε×1.25, α×0.8, β×0.8 fail
+(0/2, AT robust 0.00, 0.27, 0.18; RC6 3–47), the other ten neighbours hold 2/2.
 """
 
 from __future__ import annotations
