@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from . import seeding
+from . import seeding, stopping
 from .attacks import attack, feature_attack_correct
 from .constraints import MODES, Options, check
 from .distribution import sample
@@ -162,6 +162,7 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
     peak = [-np.inf, -1]                    # largest per-step objective and its step
 
     def evaluate_step(t, W):
+        stopping.check()                    # a safe point: a requested stop is raised here
         pts = points(W)
         obj, G, c4 = objective(W, pts, y, q, rho, (types, U, V, eta) if track_c4 else None)
         if obj > peak[0]:

@@ -184,7 +184,8 @@ def test_cli_case(case, place, capsys):
 
 
 def test_enospc_is_one_line_and_files_stay_whole(place, capsys, monkeypatch):
-    """A full disk while writing results: one line naming the file, exit 2; no temp file left."""
+    """A full disk while writing results: one line naming the file, exit 1 (a failure
+    during the work, not bad input: issue 23); no temp file left."""
     import reffeat.output as output
     real_fsync = os.fsync
     calls = {"n": 0}
@@ -197,7 +198,7 @@ def test_enospc_is_one_line_and_files_stay_whole(place, capsys, monkeypatch):
 
     monkeypatch.setattr(output.os, "fsync", full_disk)
     rc, out, err = run_cmd("run", TINY + ["--out", "o"], capsys)
-    assert rc == 2 and "No space left on device" in err and "Traceback" not in err, err
+    assert rc == 1 and "No space left on device" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
     strict_json(place / "o" / "summary.json")
     assert not [p for p in os.listdir(place / "o") if p.startswith(".tmp")]

@@ -28,6 +28,7 @@ grid, ``OUT/heatmap.png`` (mean over seeds of each ``--metric``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import itertools
 import math
@@ -36,6 +37,7 @@ import sys
 import time
 from numbers import Integral
 
+from .. import stopping
 from ..config import FIELD_NAMES, Config
 from ..constraints import Interval
 from ..jobs import Runner, import_distributed
@@ -214,9 +216,13 @@ def main(argv, policy) -> int:
     if not args.quiet:
         print(f"[sweep] {len(spec['configs'])} points × {len(spec['seeds'])} seeds on {runner.describe()}; "
               f"store {runner.store}", file=sys.stderr, flush=True)
+    # inline jobs stop at their training loops' safe points (reffeat.stopping); a runner
+    # that waits for worker processes is woken by the signal itself
+    waits = stopping.interruptible() if runner.kind != "inline" else contextlib.nullcontext()
     try:
-        table = sweep(spec["configs"], spec["seeds"], runner=runner,
-                        kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
+        with waits:
+            table = sweep(spec["configs"], spec["seeds"], runner=runner,
+                          kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
     except KeyboardInterrupt as exc:                   # Ctrl-C or SIGTERM (reffeat.cli.common.SignalPolicy)
         policy.stopped(exc)
         print(f"{'terminated' if policy.exit_code == 143 else 'interrupted'}; finished jobs are kept "

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import seeding
+from .. import seeding, stopping
 from ..attacks import attack
 from ..constraints import (
     DTYPES,
@@ -354,6 +354,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
             tot = [0.0]
 
             def evaluate(t, W, order=order, epoch=epoch):
+                stopping.check()                 # a safe point between batches
                 b = (t - (epoch - 1) * nb) * cfg.batch_size
                 idx = order[b:b + cfg.batch_size]
                 Xb, yb = X[idx], y[idx]
