@@ -21,12 +21,25 @@ array([0. , 0.5, 1. ])
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from numpy.typing import ArrayLike
+
+from .constraints import Interval, check
+
+_Q = Interval(Real, 1)
+_RHO = Interval(Real, 0, closed="neither")
+
+
+def _params(q, rho) -> tuple[float, float]:
+    """N1's q ≥ 1 and ρ > 0 (ValueError naming the one that is not)."""
+    return float(check("q", q, _Q)), float(check("rho", rho, _RHO))
 
 
 def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     """N1: σ(z) elementwise. z any shape (float) -> same shape."""
+    q, rho = _params(q, rho)
     z = np.asarray(z, dtype=float)
     zc = np.clip(z, 0.0, rho)                      # the polynomial piece sees [0, ρ]
     poly = zc**q / (q * rho ** (q - 1.0))
@@ -35,6 +48,7 @@ def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
 
 def smoothed_relu_grad(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     """N2: σ'(z) elementwise. z any shape -> same shape."""
+    q, rho = _params(q, rho)
     z = np.asarray(z, dtype=float)
     zc = np.clip(z, 0.0, rho)
     poly = (zc / rho) ** (q - 1.0)

@@ -206,3 +206,58 @@ def test_real_seeds_reaching_past_2_32_refused_before_any_run(tiny_mnist, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "--seeds" in err, err
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+# ---------------------------------------------------------------- the API refuses what it cannot answer
+def _tiny(**kw):
+    from reffeat import Config
+    return Config(**{**dict(T=2, n_train=8, n_test=8, P=4, d_N=8, m=2, log_every=1), **kw})
+
+
+@pytest.mark.parametrize("other, match", [({"k": 3}, "shape"), ({"seed": 7}, "seed"),
+                                          ({"n_train": 10}, "shape"), ({"alpha": 0.5}, "alpha")])
+def test_train_refuses_a_problem_of_another_config(other, match):
+    from reffeat import train
+    from reffeat.train import problem
+    prob = problem(_tiny())
+    with pytest.raises(ValueError, match=match):
+        train(_tiny(**other), "st", prob)
+
+
+def test_train_accepts_its_own_problem_with_other_training_fields():
+    from reffeat import train
+    from reffeat.train import problem
+    res = train(_tiny(T=1, eta=0.05), "st", problem(_tiny()))
+    assert res.steps_done == 1
+
+
+@pytest.fixture
+def wxy():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((3, 2, 5)), rng.standard_normal((4, 6, 5)), np.array([0, 1, 2, 0])
+
+
+API_REFUSALS = [
+    ("attack-clip-reversed", lambda W, X, y: __import__("reffeat").attack(W, X, y, q=3, rho=1, eps=0.1, clip=(1, 0)),
+     "clip"),
+    ("attack-rng-int", lambda W, X, y: __import__("reffeat").attack(W, X, y, q=3, rho=1, eps=0.1, random_start=True,
+                                                                    rng=3), "rng must be"),
+    ("feature-perturbations-L2", lambda W, X, y: __import__("reffeat.attacks").attacks.feature_perturbations(
+        np.eye(3, 5), y[:3], 6, 0.1, norm="L2"), "norm"),
+    ("feature-perturbations-label", lambda W, X, y: __import__("reffeat.attacks").attacks.feature_perturbations(
+        np.eye(3, 5), np.array([0, 5]), 6, 0.1), "y"),
+    ("feature-attack-clip", lambda W, X, y: __import__("reffeat.attacks").attacks.feature_attack_correct(
+        W, X, y, np.eye(3, 5), q=3, rho=1, eps=0.1, clip=(2, 2)), "clip"),
+    ("smoothed-relu-rho", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu(X, 3, -1), "rho"),
+    ("smoothed-relu-q0", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu(X, 0, 1), "q"),
+    ("smoothed-relu-grad-rho", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu_grad(
+        X, 3, 0), "rho"),
+    ("train-cfg-dict", lambda W, X, y: __import__("reffeat").train({"k": 3}, "st"), "cfg must be"),
+    ("train-callback", lambda W, X, y: __import__("reffeat").train(_tiny(), "st", callback=3), "callback"),
+]
+
+
+@pytest.mark.parametrize("name, call, match", API_REFUSALS, ids=[c[0] for c in API_REFUSALS])
+def test_api_refuses_what_it_cannot_answer(name, call, match, wxy):
+    with pytest.raises(ValueError, match=match):
+        call(*wxy)
