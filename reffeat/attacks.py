@@ -363,8 +363,9 @@ def feature_attack_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.nd
     """E2b: boolean (n,) — True where the point is classified correctly under
     every feature-aligned perturbation."""
     clip = check("clip", clip, Box())
-    y = check_inputs(W, X, q, rho, y)
+    check_inputs(W, X, q, rho)
     X = np.asarray(X)
+    y = check_labels("y", y, X.shape[0], np.shape(W)[0])
     ok = np.ones(len(y), dtype=bool)
     for delta in feature_perturbations(V, y, X.shape[1], eps, norm):
         ok &= predict(W, _apply(X, delta, clip), q, rho, backend=backend) == y

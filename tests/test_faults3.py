@@ -261,3 +261,76 @@ API_REFUSALS = [
 def test_api_refuses_what_it_cannot_answer(name, call, match, wxy):
     with pytest.raises(ValueError, match=match):
         call(*wxy)
+
+
+# ---------------------------------------------------------------- the API, by hypothesis
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _arrays(ndim_max=3):
+    shapes = st.lists(st.integers(0, 3), min_size=0, max_size=ndim_max)
+    kinds = st.sampled_from(["f8", "i8", "c16", "bool", "O", "U1", "f4"])
+
+    def make(shape, kind, seed):
+        a = np.random.default_rng(seed).standard_normal(shape)
+        if kind == "O":
+            return a.astype(object)
+        if kind == "U1":
+            return a.astype(str)
+        if kind == "c16":
+            return a + 1j
+        return a.astype(kind)
+    return st.builds(make, shapes, kinds, st.integers(0, 3))
+
+
+_ANY = st.one_of(st.none(), st.integers(-3, 5), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=3), st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+                 _arrays(), st.lists(st.floats(-2, 2), max_size=4))
+
+
+def _good_wxy():
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((3, 2, 4)), rng.standard_normal((5, 2, 4)), np.array([0, 1, 2, 0, 1])
+
+
+def _call(name, args):
+    import reffeat
+    from reffeat import attacks
+    W, X, y = _good_wxy()
+    a, b, c = args
+    calls = {
+        "forward": lambda: reffeat.forward(a, X, 3, 1) if isinstance(a, np.ndarray) else reffeat.forward(W, a, b, c),
+        "loss": lambda: reffeat.loss(W, X, a, b, c),
+        "grad_w": lambda: reffeat.grad_w(W, a, y, b, 1.0),
+        "predict": lambda: reffeat.predict(a, X, 3, b),
+        "smoothed_relu": lambda: reffeat.smoothed_relu(a, b, c),
+        "smoothed_relu_grad": lambda: reffeat.smoothed_relu_grad(X, a, b),
+        "attack": lambda: reffeat.attack(W, X, y, q=3, rho=1, eps=0.1, steps=1, clip=a, rng=b,
+                                         random_start=True),
+        "attack_X": lambda: reffeat.attack(W, a, b, q=3, rho=1, eps=0.1, steps=1),
+        "feature_perturbations": lambda: attacks.feature_perturbations(np.eye(3, 4), a, 2, 0.1, norm=b),
+        "feature_attack_correct": lambda: attacks.feature_attack_correct(W, X, a, np.eye(3, 4), q=3, rho=1,
+                                                                          eps=0.1, clip=b),
+        "init_weights": lambda: reffeat.init_weights(a, 2, 3, 0.1, b),
+        "train": lambda: reffeat.train(a, "st", callback=b),
+    }
+    return calls[name]()
+
+
+_NAMES = ["forward", "loss", "grad_w", "predict", "smoothed_relu", "smoothed_relu_grad", "attack", "attack_X",
+          "feature_perturbations", "feature_attack_correct", "init_weights", "train"]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(args=st.tuples(_ANY, _ANY, _ANY))
+def test_public_api_answers_or_refuses_with_valueerror(name, args):
+    """Random argument types and shapes: a result, or ValueError — never another exception."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _call(name, args)
+        except ValueError:
+            pass
