@@ -238,13 +238,11 @@ def read_toml(path) -> dict:
     """Config fields from a TOML file: ``key = value`` lines at the top level, or
     all of them in one ``[config]`` table (not both). ValueError naming the file."""
     import tomllib
+
+    from .constraints import read_small_file
+    data = read_small_file(path, "config file")        # no FIFO, device, or endless file
     try:
-        with open(path, "rb") as fh:
-            values = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ValueError(f"config file {path} is a directory, not a TOML file") from None
+        values = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

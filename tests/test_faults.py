@@ -161,7 +161,7 @@ CLI_CASES = [
      "--store /proc/x is not a writable directory"),
     ("sweep-workers-0", "sweep", ["grid.toml", "--workers", "0"], 2, "--workers must be an integer in [1, 256]"),
     ("sweep-grid-binary", "sweep", ["bin.toml"], 2, "grid file bin.toml is not valid TOML"),
-    ("sweep-grid-dir", "sweep", ["D"], 2, "grid file D cannot be read"),
+    ("sweep-grid-dir", "sweep", ["D"], 2, "grid file D is a directory"),
 ]
 
 

@@ -334,3 +334,57 @@ def test_public_api_answers_or_refuses_with_valueerror(name, args):
             _call(name, args)
         except ValueError:
             pass
+
+
+# ---------------------------------------------------------------- refused before work
+def test_fifo_as_config_or_grid_is_refused_not_waited_on(tmp_path, capsys):
+    from reffeat.cli import sweep as sweep_cli
+    fifo = tmp_path / "cfg.toml"
+    os.mkfifo(fifo)
+    assert run_cli.main(["--config", str(fifo), "--out", str(tmp_path / "o")]) == 2
+    assert "FIFO" in capsys.readouterr().err
+    assert sweep_cli.main([str(fifo), "--out", str(tmp_path / "s")]) == 2
+    assert "FIFO" in capsys.readouterr().err
+
+
+def test_dev_zero_as_config_is_refused(tmp_path, capsys):
+    assert run_cli.main(["--config", "/dev/zero", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "/dev/zero" in err and "device" in err, err
+
+
+def test_a_long_config_file_is_refused(tmp_path, capsys):
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * (2 << 20) + b"\n")
+    assert run_cli.main(["--config", str(big), "--out", str(tmp_path / "o")]) == 2
+    assert "larger than" in capsys.readouterr().err
+
+
+def test_sweep_repeated_seeds_and_grid_values_are_counted_once(tmp_path, capsys):
+    from reffeat.cli.sweep import load_grid
+    g = tmp_path / "g.toml"
+    g.write_text("seeds = [0, 0, 1]\n[grid]\neta = [0.1, 0.1, 0.2]\nT = [1, 2]\n")
+    spec = load_grid(str(g))
+    err = capsys.readouterr().err
+    assert spec["seeds"] == [0, 1] and spec["grid"]["eta"] == [0.1, 0.2] and len(spec["configs"]) == 4
+    assert "seeds" in err and "grid.eta" in err and "counted once" in err
+
+
+@pytest.mark.parametrize("text, match", [("seeds = 4294967295\n", "seeds must be a count"),
+                                         ("seeds = 4294967296\n", "seeds must be a count")])
+def test_sweep_seed_counts_that_cannot_run_are_refused(text, match, tmp_path):
+    from reffeat.cli.sweep import load_grid
+    g = tmp_path / "g.toml"
+    g.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_grid(str(g))
+
+
+def test_sweep_unknown_metric_refused_before_any_job(tmp_path, capsys):
+    from reffeat.cli import sweep as sweep_cli
+    g = tmp_path / "g.toml"
+    g.write_text("seeds = 1\n[base]\nT = 1\n[grid]\neta = [0.1, 0.2]\n")
+    code = sweep_cli.main([str(g), "--out", str(tmp_path / "s"), "--metric", "bogus.metric", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--metric 'bogus.metric'" in err, err
+    assert not (tmp_path / "s").exists()
