@@ -123,7 +123,7 @@ CLI_CASES = [
     ("set-no-equals", "run", ["--set", "foo"], 2, "--set must be KEY=VALUE"),
     ("set-unknown", "run", ["--set", "foo=1"], 2, "unknown config key 'foo'"),
     ("set-bool-for-int", "run", ["--set", "T=True"], 2, "T must be an integer >= 0 (got 'True')"),
-    ("set-eps-inf", "run", ["--set", "eps=inf"], 2, "eps must be a finite number >= 0"),
+    ("set-eps-inf", "run", ["--set", "eps=inf"], 2, "eps must be a finite number > 0"),
     ("run-seed-negative", "run", ["--seed", "-1"], 2, "--seed must be an integer in [0, 4294967295]"),
     ("p1-set-unknown", "p1", ["--set", "foo=1"], 2, "unknown config key 'foo'"),
     ("p1-seeds-0", "p1", ["--seeds", "0"], 2, "--seeds must be an integer"),

@@ -440,3 +440,14 @@ def test_npm_import_leaves_no_partial_file_on_a_full_disk(tmp_path, monkeypatch)
     names = [p.name for p in (tmp_path / "data").rglob("*")]
     assert not [n for n in names if n.endswith(".tmp") or n.endswith(".gz")], names
     assert _common is not None
+
+
+def test_eps_zero_refused_by_config_before_any_work(tmp_path, capsys):
+    """T2's step γ = ε and E2's γ = ε/4 need ε > 0: refused at the boundary (exit 2),
+    not after ST trained (was: "step_size must be > 0" during the work, nothing kept)."""
+    from reffeat import Config
+    with pytest.raises(ValueError, match="eps must be"):
+        Config(eps=0)
+    assert run_cli.main(["--set", "eps=0", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "eps must be" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
