@@ -451,3 +451,15 @@ def test_eps_zero_refused_by_config_before_any_work(tmp_path, capsys):
     assert run_cli.main(["--set", "eps=0", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "eps must be" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_sampling_at_a_large_d_does_not_build_the_d_by_d_projector():
+    """d_N = 2^17: the projector Π (d × d) alone would be 128 GiB; D4 needs only ξBᵀ."""
+    from reffeat import Config, make_features, sample
+    cfg = Config(d_N=2**17, P=2, n_train=2, n_test=2)
+    U, V = make_features(cfg)
+    X, y = sample(cfg, 2, np.random.default_rng(0), (U, V))
+    assert X.shape == (2, 2, cfg.d) and np.isfinite(X).all()
+    B = np.concatenate([U, V])
+    noise = X - (X @ B.T) @ B                      # what is left off the span is D4's noise
+    assert np.linalg.norm(noise) > 0
