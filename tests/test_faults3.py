@@ -463,3 +463,19 @@ def test_sampling_at_a_large_d_does_not_build_the_d_by_d_projector():
     B = np.concatenate([U, V])
     noise = X - (X @ B.T) @ B                      # what is left off the span is D4's noise
     assert np.linalg.norm(noise) > 0
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "3", '{"sha256": {"train-images-idx3-ubyte.gz": NaN}}',
+                                  '{"sha256": [1]}', '{"canonical": "yes"}', "{"])
+def test_a_malformed_manifest_is_one_line_naming_it(text, tiny_mnist, tmp_path, capsys):
+    import shutil
+
+    from reffeat.cli import real as real_cli
+    data = tmp_path / "data"
+    shutil.copytree(tiny_mnist, data)
+    (data / "mnist" / "SOURCE.json").write_text(text)
+    code = real_cli.main(["--dataset", "mnist", "--data-dir", str(data), "--quick", "--classes", "0,1",
+                          "--out", str(tmp_path / "o"), "--no-lenses"])
+    err = capsys.readouterr().err
+    assert code in (1, 2), err
+    assert "SOURCE.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
