@@ -479,3 +479,22 @@ def test_a_malformed_manifest_is_one_line_naming_it(text, tiny_mnist, tmp_path, 
     err = capsys.readouterr().err
     assert code in (1, 2), err
     assert "SOURCE.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sigterm_during_real_training_keeps_results_and_writes_the_report(tiny_mnist, tmp_path):
+    out = tmp_path / "o"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = [sys.executable, "-m", "reffeat.run", "real", "--dataset", "mnist", "--data-dir", str(tiny_mnist),
+            "--quick", "--classes", "0,1", "--epochs", "3000", "--batch-size", "2", "--out", str(out),
+            "--no-lenses"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=str(tmp_path))
+    _wait_line(proc, "epoch 1/")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err, err
+    res = strict_json(out / "results.json")
+    assert res["stopped"] == "interrupted" and "data" in res["stages_done"]
+    assert (out / "report.html").exists()
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp")]
