@@ -70,7 +70,7 @@ def problem(cfg: Config) -> Problem:
 def check_problem(cfg, prob) -> None:
     """``cfg`` is a Config and ``prob`` (if given) a Problem drawn from a Config
     of the same seed and sizes: W0 (k, m, d), train (n_train, P, d), test
-    (n_test, P, d), features (k, d).  ValueError naming what differs: a
+    (any n, P, d: a subset for the logs is allowed), features (k, d).  ValueError naming what differs: a
     Problem of another Config would be trained and labelled as this one."""
     from .config import Config
     if not isinstance(cfg, Config):
@@ -86,7 +86,9 @@ def check_problem(cfg, prob) -> None:
         raise ValueError(f"prob was drawn with seed {theirs}, cfg has seed {cfg.seed}: "
                          "pass problem(cfg) for this cfg")
     k, m, d, P = cfg.k, cfg.m, cfg.d, cfg.P
-    want = {"W0": (k, m, d), "train X": (cfg.n_train, P, d), "test X": (cfg.n_test, P, d),
+    # the test set only feeds the in-training logs and may be a subset (small_test_problem)
+    n_te = np.shape(prob.test[0])[0] if np.ndim(prob.test[0]) == 3 else cfg.n_test
+    want = {"W0": (k, m, d), "train X": (cfg.n_train, P, d), "test X": (n_te, P, d),
             "features U": (k, d), "features V": (k, d)}
     have = {"W0": np.shape(prob.W0), "train X": np.shape(prob.train[0]), "test X": np.shape(prob.test[0]),
             "features U": np.shape(prob.features[0]), "features V": np.shape(prob.features[1])}

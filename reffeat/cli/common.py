@@ -296,11 +296,13 @@ class SignalPolicy:
     def __init__(self):
         self._old = {}
         self._held = []
+        self._final: int | None = None
+        self._done = False
 
     @property
     def signum(self):
         from .. import stopping
-        return stopping.signum()
+        return self._final if self._done else stopping.signum()
 
     def _handler(self, signum, frame):
         from .. import stopping
@@ -322,6 +324,7 @@ class SignalPolicy:
 
         from .. import stopping
         stopping.reset()
+        self._final, self._done = None, False
         _WORK["started"] = False
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
@@ -336,6 +339,9 @@ class SignalPolicy:
             # kill it between here and its exit code (the results are written already)
             signal.signal(s, signal.SIG_IGN if self.signum is not None else h)
         self._old = {}
+        from .. import stopping
+        self._final, self._done = stopping.signum(), True
+        stopping.reset()                    # library calls after the command see no stale request
         return False
 
     def hold(self, context):
