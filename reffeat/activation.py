@@ -21,13 +21,26 @@ array([0. , 0.5, 1. ])
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 from numpy.typing import ArrayLike
+
+from .constraints import Interval, check, check_array
+
+_Q = Interval(Real, 1)
+_RHO = Interval(Real, 0, closed="neither")
+
+
+def _params(q, rho) -> tuple[float, float]:
+    """N1's q ≥ 1 and ρ > 0 (ValueError naming the one that is not)."""
+    return np.float64(check("q", q, _Q)), np.float64(check("rho", rho, _RHO))   # numpy: no OverflowError
 
 
 def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     """N1: σ(z) elementwise. z any shape (float) -> same shape."""
-    z = np.asarray(z, dtype=float)
+    q, rho = _params(q, rho)
+    z = np.asarray(check_array("z", z), dtype=float)
     zc = np.clip(z, 0.0, rho)                      # the polynomial piece sees [0, ρ]
     poly = zc**q / (q * rho ** (q - 1.0))
     return np.where(z > rho, z - (1.0 - 1.0 / q) * rho, poly)
@@ -35,7 +48,8 @@ def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
 
 def smoothed_relu_grad(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     """N2: σ'(z) elementwise. z any shape -> same shape."""
-    z = np.asarray(z, dtype=float)
+    q, rho = _params(q, rho)
+    z = np.asarray(check_array("z", z), dtype=float)
     zc = np.clip(z, 0.0, rho)
     poly = (zc / rho) ** (q - 1.0)
     # 0**0 = 1 for q = 1: the ReLU's derivative is 0 at z <= 0 by N2, so mask it.

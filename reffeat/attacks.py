@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import backend as _backend
-from .constraints import ASCENTS, IMAGE_NORMS, NORMS, Interval, NoneOr, Options, check, check_labels
+from .constraints import ASCENTS, IMAGE_NORMS, NORMS, Box, Interval, NoneOr, Options, check, check_labels
 from .model import check_inputs, dloss_dF, forward_and_slopes, grad_x_and_loss, per_sample_loss, predict
 
 _EPS = Interval(Real, 0)
@@ -242,6 +242,8 @@ def attack(W: np.ndarray, X: np.ndarray, y: ArrayLike, *, q: float, rho: float, 
     _check(eps, norm, steps, step_size, ascent)
     backend = _backend.resolve(backend)
     check("restarts", restarts, _RESTARTS)
+    clip = check("clip", clip, Box())               # a box with lo >= hi holds no point
+    _check_rng(rng)
     if view is not None and not view.permutation:
         return _through_view(view, W, X, y, q=q, rho=rho, eps=eps, norm=norm, steps=steps,
                              step_size=step_size, random_start=random_start, rng=rng,
@@ -315,6 +317,12 @@ def _attack(W, X, y, q, rho, eps, norm, steps, step_size, random_start, rng, res
 _random_start = random_start     # attack()'s keyword ``random_start`` shadows the function
 
 
+def _check_rng(rng) -> None:
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)) or None "
+                         f"(got {type(rng).__name__})")
+
+
 def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float,
                           norm: str = "linf") -> list[np.ndarray]:
     """E2b: the k feature-aligned perturbations, each (n, P, d) (read-only broadcast views).
@@ -323,7 +331,14 @@ def feature_perturbations(V: np.ndarray, y: np.ndarray, P: int, eps: float,
     c = −v_y for t = y, on every patch; ℓ∞: δ_p = ε·sign(c); ℓ2: δ_p = ε c/‖c‖/√P
     (whole input of norm ε); l2-patch: δ_p = ε c/‖c‖.
     """
+    check("norm", norm, Options(NORMS))             # by exact name: "L2" is not "l2"
+    check("eps", eps, Interval(Real, 0))
+    check("P", P, Interval(Integral, 1))
+    V = np.asarray(V, dtype=float) if not isinstance(V, np.ndarray) else V
+    if V.ndim != 2:
+        raise ValueError(f"V must have shape (k, d) (got {np.shape(V)})")
     k, d = V.shape
+    y = check_labels("y", y, len(np.atleast_1d(y)), k)
     n = len(y)
     out = []
     for t in range(k):
@@ -347,6 +362,10 @@ def feature_attack_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.nd
                            backend: str | None = None) -> np.ndarray:
     """E2b: boolean (n,) — True where the point is classified correctly under
     every feature-aligned perturbation."""
+    clip = check("clip", clip, Box())
+    check_inputs(W, X, q, rho)
+    X = np.asarray(X)
+    y = check_labels("y", y, X.shape[0], np.shape(W)[0])
     ok = np.ones(len(y), dtype=bool)
     for delta in feature_perturbations(V, y, X.shape[1], eps, norm):
         ok &= predict(W, _apply(X, delta, clip), q, rho, backend=backend) == y

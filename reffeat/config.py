@@ -184,7 +184,8 @@ FIELDS = {
     "eta": Field(Interval(Real, 0, closed="neither"), "gradient-descent step size η (T1, T3)"),
     "T": Field(Interval(Integral, 0), "training steps (T1, T3)"),
     "norm": Field(Options(NORMS), "threat: linf, l2 (whole input) or l2-patch (each patch) (T2)"),
-    "eps": Field(Interval(Real, 0), "threat radius ε of training and evaluation (T2, E2)"),
+    # ε > 0: T2's default step is γ = ε and E2's γ = ε/4; a zero radius has no step (and ST needs no ε)
+    "eps": Field(Interval(Real, 0, closed="neither"), "threat radius ε of training and evaluation (T2, E2)"),
     "K": Field(Interval(Integral, 1), "ascent steps of the training attack; 1 = FGSM (T2)"),
     "gamma": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps"),
                    "ascent step γ of the training attack (none: ε) (T2)"),
@@ -238,13 +239,11 @@ def read_toml(path) -> dict:
     """Config fields from a TOML file: ``key = value`` lines at the top level, or
     all of them in one ``[config]`` table (not both). ValueError naming the file."""
     import tomllib
+
+    from .constraints import read_small_file
+    data = read_small_file(path, "config file")        # no FIFO, device, or endless file
     try:
-        with open(path, "rb") as fh:
-            values = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ValueError(f"config file {path} is a directory, not a TOML file") from None
+        values = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"config file {path} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

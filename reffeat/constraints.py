@@ -428,3 +428,39 @@ def check_labels(name: str, y, n: int, k: int) -> np.ndarray:
         bad = y[(y < 0) | (y >= k)][0]
         raise ValueError(f"{name} must be integer class labels in [0, {k}) (got {show(bad)})")
     return y
+
+
+# ------------------------------------------------------------------ small input files
+#: the largest config or grid file read (a TOML of fields is a few kB; /dev/zero is endless)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_small_file(path, what: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a small regular input file (a config, a grid), read without
+    blocking and without limit: a FIFO, a device or a directory is refused
+    before it is opened (opening a FIFO waits for a writer), and a file longer
+    than ``limit`` bytes is refused.  ValueError naming the file (``what`` says
+    which, e.g. "config file"); FileNotFoundError passes through as ValueError."""
+    import os
+    import stat
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{what} {path} is a directory, not a TOML file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise ValueError(f"{what} {path} is {kind}; give a regular TOML file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ValueError(f"{what} {path} is larger than {limit} bytes; a TOML of fields is a few kB")
+    return data

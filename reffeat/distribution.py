@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .features import feature_projector, make_features
+from .features import make_features
 
 if TYPE_CHECKING:
     from .config import Config
@@ -58,9 +58,11 @@ def sample(cfg: Config, n: int, rng: np.random.Generator,
     X += (types == NONROBUST)[:, :, None] * (cfg.beta * V[y])[:, None, :]
     # D4: noise in the orthogonal complement of the features
     if cfg.sigma_xi > 0:
-        Pi = feature_projector(U, V)
+        # ξ − Πξ with Π = BᵀB (B = [U; V], orthonormal rows) applied as (ξBᵀ)B: (n, P, 2k)
+        # in between instead of the d × d projector (d = 131072 would be 128 GiB)
+        B = np.concatenate([U, V], axis=0)
         xi = cfg.sigma_xi * rng.standard_normal((n, P, d))
-        X += xi - xi @ Pi
+        X += xi - (xi @ B.T) @ B
     if return_patch_types:
         return X, y, types
     return X, y

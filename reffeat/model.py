@@ -59,7 +59,11 @@ _SIZE = Interval(Integral, 1)
 _SIGMA0 = Interval(Real, 0, closed="neither")
 
 
-def check_inputs(W, X, q, rho, y=None, *, need_samples: bool = False):
+#: check_inputs' default: no labels to check (an explicit None for y is refused: labels are missing)
+_NO_LABELS = object()
+
+
+def check_inputs(W, X, q, rho, y=_NO_LABELS, *, need_samples: bool = False):
     """The public boundary of N3, L1–L3 and G1–G3: W (k, m, d) and X (n, P, d)
     real arrays with k, m, d, P >= 1 and the same d, q >= 1 and ρ > 0 finite
     (N1), labels y (n,) integers in [0, k) (floats holding whole numbers are
@@ -78,13 +82,20 @@ def check_inputs(W, X, q, rho, y=None, *, need_samples: bool = False):
         raise ValueError(f"X must hold at least one sample for a loss or gradient (got shape {X.shape})")
     check("q", q, _Q)
     check("rho", rho, _RHO)
-    return None if y is None else check_labels("y", y, n, k)
+    if y is _NO_LABELS:
+        return None
+    if y is None:
+        raise ValueError(f"y must be integer class labels in [0, {k}), one per sample (got None)")
+    return check_labels("y", y, n, k)
 
 
 def init_weights(k: int, m: int, d: int, sigma0: float, rng: np.random.Generator) -> np.ndarray:
     """N4: W (k, m, d) with i.i.d. N(0, σ_0²) entries."""
     k, m, d = (check(name, v, _SIZE) for name, v in (("k", k), ("m", m), ("d", d)))
     sigma0 = check("sigma0", sigma0, _SIGMA0)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator, e.g. np.random.default_rng(seed) "
+                         f"(got {type(rng).__name__})")
     return sigma0 * rng.standard_normal((k, m, d))
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from . import seeding
+from . import seeding, stopping
 from .attacks import attack, feature_attack_correct
 from .constraints import MODES, Options, check
 from .distribution import sample
@@ -65,6 +65,55 @@ def problem(cfg: Config) -> Problem:
     te = sample(cfg, cfg.n_test, rngs["test"], feats, return_patch_types=True)
     W0 = init_weights(cfg.k, cfg.m, cfg.d, cfg.sigma0, rngs["init"])
     return Problem(cfg, feats, tr, te, W0, rngs)
+
+
+def check_problem(cfg, prob) -> None:
+    """``cfg`` is a Config and ``prob`` (if given) a Problem drawn from a Config
+    of the same seed and sizes: W0 (k, m, d), train (n_train, P, d), test
+    (any n, P, d: a subset for the logs is allowed), features (k, d).  ValueError naming what differs: a
+    Problem of another Config would be trained and labelled as this one."""
+    from .config import Config
+    if not isinstance(cfg, Config):
+        raise ValueError(f"cfg must be a reffeat.Config (got {type(cfg).__name__}); "
+                         "build one with Config(...) or Config.from_dict(...)")
+    if prob is None:
+        return
+    if not isinstance(prob, Problem):
+        raise ValueError(f"prob must be a Problem from reffeat.train.problem(cfg) or None "
+                         f"(got {type(prob).__name__})")
+    theirs = getattr(prob.cfg, "seed", None)
+    if theirs != cfg.seed:
+        raise ValueError(f"prob was drawn with seed {theirs}, cfg has seed {cfg.seed}: "
+                         "pass problem(cfg) for this cfg")
+    k, m, d, P = cfg.k, cfg.m, cfg.d, cfg.P
+    # the test set only feeds the in-training logs and may be a subset (small_test_problem)
+    n_te = np.shape(prob.test[0])[0] if np.ndim(prob.test[0]) == 3 else cfg.n_test
+    want = {"W0": (k, m, d), "train X": (cfg.n_train, P, d), "test X": (n_te, P, d),
+            "features U": (k, d), "features V": (k, d)}
+    have = {"W0": np.shape(prob.W0), "train X": np.shape(prob.train[0]), "test X": np.shape(prob.test[0]),
+            "features U": np.shape(prob.features[0]), "features V": np.shape(prob.features[1])}
+    for name, shape in want.items():
+        if tuple(have[name]) != shape:
+            raise ValueError(f"prob does not match cfg: its {name} has shape {tuple(have[name])}, "
+                             f"cfg needs {shape} (k, m, d, P, n_train, n_test): pass problem(cfg)")
+    if isinstance(prob.cfg, Config):
+        diff = sorted(f for f, v in prob.cfg.to_dict().items()
+                      if f in _PROBLEM_FIELDS and cfg.to_dict().get(f) != v)
+        if diff:
+            raise ValueError(f"prob was drawn from a Config with other {', '.join(diff)}: pass problem(cfg)")
+
+
+#: the Config fields a Problem is drawn from (features, data, W0) — all but training and evaluation
+_TRAIN_FIELDS = {"q", "rho", "eta", "T", "norm", "eps", "K", "gamma", "random_start", "ascent", "lam", "eval_K",
+                 "eval_gamma", "eval_restarts", "eval_apgd_K", "log_every", "log_test"}
+
+
+class _ProblemFields:
+    def __contains__(self, f) -> bool:
+        return f not in _TRAIN_FIELDS
+
+
+_PROBLEM_FIELDS = _ProblemFields()
 
 
 @dataclass
@@ -121,6 +170,9 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
     beyond ``max_loss`` / ``max_weight``, Ctrl-C) is ``reffeat.loop``'s.
     """
     check("mode", mode, Options(MODES))
+    check_problem(cfg, prob)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function of one loop.Step or None (got {type(callback).__name__})")
     t0 = time.perf_counter()
     prob = problem(cfg) if prob is None else prob
     U, V = prob.features
@@ -163,6 +215,7 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
     peak = [-np.inf, -1]                    # largest per-step objective and its step
 
     def evaluate_step(t, W):
+        stopping.check()                    # a safe point: a requested stop is raised here
         pts = points(W)
         obj, G, c4 = objective(W, pts, y, q, rho, (types, U, V, eta) if track_c4 else None)
         if obj > peak[0]:

@@ -19,7 +19,7 @@ BAD = [
     (dict(geometry="basis", d_N=2), "d_N must be an integer >= k = 4"),
     (dict(rho=0.0), "rho must be a finite number > 0"),
     (dict(q=0.9), "q must be a finite number >= 1"),
-    (dict(eps=-0.1), "eps must be a finite number >= 0"),
+    (dict(eps=-0.1), "eps must be a finite number > 0"),
     (dict(s=0), r"s must be an integer in \[1, 63\]"),
     (dict(s=64), r"s must be an integer in \[1, 63\]"),
     (dict(n_train=0), "n_train must be an integer >= 1"),

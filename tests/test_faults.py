@@ -123,7 +123,7 @@ CLI_CASES = [
     ("set-no-equals", "run", ["--set", "foo"], 2, "--set must be KEY=VALUE"),
     ("set-unknown", "run", ["--set", "foo=1"], 2, "unknown config key 'foo'"),
     ("set-bool-for-int", "run", ["--set", "T=True"], 2, "T must be an integer >= 0 (got 'True')"),
-    ("set-eps-inf", "run", ["--set", "eps=inf"], 2, "eps must be a finite number >= 0"),
+    ("set-eps-inf", "run", ["--set", "eps=inf"], 2, "eps must be a finite number > 0"),
     ("run-seed-negative", "run", ["--seed", "-1"], 2, "--seed must be an integer in [0, 4294967295]"),
     ("p1-set-unknown", "p1", ["--set", "foo=1"], 2, "unknown config key 'foo'"),
     ("p1-seeds-0", "p1", ["--seeds", "0"], 2, "--seeds must be an integer"),
@@ -161,7 +161,7 @@ CLI_CASES = [
      "--store /proc/x is not a writable directory"),
     ("sweep-workers-0", "sweep", ["grid.toml", "--workers", "0"], 2, "--workers must be an integer in [1, 256]"),
     ("sweep-grid-binary", "sweep", ["bin.toml"], 2, "grid file bin.toml is not valid TOML"),
-    ("sweep-grid-dir", "sweep", ["D"], 2, "grid file D cannot be read"),
+    ("sweep-grid-dir", "sweep", ["D"], 2, "grid file D is a directory"),
 ]
 
 
@@ -184,7 +184,8 @@ def test_cli_case(case, place, capsys):
 
 
 def test_enospc_is_one_line_and_files_stay_whole(place, capsys, monkeypatch):
-    """A full disk while writing results: one line naming the file, exit 2; no temp file left."""
+    """A full disk while writing results: one line naming the file, exit 1 (a failure
+    during the work, not bad input: issue 23); no temp file left."""
     import reffeat.output as output
     real_fsync = os.fsync
     calls = {"n": 0}
@@ -197,7 +198,7 @@ def test_enospc_is_one_line_and_files_stay_whole(place, capsys, monkeypatch):
 
     monkeypatch.setattr(output.os, "fsync", full_disk)
     rc, out, err = run_cmd("run", TINY + ["--out", "o"], capsys)
-    assert rc == 2 and "No space left on device" in err and "Traceback" not in err, err
+    assert rc == 1 and "No space left on device" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
     strict_json(place / "o" / "summary.json")
     assert not [p for p in os.listdir(place / "o") if p.startswith(".tmp")]

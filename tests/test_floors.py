@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent / "reffeat"
 #: from the ground up; a module's floor is that of its first name below reffeat.
 #: Entry points (``__main__``, the ``python -m reffeat.X`` shims) stand on the top floor.
 FLOORS = (
-    ("ground", {"_version", "constraints", "seeding", "output", "provenance"}),
+    ("ground", {"_version", "constraints", "seeding", "output", "provenance", "stopping"}),
     ("maths core", {"config", "activation", "features", "distribution", "model", "backend", "_kcache",
                     "_threads", "kernels", "attacks", "apgd", "loop", "train", "metrics", "trace",
                     "claims", "regime", "certify", "directions", "presets", "plots", "report"}),

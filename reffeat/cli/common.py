@@ -1,8 +1,9 @@
 """What every command shares: the parser base, the exit-code policy, the
 output-path check, the memory check and the signal policy.
 
-Exit codes (all commands): 0 done; 1 a check failed (verify) or a network
-failure (data fetch); 2 bad input — one line ``error: <message>`` on stderr
+Exit codes (all commands): 0 done; 1 a check failed (verify), a network
+failure (data fetch) or the run failed during its work (one line, results
+written so far kept); 2 bad input found before any work — one line ``error: <message>`` on stderr
 naming the parameter and its allowed range, never a traceback; 130 stopped by
 Ctrl-C and 143 by SIGTERM, with what was computed kept.
 
@@ -11,7 +12,7 @@ constraints of ``reffeat.constraints``), estimate the memory, check every
 output path (``output_dir``/``output_file``: created and written to once) and
 lock the output folder — all before any work; then the work, under one
 ``SignalPolicy``. A file system error during the work (a full disk) is one
-line too; the results written so far stay whole (atomic writes).
+line too and exit 1; the results written so far stay whole (atomic writes).
 """
 
 from __future__ import annotations
@@ -24,11 +25,29 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..stopping import Terminated  # the commands' name for a SIGTERM stop
+
+__all__ = ["Terminated"]  # re-exported
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
 
 class UsageError(Exception):
     """Bad input at a command's boundary: reported as one line, exit 2."""
+
+
+#: whether the command's work has begun (its output folder locked, ``begin_work``):
+#: from then on an error is a failure of the run (exit 1), never bad input (exit 2)
+_WORK = {"started": False}
+
+
+def begin_work() -> None:
+    """Mark the end of the checks: every error from here on is a failure of the run."""
+    _WORK["started"] = True
+
+
+def work_started() -> bool:
+    return _WORK["started"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -216,6 +235,7 @@ class OutputLock:
             self.fd = None
             raise UsageError(f"{self.option} {self.directory} is in use by another running command; "
                              "wait for it or choose another directory") from None
+        begin_work()                      # the lock is the last check of a command
         return self
 
     def __exit__(self, *exc):
@@ -254,36 +274,58 @@ def check_memory(needed: int, what: str) -> None:
 
 
 # ------------------------------------------------------------------ signals
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every loop stops and keeps its results."""
 
 
 class SignalPolicy:
     """The one signal policy of the commands (a context manager, main thread).
 
-    The first Ctrl-C (SIGINT) or SIGTERM raises KeyboardInterrupt (Terminated
-    for SIGTERM) where the program is: training loops stop and keep what they
-    computed. Every further signal is noted and ignored, so the results already
-    computed are evaluated and written whole (atomic writes are never cut).
+    The handler only records the request (``reffeat.stopping.request``): an
+    exception raised from a handler can land where Python drops it (a ctypes
+    callback while numba compiles, ``ZipFile.__del__``) and the run would never
+    stop.  The loops ask at their safe points (``reffeat.stopping.check``:
+    between training steps, evaluation chunks and stages), where the first
+    check raises KeyboardInterrupt (Terminated for SIGTERM) once; what was
+    computed is kept and written.  Inside ``stopping.interruptible()`` (code
+    that only waits) the handler raises at once.  A further signal within
+    ``stopping.GRACE`` seconds is noted ("still stopping"); one after it ends
+    the process at once (``os._exit``) with the exit code, keeping every file
+    written so far (atomic writes: whole or absent).
     ``exit_code`` is 130 after Ctrl-C, 143 after SIGTERM.
     """
 
     def __init__(self):
-        self.signum = None
-        self._received = False              # a real signal arrived (not just a KeyboardInterrupt)
         self._old = {}
         self._held = []
+        self._final: int | None = None
+        self._done = False
+
+    @property
+    def signum(self):
+        from .. import stopping
+        return self._final if self._done else stopping.signum()
 
     def _handler(self, signum, frame):
-        self._received = True
-        if self.signum is None:
-            self.signum = signum
-            raise (Terminated if signum == signal.SIGTERM else KeyboardInterrupt)()
-        print("still stopping: writing the results computed so far (further Ctrl-C ignored)",
-              file=sys.stderr, flush=True)
+        from .. import stopping
+        if stopping.request(signum):
+            if stopping.in_interruptible() and not stopping.raised():
+                stopping.mark_raised()
+                raise stopping.exception()
+            return
+        if stopping.since() >= stopping.GRACE:
+            try:
+                os.write(2, b"stopped at once (second signal); the files written so far are kept\n")
+            finally:
+                os._exit(self.exit_code)
+        os.write(2, ("still stopping: writing the results computed so far (signal again after "
+                     f"{stopping.GRACE:g} s to stop at once)\n").encode())
 
     def __enter__(self):
         import threading
+
+        from .. import stopping
+        stopping.reset()
+        self._final, self._done = None, False
+        _WORK["started"] = False
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handler)
@@ -295,8 +337,11 @@ class SignalPolicy:
         for s, h in self._old.items():
             # after a real signal the process is on its way out: a late Ctrl-C must not
             # kill it between here and its exit code (the results are written already)
-            signal.signal(s, signal.SIG_IGN if self._received else h)
+            signal.signal(s, signal.SIG_IGN if self.signum is not None else h)
         self._old = {}
+        from .. import stopping
+        self._final, self._done = stopping.signum(), True
+        stopping.reset()                    # library calls after the command see no stale request
         return False
 
     def hold(self, context):
@@ -307,9 +352,11 @@ class SignalPolicy:
 
     def stopped(self, exc: BaseException | None = None) -> None:
         """Record a stop that arrived as an exception (e.g. a KeyboardInterrupt
-        raised by other means), so later signals are ignored too."""
-        if self.signum is None:
-            self.signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        raised by other means), so later signals are treated as further ones."""
+        from .. import stopping
+        if stopping.signum() is None:
+            stopping.request(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        stopping.mark_raised()
 
     @property
     def exit_code(self) -> int:
@@ -317,23 +364,43 @@ class SignalPolicy:
 
 
 # ------------------------------------------------------------------ the policy
+def _failed(text: str) -> int:
+    """A failure during the work: one line, exit 1 (the results written so far stay)."""
+    text = " ".join(text.split())
+    print(f"error: the run failed: {text} (the results written before it are kept)", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def command(body):
     """The one error and exit-code policy around a command's body
-    ``body(argv, policy) -> exit code``: bad input (UsageError, ValueError —
-    the constraints' and the data loaders') is one line and exit 2; a file
-    system error one line naming the file and exit 2; Ctrl-C 130, SIGTERM 143
-    (``SignalPolicy``); ``--help`` exit 0."""
+    ``body(argv, policy) -> exit code``.  Before the work (until the output
+    folder is locked or ``begin_work``): bad input (UsageError, ValueError —
+    the constraints' and the data loaders') and file system errors are one
+    line and exit 2.  During the work: an error is a failure of the run — one
+    line and exit 1, the results written so far kept — never reported as bad
+    input.  Ctrl-C 130, SIGTERM 143 (``SignalPolicy``), also when the body
+    finished its writing after the signal; ``--help`` exit 0."""
     def main(argv=None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         with SignalPolicy() as policy:
             try:
-                return body(argv, policy)
-            except (UsageError, ValueError) as exc:
+                code = body(argv, policy)
+                if policy.signum is not None and code == EXIT_OK:
+                    return policy.exit_code      # stopped: what was done is written, but not all
+                return code
+            except UsageError as exc:
                 return report_usage_error(exc)
+            except ValueError as exc:
+                if not work_started():
+                    return report_usage_error(exc)
+                return _failed(str(exc))
             except OSError as exc:
                 where = f"{exc.filename}: " if exc.filename else ""
-                print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-                return EXIT_USAGE
+                text = f"{where}{exc.strerror or exc}"
+                if not work_started():
+                    print(f"error: {text}", file=sys.stderr)
+                    return EXIT_USAGE
+                return _failed(text)
             except KeyboardInterrupt as exc:
                 policy.stopped(exc)
                 print("interrupted", file=sys.stderr)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from ..constraints import Interval, Options
 from ..experiments import memory
-from ..experiments.real import run
+from ..experiments.real import check_resume_files, run
 from ..experiments.real_config import DEFAULTS, OPTIONS, QUICK, constraint, flag, show_default, train_config
 from ..experiments.real_config import resolve as resolve_options
 from ..experiments.real_seeds import run_seeds
 from ..real.datasets import NAMES, DataError, locate
 from ..real.train import IMAGE_FIELDS, MODES
-from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dirs
+from .common import OutputLock, Parser, UsageError, check_memory, command, configure_threads, option, output_dirs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,12 +101,28 @@ def _write_report(res: dict, out: Path, argv) -> str:
     return real_report(res, str(out), REAL_CAPTIONS, command=cmd).write(str(out / "report.html"))
 
 
+def _report_what_exists(out: Path, argv, single: bool) -> None:
+    """After a stop: report.html of the stages results.json holds (the interruption is
+    recorded there as ``stopped``); a report that cannot be made is one line."""
+    path = out / "results.json"
+    if not single or not path.is_file():
+        return
+    try:
+        res = json.loads(path.read_text())
+        _write_report(res, out, argv)
+    except Exception as exc:                     # the stop is what matters; say why there is no report
+        print(f"no report.html of the interrupted run: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
 @command
 def main(argv, policy) -> int:
     """``python -m reffeat.run real ...``: every option checked, the memory
     estimated, the output folders checked and locked before any data is loaded."""
     args = build_parser().parse_args(argv)
     c = resolve(args)
+    if c["seed"] + args.seeds - 1 > 2**32 - 1:    # every seed of --seeds N is a valid seed, before any run
+        raise UsageError(f"--seed {c['seed']} with --seeds {args.seeds} reaches seed {c['seed'] + args.seeds - 1}; "
+                         f"seeds must be integers in [0, {2**32 - 1}]: lower --seed or --seeds")
     for mode in MODES:                           # the R3 configs validate at the boundary too
         train_config(c, mode)
     check_memory(memory.real(c), "this run (--n-train, --n-eval, --n-lens, --m, --patch, --epochs)")
@@ -120,6 +136,18 @@ def main(argv, policy) -> int:
         dirs.undo()
         raise
     out, figures_dir = dirs[0], (dirs[1] if len(dirs) > 1 else None)
+    if args.resume:                              # a resume's checkpoints, checked before any work
+        try:
+            if args.seeds > 1:
+                for i in range(args.seeds):
+                    sub = out / f"seed{c['seed'] + i}"
+                    if sub.is_dir():
+                        check_resume_files({**c, "seed": c["seed"] + i}, sub)
+            else:
+                check_resume_files(c, out)
+        except ValueError:
+            dirs.undo()
+            raise
     configure_threads()
     with OutputLock(out, "--out"):
         try:
@@ -130,6 +158,7 @@ def main(argv, policy) -> int:
                 res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=figures_dir)
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
+            _report_what_exists(out, argv, single=args.seeds <= 1)
             return policy.exit_code
     if args.seeds > 1:
         print(json.dumps({"dataset": args.dataset, "eps": c["eps"], "seeds": agg["seeds"],

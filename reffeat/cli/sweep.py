@@ -28,6 +28,7 @@ grid, ``OUT/heatmap.png`` (mean over seeds of each ``--metric``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import itertools
 import math
@@ -36,8 +37,9 @@ import sys
 import time
 from numbers import Integral
 
+from .. import stopping
 from ..config import FIELD_NAMES, Config
-from ..constraints import Interval
+from ..constraints import Interval, read_small_file
 from ..jobs import Runner, import_distributed
 from ..sweep import sweep
 from .common import (
@@ -98,19 +100,48 @@ def build_parser():
     return p
 
 
+#: the most seeds a grid may count (a list of seeds is as long as it is written)
+MAX_SEEDS = 100_000
+
+
+def _unique(values: list, name: str, path) -> list:
+    """``values`` without repeats (first occurrence kept), saying so on stderr: a
+    repeated seed or grid value would count the same job twice in a mean."""
+    out, seen = [], []
+    for v in values:
+        key = (type(v) is bool, v)
+        if key not in seen:
+            seen.append(key)
+            out.append(v)
+    if len(out) < len(values):
+        dup = [v for i, v in enumerate(values) if (type(v) is bool, v) in
+               [(type(u) is bool, u) for u in values[:i]]]
+        print(f"note: {name} in {path} repeats {', '.join(map(repr, dict.fromkeys(dup)))}; "
+              f"each value is run and counted once ({len(out)} of {len(values)})", file=sys.stderr)
+    return out
+
+
+def check_metrics(metrics, modes) -> list:
+    """Heat-map columns, checked before any job runs: ``claims.<P1..P4>`` or
+    ``<mode>.<scalar>`` of a mode the grid runs (ValueError otherwise)."""
+    for m in metrics:
+        head, _, tail = m.partition(".")
+        if not tail or head not in ("claims", *modes):
+            eg = ", ".join(DEFAULT_METRICS[-2:])
+            raise ValueError(f"--metric {m!r} is not a column of the table: give claims.P1..P4 or "
+                             f"<mode>.<scalar> with mode in {', '.join(modes)} (e.g. {eg})")
+    return list(metrics)
+
+
 def load_grid(path: str) -> dict:
     """GRID.toml -> {"configs": [...], "seeds": [...], "modes": (...), "traces": bool,
     "params": [...]} (ValueError naming the bad entry)."""
     import tomllib
+    data = read_small_file(path, "grid file")         # no FIFO, device, or endless file
     try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"grid file not found: {path}") from None
+        doc = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"grid file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:                           # a directory, unreadable, ...
-        raise ValueError(f"grid file {path} cannot be read: {exc.strerror or exc}") from None
     for key in doc:
         if key not in _TOP_KEYS:
             raise ValueError(f"unknown key {key!r} in {path}; allowed: {', '.join(_TOP_KEYS)}")
@@ -118,12 +149,13 @@ def load_grid(path: str) -> dict:
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list)):
         raise ValueError(f"seeds must be a count >= 1 or a list of integers (got {seeds!r})")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a count >= 1 or a list of integers (got {seeds})")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds must be a count in [1, {MAX_SEEDS}] or a list of integers (got {seeds})")
         seeds = list(range(seeds))
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 2**32 - 1
                         for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers in [0, 2**32 - 1] (got {seeds!r})")
+    seeds = _unique(seeds, "seeds", path)
     modes = doc.get("modes", ["st", "at"])
     if not isinstance(modes, list) or not modes or any(m not in ("st", "at") for m in modes):
         raise ValueError(f"modes must be a non-empty list of \"st\", \"at\" (got {modes!r})")
@@ -145,6 +177,7 @@ def load_grid(path: str) -> dict:
             raise ValueError(f"grid.{key} must be a non-empty list of values (got {values!r})")
         if key in base:
             raise ValueError(f"{key} is both in [base] and in [grid]")
+        grid[key] = _unique(values, f"grid.{key}", path)
     names = list(grid)
     configs = []
     for combo in itertools.product(*(grid[n] for n in names)):
@@ -208,15 +241,24 @@ def main(argv, policy) -> int:
     except (UsageError, ValueError):
         dirs.undo()
         raise
-    metrics = args.metric or list(DEFAULT_METRICS)
+    try:
+        metrics = check_metrics(args.metric, spec["modes"]) if args.metric else [
+            m for m in DEFAULT_METRICS if m.split(".")[0] in ("claims", *spec["modes"])]
+    except ValueError:
+        dirs.undo()
+        raise
     policy.hold(OutputLock(out, "--out"))
     t0 = time.perf_counter()
     if not args.quiet:
         print(f"[sweep] {len(spec['configs'])} points × {len(spec['seeds'])} seeds on {runner.describe()}; "
               f"store {runner.store}", file=sys.stderr, flush=True)
+    # inline jobs stop at their training loops' safe points (reffeat.stopping); a runner
+    # that waits for worker processes is woken by the signal itself
+    waits = stopping.interruptible() if runner.kind != "inline" else contextlib.nullcontext()
     try:
-        table = sweep(spec["configs"], spec["seeds"], runner=runner,
-                        kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
+        with waits:
+            table = sweep(spec["configs"], spec["seeds"], runner=runner,
+                          kwargs={"modes": list(spec["modes"]), "traces": bool(args.traces or spec["traces"])})
     except KeyboardInterrupt as exc:                   # Ctrl-C or SIGTERM (reffeat.cli.common.SignalPolicy)
         policy.stopped(exc)
         print(f"{'terminated' if policy.exit_code == 143 else 'interrupted'}; finished jobs are kept "

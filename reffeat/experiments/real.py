@@ -45,14 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import seeding
+from .. import seeding, stopping
 from ..loop import MAX_WEIGHT
 from ..output import atomic_write_bytes, atomic_write_json, package_versions
 from ..real import lenses
 from ..real.datasets import load
 from ..real.linear import linear_outputs, linear_robust_correct, train_linear
 from ..real.patches import ImageMap
-from ..real.train import train_images
+from ..real.train import check_resume, data_fingerprint, train_images
 from .real_config import SHAPES, train_config
 
 
@@ -76,8 +76,15 @@ class _Run:
         self.res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
                     "stopped": None, "stages_done": []}
         self.path = out / "results.json"
+        self._kept = False
 
     def save(self, stage=None):
+        if self.resume and not self._kept and self.path.exists():
+            # the results of the run resumed from are never overwritten by this run's first stages
+            keep = self.out / "results.previous.json"
+            atomic_write_bytes(keep, self.path.read_bytes())
+            _say(f"[real] the earlier {self.path.name} is kept as {keep.name}")
+        self._kept = True
         if stage:
             self.res["stages_done"].append(stage)
         self.res["wall_time"] = time.perf_counter() - self.t_start
@@ -112,6 +119,12 @@ class _Run:
                        "P": view.P, "d": view.d, "k": k,
                        "n_train": int(N), "n_eval": int(len(yte)), "n_test_full": int(len(yfull)),
                        "image_map": view.to_dict()}
+        if self.resume:                                    # every checkpoint fits, before any write
+            fp = data_fingerprint(Xtr, ytr, k, view)
+            for mode in ("st", "at"):
+                ck = out / f"checkpoint_{mode}.npz"
+                if ck.exists():
+                    check_resume(ck, train_config(c, mode), fp)
         if view.mean is not None:                          # mu itself, for whoever reads the weights
             buf = io.BytesIO()
             np.save(buf, view.mean)
@@ -369,6 +382,19 @@ class _Run:
         save("figures")
 
 
+def check_resume_files(c: dict, out: Path) -> None:
+    """Before any work of ``run(..., resume=True)``: every training checkpoint in
+    ``out`` is a whole checkpoint written with these options (only --epochs may
+    change); ValueError naming the file otherwise.  (The data they were trained
+    on is checked once the data is loaded, still before anything is written.)"""
+    for mode in ("st", "at"):
+        ck = out / f"checkpoint_{mode}.npz"
+        if ck.exists():
+            if not ck.is_file():
+                raise ValueError(f"checkpoint {ck} is not a regular file; remove it or drop --resume")
+            check_resume(ck, train_config(c, mode))
+
+
 def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) -> dict:
     """The whole pipeline (module docstring), stage after stage, each stage's
     results written to out/results.json as soon as it ends; returns them."""
@@ -376,16 +402,16 @@ def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) ->
     r = _Run(c, out, data_dir, resume)
     try:
         r.data()
+        stopping.check()         # between stages: a requested stop (reffeat.stopping) is raised here
         if not r.train():
             return r.res
-        r.headline()
-        r.linear()
-        r.acc_vs_eps()
+        stages = [r.headline, r.linear, r.acc_vs_eps]
         if c["lenses"]:          # (b)–(d); --no-lenses stops after (a) and the baselines
-            r.lens_datasets()
-            r.fresh_models()
-            r.frequency()
-            r.curves()
+            stages += [r.lens_datasets, r.fresh_models, r.frequency, r.curves]
+        for stage in stages:
+            stopping.check()
+            stage()
+        stopping.check()
         r.figures(figures_dir)
     except KeyboardInterrupt:
         r.res["stopped"] = "interrupted"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import seeding
+from .. import seeding, stopping
 from ..attacks import attack
 from ..constraints import (
     DTYPES,
@@ -264,14 +264,64 @@ def _save_checkpoint(path: Path, W, snapshots, history, epoch, rng_states, cfg, 
 def load_checkpoint(path) -> dict:
     """A checkpoint written by ``train_images``: W, snapshots, epoch, history, ...,
     and for a run through an R2 image map its ``image_map`` (p, t, ...) and
-    ``mean`` μ (H, W, C) (None without centring)."""
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        meta["W"] = z["W"].copy()
-        meta["snapshots"] = z["snapshots"].copy()
-        meta["opt_arrays"] = (z["opt_M"].copy(), z["opt_V"].copy())
-        meta["mean"] = z["mean"].copy() if "mean" in z.files else None
+    ``mean`` μ (H, W, C) (None without centring).
+
+    ValueError naming the file and what is wrong with it (not an .npz archive,
+    truncated, an entry missing, a meta record that is not this project's)."""
+    import zipfile
+    hint = "remove it or drop --resume"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("it is a single array, not a checkpoint archive")
+            missing = [e for e in ("meta", "W", "snapshots", "opt_M", "opt_V") if e not in z.files]
+            if missing:
+                raise ValueError(f"it has no {', '.join(missing)} (not a checkpoint of this project)")
+            meta = json.loads(str(z["meta"]))
+            if not isinstance(meta, dict):
+                raise ValueError("its meta record is not a JSON object")
+            absent = [e for e in ("epoch", "history", "rng_states", "config", "wall_time",
+                                  "opt_state") if e not in meta]
+            if absent:
+                raise ValueError(f"its meta record lacks {', '.join(absent)}")
+            meta["W"] = z["W"].copy()
+            meta["snapshots"] = z["snapshots"].copy()
+            meta["opt_arrays"] = (z["opt_M"].copy(), z["opt_V"].copy())
+            meta["mean"] = z["mean"].copy() if "mean" in z.files else None
+    except ValueError as exc:
+        msg = str(exc)
+        if "pickle" in msg or "load" in msg.lower() and "file" in msg.lower():
+            msg = "not an .npz archive of arrays"
+        raise ValueError(f"checkpoint {path}: {msg}; {hint}") from None
+    except (zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise ValueError(f"checkpoint {path} is truncated or not a whole .npz archive "
+                         f"({type(exc).__name__}); {hint}") from None
+    except OSError as exc:
+        raise ValueError(f"checkpoint {path} cannot be read ({exc.strerror or exc}); {hint}") from None
     return meta
+
+
+def check_resume(path, cfg: ImageTrainConfig, fingerprint: str | None = None) -> dict:
+    """Everything a resume from checkpoint ``path`` needs, checked before any work:
+    the file is whole (``load_checkpoint``), written with the same config (only
+    the number of epochs may change) and, when ``fingerprint`` is given, on
+    the same data.  Returns the loaded checkpoint; ValueError naming the file."""
+    ck = load_checkpoint(path)
+    if fingerprint is not None and ck.get("data_sha256") != fingerprint:
+        raise ValueError(f"checkpoint {path} was trained on other data "
+                         f"(fingerprint differs); remove it or drop --resume")
+    if not isinstance(ck["config"], dict):
+        raise ValueError(f"checkpoint {path}: its config is not a record; remove it or drop --resume")
+    mine = {k_: v for k_, v in cfg.to_dict().items() if k_ != "epochs"}
+    theirs = {k_: v for k_, v in ck["config"].items() if k_ != "epochs"}
+    theirs.setdefault("dtype", "float64")          # checkpoints from before the option
+    theirs.setdefault("lr_schedule", "constant")
+    theirs.setdefault("one_step_start", "clean")
+    if mine != theirs:  # only the number of epochs may change (extend a run)
+        diff = sorted(k_ for k_ in mine if mine[k_] != theirs.get(k_))
+        raise ValueError(f"checkpoint {path} was written with a different config "
+                         f"({', '.join(diff)}); remove it or drop --resume")
+    return ck
 
 
 def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
@@ -322,19 +372,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
     start_epoch, wall0 = 0, 0.0
     fingerprint = data_fingerprint(X, y, k, view)
     if resume and checkpoint is not None and Path(checkpoint).is_file():
-        ck = load_checkpoint(checkpoint)
-        if ck.get("data_sha256") != fingerprint:
-            raise ValueError(f"checkpoint {checkpoint} was trained on other data "
-                             f"(fingerprint differs); remove it or drop --resume")
-        mine = {k_: v for k_, v in cfg.to_dict().items() if k_ != "epochs"}
-        theirs = {k_: v for k_, v in ck["config"].items() if k_ != "epochs"}
-        theirs.setdefault("dtype", "float64")          # checkpoints from before the option
-        theirs.setdefault("lr_schedule", "constant")
-        theirs.setdefault("one_step_start", "clean")
-        if mine != theirs:  # only the number of epochs may change (extend a run)
-            diff = sorted(k_ for k_ in mine if mine[k_] != theirs.get(k_))
-            raise ValueError(f"checkpoint {checkpoint} was written with a different config "
-                             f"({', '.join(diff)}); remove it or drop --resume")
+        ck = check_resume(checkpoint, cfg, fingerprint)
         W, snapshots = ck["W"].astype(cfg.dtype, copy=False), list(ck["snapshots"])
         opt.set_state(ck["opt_state"], ck["opt_arrays"])
         history, start_epoch, wall0 = ck["history"], ck["epoch"], ck["wall_time"]
@@ -354,6 +392,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
             tot = [0.0]
 
             def evaluate(t, W, order=order, epoch=epoch):
+                stopping.check()                 # a safe point between batches
                 b = (t - (epoch - 1) * nb) * cfg.batch_size
                 idx = order[b:b + cfg.batch_size]
                 Xb, yb = X[idx], y[idx]

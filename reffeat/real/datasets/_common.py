@@ -225,9 +225,29 @@ def read_manifest(directory: Path) -> dict | None:
     if not p.is_file():
         return None
     try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: unreadable manifest ({e})") from None
+        doc = json.loads(p.read_text())
+    except OSError as e:
+        raise DataError(f"{p}: unreadable manifest ({e.strerror or e})") from None
+    except ValueError as e:
+        raise DataError(f"{p}: the manifest is not valid JSON ({e}); re-import the data set") from None
+    # the shape every reader relies on: an object, sha256 a {file name: 64 hex digits} object,
+    # source/note text, canonical true/false
+    bad = None
+    if not isinstance(doc, dict):
+        bad = f"it must be a JSON object (got {type(doc).__name__})"
+    elif not isinstance(doc.get("sha256", {}), dict):
+        bad = "its sha256 must be an object of file name -> SHA-256"
+    elif any(not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v)
+             for v in doc.get("sha256", {}).values()):
+        bad = "its sha256 values must be 64 lower-case hex digits"
+    elif any(k in doc and doc[k] is not None and not isinstance(doc[k], str) for k in ("source", "note")):
+        bad = "its source and note must be text"
+    elif "canonical" in doc and not isinstance(doc["canonical"], bool):
+        bad = "its canonical must be true or false"
+    if bad:
+        raise DataError(f"{p}: malformed manifest: {bad}; re-import the data set "
+                        "(python -m reffeat.data fetch NAME --from ...)")
+    return doc
 
 
 def verify_file(path: Path, spec: FileSpec | None, manifest: dict | None = None) -> str:

