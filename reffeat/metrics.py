@@ -153,7 +153,9 @@ def c4_per_step(parts: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- E1–E4
 def accuracy(W: np.ndarray, X: np.ndarray, y: np.ndarray, q: float, rho: float, *,
              backend: str | None = None) -> float:
-    """E1: fraction of points with argmax_j F_j = y."""
+    """E1: fraction of points with argmax_j F_j = y.  W (k, m, d), X (n, P, d), y (n,)
+    integer labels in [0, k) (ValueError otherwise)."""
+    y = check_inputs(W, X, q, rho, y)
     return float((predict(W, X, q, rho, backend=backend) == y).mean())
 
 

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import feature_projector
 from .loop import logged_step
 
 #: keys of a trace file, in the order they are written (``zeta``, ``residual``
@@ -53,7 +52,8 @@ def noise_vectors(X: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
     Exact for clean training data (D4 draws ξ in the complement of span{u, v}
     and the signal lies in the span).  What is left of a noiseless patch is
     rounding (‖Π^⊥x‖ ≤ 1e-12·‖x‖) and is set to exactly 0, so σ_ξ = 0 gives ξ = 0."""
-    xi = X - X @ feature_projector(U, V)
+    B = np.concatenate([U, V])                      # (2k, d) orthonormal rows: Π = BᵀB
+    xi = X - (X @ B.T) @ B
     tiny = np.linalg.norm(xi, axis=-1) <= 1e-12 * np.maximum(np.linalg.norm(X, axis=-1), 1.0)
     xi[tiny] = 0.0
     return xi
@@ -118,7 +118,8 @@ def coefficient_trace(steps, Ws, W0, U, V, X_train=None) -> Trace:
     D = Ws - W0[None]                                       # w^{(t)} − w^{(0)}
     gamma = D @ U.T                                         # (L, k, m, k)
     phi = D @ V.T
-    Dperp = D - D @ feature_projector(U, V)                 # Π^⊥(w^{(t)} − w^{(0)})
+    B = np.concatenate([U, V])                              # Π = BᵀB, never the d×d matrix
+    Dperp = D - (D @ B.T) @ B                               # Π^⊥(w^{(t)} − w^{(0)})
     nu = np.linalg.norm(Dperp, axis=-1)
     L, k, m, d = Ws.shape
     mu = np.zeros((L, k, m))

@@ -197,7 +197,8 @@ def main(argv, policy) -> int:
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.sets, args.seed, args.preset)
     modes = list(MODES) if args.mode == "both" else [args.mode]
-    check_memory(memory.synthetic(cfg, modes), "this config (n_train, n_test, P, d = k + d_N, k, m, T)")
+    check_memory(memory.synthetic(cfg, modes, trace=args.trace),
+                 "this config (n_train, n_test, P, d = k + d_N, k, m, T; --trace)")
     out = args.out if args.out is not None else os.path.join(
         "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     out = str(output_dir(out, "--out"))

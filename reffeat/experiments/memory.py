@@ -10,14 +10,17 @@ from ..config import Config
 from ..train import MODES
 
 
-def synthetic(cfg: Config, modes: Collection[str] = MODES) -> int:
+def synthetic(cfg: Config, modes: Collection[str] = MODES, trace: bool = False) -> int:
     """Bytes a ``run_seed`` of ``cfg`` needs at its peak: the train and test
     inputs (float64) and patch types; the attack's and the evaluation's working
     copies (measured with tracemalloc on this code: ~2.5 copies of the training
     inputs during AT, ~4.5 of the test inputs during the evaluation with
     restarts); ~20 copies of W (W, W0, gradient, the kernels' slot partials,
     snapshots); the per-step C4 parts of every mode; and the kernels' chunk
-    buffers."""
+    buffers.  With ``trace`` (C5, ``--trace``) also the traced weights of every
+    logged step (L = T/log_every + 2 of them, per mode, plus four working
+    copies), the training noise ξ (n_train·P·d twice), the noise basis
+    (d × min(d, n_train·P)) and the ζ coefficients (3·L·k·m·n_train·P)."""
     from .. import kernels
     from ..model import get_backend
     f = 8
@@ -29,6 +32,11 @@ def synthetic(cfg: Config, modes: Collection[str] = MODES) -> int:
     c4 = 2 * len(modes) * cfg.T * 6 * cfg.k * cfg.m * f
     work = max(2.5 * X_train, 4.5 * X_test)
     total = X_train + X_test + types + work + 20 * W + c4 + 4 * kernels.CHUNK_BYTES * kernels.SLOTS
+    if trace:
+        L = cfg.T // cfg.log_every + 2
+        nP = cfg.n_train * cfg.P
+        total += (len(modes) * L * W + 4 * L * W + 2 * nP * cfg.d * f + cfg.d * min(cfg.d, nP) * f
+                  + 3 * L * cfg.k * cfg.m * nP * f)
     if get_backend() == "reference":        # the reference keeps σ'(z) of shape (n, P, k, m)
         total += 2 * max(cfg.n_train, cfg.n_test) * cfg.P * cfg.k * cfg.m * f
     return int(total)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import seeding
+from .. import seeding, stopping
 from ..attacks import attack
 from ..claims import claims
 from ..config import Config
@@ -120,6 +120,8 @@ def iter_seed(cfg: Config, modes: Collection[str] = MODES, *, prob: Problem | No
     arguments of ``metrics.evaluate`` (e.g. ``bab_budget``)."""
     prob = problem(cfg) if prob is None else prob
     for mode in modes:
+        if stopping.requested():            # a stop arrived during the previous mode's evaluation
+            return
         res, steps, snaps = train_mode(cfg, mode, prob, track_c4=_tracks(track_c4, mode),
                                        snapshots=snapshots, log_every=log_every, log_test=log_test,
                                        progress=progress, trace=trace)
@@ -363,11 +365,13 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
         if res.stopped and res.stopped.startswith("interrupted"):
             interrupted = True
             break
+    interrupted = interrupted or stopping.requested()
+    summary["interrupted"] = interrupted
     if figures and results:
         from ..plots import write_figures
         summary["figures"] = write_figures(summary, results, out_dir)
     summary["wall_time_s"] = time.perf_counter() - t0
-    summary["interrupted"] = interrupted
+    summary["interrupted"] = interrupted or stopping.requested()
     if report and results:
         from ..report import synthetic_report
         files = files_written(out_dir, since)
