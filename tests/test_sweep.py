@@ -188,6 +188,103 @@ def test_failed_job_is_reported_not_stored(tmp_path):
     assert r.stats["from_store"] == 2 and r.stats["failed"] == 1
 
 
+
+# ---------------------------------------------------------------- the store knows the code (issue 22)
+def _package_copy(dst):
+    """A copy of reffeat's .py sources under ``dst/reffeat`` with one comment appended
+    to seeding.py: other code, as an edit in a checkout would make it."""
+    import shutil
+    pkg = os.path.join(ROOT, "reffeat")
+    target = os.path.join(dst, "reffeat")
+    shutil.copytree(pkg, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc"))
+    with open(os.path.join(target, "seeding.py"), "a", encoding="utf-8") as fh:
+        fh.write("# an edit\n")
+    return target
+
+
+def test_store_is_keyed_by_the_code_and_misses_after_an_edit(tmp_path):
+    from reffeat import provenance
+    r = Runner(scheduler="inline", store=str(tmp_path / "store"), progress=None)
+    cfgs = [Config(**TINY, seed=s) for s in range(2)]
+    r.map(pid_job, cfgs)
+    assert r.stats["ran"] == 2
+    here = Store(str(tmp_path / "store"))
+    assert here.code == provenance.code_key()
+    job = Job(pid_job, cfgs[0])
+    rec = here.load(job)
+    assert rec is not None and rec["code_key"] == provenance.code_key() and rec["meta"]["code_key"] == here.code
+    assert os.path.dirname(os.path.dirname(here.path(job))) == os.path.join(str(tmp_path / "store"), here.code)
+    edited = provenance.code_key(root=_package_copy(tmp_path / "copy"))
+    assert edited != here.code, "an edited copy of the package has the same code key"
+    other = Store(str(tmp_path / "store"), code=edited)
+    assert other.load(job) is None, "the store served a result of other code"
+    assert other.count() == 0 and here.count() == 2
+    r.map(pid_job, cfgs)                                          # same code: read, not rerun
+    assert r.stats["from_store"] == 2 and r.stats["ran"] == 0, r.stats
+    r.refresh = True                                              # --refresh still reruns
+    r.map(pid_job, cfgs)
+    assert r.stats["ran"] == 2 and r.stats["from_store"] == 0, r.stats
+
+
+def test_store_rejects_a_record_of_other_code_in_its_directory(tmp_path):
+    st = Store(str(tmp_path))
+    job = Job(pid_job, Config(**TINY))
+    st.save(job, {"result": encode({"x": 1.0}), "meta": {}})
+    assert st.load(job) is not None
+    path = st.path(job)
+    rec = json.loads(open(path, encoding="utf-8").read())
+    rec["code_key"] = "src-0000000000000000-other"                # copied in from another store
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(rec, fh)
+    assert st.load(job) is None
+    with pytest.raises(ValueError, match="code must be"):
+        Store(str(tmp_path), code="a/b")
+
+
+def test_worker_running_other_code_is_refused_in_one_line():
+    job = Job(pid_job, Config(**TINY))
+    meta = {"code_key": "src-feedfacefeedface-py3", "reffeat_version": "0.1.0"}
+    msg = Runner._check(job, {"result": {}, "meta": meta})
+    assert isinstance(msg, str) and "\n" not in msg
+    assert "worker runs code src-feedfacefeedface-py3" in msg and "same reffeat sources" in msg
+
+
+_E2E = """
+import json, sys
+import reffeat
+from reffeat import Config
+from reffeat.jobs import Runner
+from e2e_job import job
+r = Runner(scheduler="inline", store=sys.argv[1], progress=None)
+r.map(job, [Config(**json.loads(sys.argv[2]), seed=s) for s in range(2)])
+print(json.dumps({"stats": r.stats, "package": reffeat.__file__}))
+"""
+
+
+def test_store_misses_end_to_end_when_the_package_on_the_path_is_edited(tmp_path):
+    """The same script and store, run with PYTHONPATH on the checkout and then on an
+    edited copy of the package: the copy reruns every job."""
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    (jobs_dir / "e2e_job.py").write_text("def job(cfg):\n    return {'seed': cfg.seed}\n")
+    script = tmp_path / "e2e.py"
+    script.write_text(_E2E)
+    copy = _package_copy(tmp_path / "copy")
+
+    def run(src):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, str(jobs_dir)])}
+        res = subprocess.run([sys.executable, str(script), str(tmp_path / "store"), json.dumps(TINY)],
+                             capture_output=True, text=True, env=env, timeout=300, cwd=str(tmp_path))
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    first, again = run(ROOT), run(ROOT)
+    assert first["stats"]["ran"] == 2 and again["stats"]["from_store"] == 2, (first, again)
+    edited = run(os.path.dirname(copy))
+    assert edited["package"].startswith(copy), edited["package"]
+    assert edited["stats"]["ran"] == 2 and edited["stats"]["from_store"] == 0, edited["stats"]
+
+
 def test_local_executor_survives_a_killed_worker(tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()

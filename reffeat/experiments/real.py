@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import seeding, stopping
+from .. import provenance, seeding, stopping
 from ..loop import MAX_WEIGHT
 from ..output import atomic_write_bytes, atomic_write_json, package_versions
 from ..real import lenses
@@ -74,7 +74,7 @@ class _Run:
         self.c, self.out, self.data_dir, self.resume = c, out, data_dir, resume
         self.t_start = time.perf_counter()
         self.res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
-                    "stopped": None, "stages_done": []}
+                    "provenance": provenance.record(), "stopped": None, "stages_done": []}
         self.path = out / "results.json"
         self._kept = False
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import provenance
 from ..output import atomic_write_bytes, atomic_write_json, package_versions
 from .real import _say, run
 
@@ -72,7 +73,7 @@ def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, 
     out.mkdir(parents=True, exist_ok=True)
     seeds = [c["seed"] + i for i in range(n_seeds)]
     agg = {"kind": "real-seeds", "config": c, "seeds": seeds, "versions": package_versions(),
-           "runs": {}, "stopped": None}
+           "provenance": provenance.record(), "runs": {}, "stopped": None}
     runs = []
     try:
         for i, s_ in enumerate(seeds):

@@ -322,7 +322,9 @@ def run_synthetic(cfg: Config, modes, out_dir: str, figures: bool = True, progre
     since = time.time()
     os.makedirs(out_dir, exist_ok=True)
     prob = problem(cfg)
+    from .. import provenance  # the code and the exact command behind this summary (issue 22)
     summary = {"config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
+               "provenance": provenance.record(),
                "platform": platform.platform(), "started": _dt.datetime.now().isoformat(timespec="seconds"),
                "preset": preset}
     summary["regime"] = regime(cfg)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import provenance
 from .._version import __version__
 from ..output import encode
 
@@ -78,7 +79,8 @@ def execute(fn: Callable, config: Any, kwargs: dict, threads: int = 1) -> dict:
         kernels.configure_threads(prev)
     wall = time.perf_counter() - t0
     meta = {"wall_time_s": wall, "host": socket.gethostname(), "pid": os.getpid(),
-            "reffeat_version": __version__, "threads": used, "slots": int(kernels.SLOTS),
+            "reffeat_version": __version__, "code_key": provenance.code_key(),
+            "threads": used, "slots": int(kernels.SLOTS),
             "env": {k: os.environ.get(k) for k in THREAD_VARS}, "malloc": malloc,
             "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     return {"result": encode(result, lossless=True), "meta": meta}

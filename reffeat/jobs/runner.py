@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
 
-from .._version import __version__
+from .. import provenance
 from ..constraints import Interval, NoneOr, check
 from ..output import decode
 from .executors import dask_events, inline_events, parse_scheduler, process_events
@@ -162,9 +162,10 @@ class Runner:
     def _check(job, rec):
         if not isinstance(rec, dict) or "result" not in rec or "meta" not in rec:
             return "worker returned a malformed record"
-        v = rec["meta"].get("reffeat_version")
-        if v != __version__:
-            return f"worker runs reffeat {v}, this client {__version__}: install the same version on every worker"
+        code = rec["meta"].get("code_key")
+        if code != provenance.code_key():
+            return (f"worker runs code {code} (reffeat {rec['meta'].get('reffeat_version')}), this client "
+                    f"{provenance.code_key()}: run the same reffeat sources and numpy/scipy/numba on every worker")
         return rec
 
     def map(self, fn: Callable, configs, kwargs=None, label: str = "sweep") -> list:

@@ -1,13 +1,20 @@
 """The result store of the job machinery: a job (function, Config, keyword
 arguments), its content hash, and one strict-JSON file per finished job,
-``STORE/reffeat-<version>/<key>/seed-<seed>.json``, written atomically.
+``STORE/<code key>/<key>/seed-<seed>.json``, written atomically.
+
+``code key`` is ``reffeat.provenance.code_key()``: a hash of reffeat's own
+``.py`` sources and the versions of python, numpy (with its BLAS), scipy and
+numba. Any edit of the code, or another numerical stack, gives another
+directory, so the store never serves a result that other code computed (the
+version string alone did not change across ~110 commits). ``refresh=True``
+(``--refresh``) still reruns stored jobs of the same code.
 
 ``key`` is the SHA-256 (first 16 hex digits) of the job function's name, the
 config without its seed (fields in canonical form) and the keyword arguments.
 Results are stored losslessly (``reffeat.output.encode(..., lossless=True)``),
 so a result read from the store equals the one the worker computed, to the
-last bit. Results are stored under the reffeat version only: after changing
-the code without changing the version, use a new store (or ``refresh=True``).
+last bit. Each record carries ``code_key`` (checked on load) and the
+``reffeat_version``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import provenance
 from .._version import __version__
 from ..output import atomic_write_bytes, encode
 
@@ -81,14 +89,20 @@ class Job:
 
 
 class Store:
-    """Directory of finished jobs: ``ROOT/reffeat-<version>/<key>/seed-<seed>.json``."""
+    """Directory of finished jobs: ``ROOT/<code key>/<key>/seed-<seed>.json``.
 
-    def __init__(self, root: str, version: str = __version__):
+    ``code`` defaults to ``provenance.code_key()`` of the running package; pass
+    another code key (e.g. ``provenance.code_key(root=copy)``) to address the
+    results of other code."""
+
+    def __init__(self, root: str, code: str | None = None):
         self.root = os.fspath(root)
-        self.version = version
+        self.code = provenance.code_key() if code is None else str(code)
+        if not self.code or os.sep in self.code or self.code in (".", ".."):
+            raise ValueError(f"code must be a code key usable as a directory name (got {code!r})")
 
     def path(self, job: Job) -> str:
-        return os.path.join(self.root, f"reffeat-{self.version}", job.key, f"seed-{job.seed}.json")
+        return os.path.join(self.root, self.code, job.key, f"seed-{job.seed}.json")
 
     def load(self, job: Job) -> dict | None:
         """The stored record of ``job``, or None (missing, unreadable or not this job's)."""
@@ -101,14 +115,14 @@ class Store:
         except (OSError, ValueError):
             return None                      # never half-written (atomic); treat as missing
         if (rec.get("format") != STORE_FORMAT or rec.get("key") != job.key or rec.get("seed") != job.seed
-                or rec.get("reffeat_version") != self.version):
+                or rec.get("code_key") != self.code):
             return None
         return rec
 
     def save(self, job: Job, record: dict) -> str:
         spec = job.spec()
         full = {"format": STORE_FORMAT, "key": job.key, "seed": job.seed,
-                "reffeat_version": self.version, "fn": spec["fn"],
+                "code_key": self.code, "reffeat_version": __version__, "fn": spec["fn"],
                 "config": encode(config_fields(job.config), lossless=True),
                 "kwargs": encode(spec["kwargs"], lossless=True),
                 "result": record["result"], "meta": record["meta"]}
@@ -117,8 +131,8 @@ class Store:
         return path
 
     def count(self) -> int:
-        """Number of stored results of this version."""
-        top = os.path.join(self.root, f"reffeat-{self.version}")
+        """Number of stored results of this code."""
+        top = os.path.join(self.root, self.code)
         n = 0
         for _, _, files in os.walk(top):
             n += sum(1 for f in files if f.startswith("seed-") and f.endswith(".json"))

@@ -36,6 +36,7 @@ from numbers import Integral
 
 import numpy as np
 
+from .. import provenance
 from .._version import __version__
 from ..config import Config
 from ..constraints import InstanceOf, Interval, ListOf, check
@@ -109,7 +110,7 @@ class Table:
         atomic_write_bytes(path, buf.getvalue().encode())
 
     def to_dict(self) -> dict:
-        return {"reffeat_version": __version__, "params": self.params,
+        return {"reffeat_version": __version__, "provenance": provenance.record(), "params": self.params,
                 "base": _encode(self.base, lossless=True),
                 "rows": [_encode(r, lossless=True) for r in self.rows],
                 "results": [_encode(r, lossless=True) for r in self.results]}

@@ -343,7 +343,9 @@ def write_section_json(out_dir: str, name: str, stored: dict) -> None:
     import json
     import os
 
+    from reffeat import provenance
     from reffeat.output import atomic_write_bytes, encode
+    stored = dict(stored, provenance=provenance.record())
     atomic_write_bytes(os.path.join(out_dir, name), (json.dumps(encode(stored, lossless=True)) + "\n").encode())
 
 

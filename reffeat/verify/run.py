@@ -301,7 +301,8 @@ def _strip(records):
 
 
 def write_results(path, mode, timings, claims_res, records, phase, var, figs):
-    results = {"mode": mode, "timings": timings,
+    from reffeat import provenance
+    results = {"mode": mode, "timings": timings, "provenance": provenance.record(),
                "claims": {reg: {n: r.to_dict() for n, r in d.items()} for reg, d in claims_res.items()},
                "records": _strip(records), "phase": phase, "variants": var,
                "figures": {k: _rel(v) for k, v in figs.items()}}
