@@ -175,6 +175,11 @@ def build_parser():
                    help="with --from-results: recompute the claim verdicts P1–P4, M1, M2 from the stored "
                         "per-seed records with the current criteria (M3 needs the weights and is kept)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--check-committed", action="store_true",
+                   help="recompute the committed results' cheap representative subset (one synthetic "
+                        "default seed, one short real-image run on synthetic digits) and compare them "
+                        "exactly with the committed files (python -m reffeat.verify.committed); exit 1 "
+                        "if they do not come back")
     return p
 
 
@@ -313,6 +318,9 @@ def write_results(path, mode, timings, claims_res, records, phase, var, figs):
 def main(argv, policy) -> int:
     """``python -m reffeat.verify``: see the module docstring."""
     args = build_parser().parse_args(argv)
+    if args.check_committed:
+        from .committed import main as committed_main
+        return committed_main([])
     if args.recheck and not args.from_results:
         raise UsageError("--recheck needs --from-results JSON (it re-judges stored per-seed records)")
     loaded = None
