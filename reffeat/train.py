@@ -58,7 +58,7 @@ class Problem:
         reproduces the command's numbers.  Each call starts the stream anew."""
         if mode not in ("st", "at"):
             raise ValueError(f"mode must be 'st' or 'at' (got {mode!r})")
-        return seeding.rng(self.cfg.seed, "eval", mode)
+        return seeding.rng(self.cfg.seed, "eval", mode)  # type: ignore[attr-defined]
 
 
 def rng_streams(seed: int) -> dict:
