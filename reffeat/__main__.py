@@ -1,6 +1,6 @@
-"""``python -m reffeat`` is ``python -m reffeat.run``."""
+"""``python -m reffeat``: a menu of the commands (``reffeat.cli.menu``)."""
 import sys
 
-from .run import main
+from .cli.menu import main
 
 sys.exit(main())

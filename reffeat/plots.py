@@ -87,60 +87,77 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
     # C2 over training
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
     for ax, key, title, ylab in (
-            (axes[0], "gamma", "robust feature: Γ_j = max_r ⟨w_j,r, u_j⟩", "Γ_j, mean over classes j"),
-            (axes[1], "phi", "non-robust feature: Φ_j = max_r ⟨w_j,r, v_j⟩", "Φ_j, mean over classes j")):
+            (axes[0], "gamma", r"robust feature: $\Gamma_j = \mathrm{max}_r\, \langle w_{j,r}, u_j \rangle$",
+             r"$\Gamma_j$, mean over classes j"),
+            (axes[1], "phi", r"non-robust feature: $\Phi_j = \mathrm{max}_r\, \langle w_{j,r}, v_j \rangle$",
+             r"$\Phi_j$, mean over classes j")):
         for m in modes:
             h = results[m].history
             ax.plot(h["step"], h[key], color=colors[m], label=MODE_WORDS[m])
         _mark_blowups(ax, blown, colors)
         ax.set_xlabel("training step t"); ax.set_ylabel(ylab); ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[1].legend(fontsize=8, loc="best")
     fig.suptitle(f"C2 feature coefficients over training — {label}")
     written.append(save_figure(fig, os.path.join(out_dir, "coefficients.png"))); plt.close(fig)
-    # accuracy over training
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    # accuracy over training: ST's and AT's clean lines often coincide (both 1.0), so
+    # ST is drawn dash-dotted on top of AT's solid line with markers
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    clean_style = {"st": dict(ls="-.", lw=1.8, zorder=4),
+                   "at": dict(ls="-", lw=2.6, marker="o", ms=4, alpha=0.8, zorder=3)}
     for m in modes:
         h = results[m].history
-        ax.plot(h["step"], h["clean_acc"], color=colors[m], label=f"{m.upper()} clean test accuracy")
+        style = dict(clean_style[m])
+        if "marker" in style:
+            style["markevery"] = max(1, len(h["step"]) // 12)
+        ax.plot(h["step"], h["clean_acc"], color=colors[m], label=f"{m.upper()} clean test accuracy",
+                **style)
         cheap = h["robust_acc_cheap"] if "robust_acc_cheap" in h else h["robust_acc"]   # old files
-        ax.plot(h["step"], cheap, "--", color=colors[m],
+        ax.plot(h["step"], cheap, "--", color=colors[m], zorder=2,
                 label=f"{m.upper()} robust (cheap: FGSM + feature attack)")
     ax.set_ylim(-0.05, 1.05)
     _mark_blowups(ax, blown, colors)
     ax.set_xlabel("training step t"); ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     ax.set_title(f"Test accuracy during training — {label}\n(the table's robust accuracy uses "
                  "the full attacks: PGD, APGD and the feature attack)", fontsize=10)
     written.append(save_figure(fig, os.path.join(out_dir, "accuracy.png"))); plt.close(fig)
-    # C4 decomposition (cumulative), one figure per mode
+    # C4 decomposition (cumulative), one figure per mode; parts that stay exactly 0
+    # are not drawn (a flat line at 0 under the others would only fill the legend)
+    part_colors = {part: f"C{i}" for i, part in enumerate(PART_NAMES)}
     for m in modes:
         res = results[m]
         if not len(res.c4_gamma):
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-        for ax, arr, sym, feat in ((axes[0], res.c4_gamma, "Γ", "u_j⟩ (robust feature)"),
-                                   (axes[1], res.c4_phi, "Φ", "v_j⟩ (non-robust feature)")):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+        for ax, arr, sym, feat, word in (
+                (axes[0], res.c4_gamma, r"\Gamma", "u_j", "robust feature"),
+                (axes[1], res.c4_phi, r"\Phi", "v_j", "non-robust feature")):
             per_step = c4_per_step(arr)
             cum = np.cumsum(per_step, axis=0)
             steps = np.arange(1, len(cum) + 1)
             ax.plot(steps, cum.sum(axis=1), color="0.6", lw=5, alpha=0.5,
                     label="total = actual change", zorder=0)
+            zero = [part for i, part in enumerate(PART_NAMES) if not np.any(per_step[:, i])]
             for i, part in enumerate(PART_NAMES):
-                ax.plot(steps, cum[:, i], label=PART_WORDS.get(part, part),
+                if part in zero:
+                    continue
+                ax.plot(steps, cum[:, i], label=PART_WORDS.get(part, part), color=part_colors[part],
                         ls="-" if part.startswith("own") else "--")
             if m in blown:
                 ax.axvline(blown[m][0], color="red", ls=":", lw=1.2,
                            label=f"loss blew up (step {blown[m][0]})")
             ax.set_xlabel("training step t")
-            ax.set_ylabel(f"cumulative change of Σ_r {sym}_j,r")
-            ax.set_title(f"Σ_r {sym}_j,r = Σ_r ⟨w_j,r, {feat}, mean over classes j\n"
-                         f"(a sum over neurons r — not {sym}_j = max_r of coefficients.png)", fontsize=9)
+            ax.set_ylabel(f"cumulative change of $\\Sigma_r\\, {sym}_{{j,r}}$")
+            ax.set_title(f"$\\Sigma_r\\, {sym}_{{j,r}} = \\Sigma_r \\langle w_{{j,r}}, {feat} \\rangle$ "
+                         f"({word}), mean over classes j\n"
+                         f"(a sum over neurons r — not ${sym}_j = \\mathrm{{max}}_r\\, \\ldots$ of coefficients.png)",
+                         fontsize=9)
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+            ax.legend(fontsize=7.5, loc="best")
         fig.suptitle(f"C4 for {MODE_WORDS[m]}: which samples and patches changed Γ and Φ "
-                     f"— {label}", fontsize=11)
+                     f"— {label}\n(parts that stay exactly 0 are not drawn)", fontsize=11)
         fig.tight_layout()
         written.append(save_figure(fig, os.path.join(out_dir, f"c4_{m}.png"))); plt.close(fig)
     return [os.path.basename(p) for p in written]

@@ -51,6 +51,15 @@ class Problem:
     W0: np.ndarray           # (k, m, d)
     rngs: dict               # name -> Generator (reffeat.seeding streams)
 
+    def eval_rng(self, mode: str) -> np.random.Generator:
+        """A fresh E2 evaluation stream of this seed and ``mode`` ("st" or "at"):
+        the generator ``python -m reffeat.run`` passes to ``evaluate``, so
+        ``evaluate(W, cfg, prob.test, prob.features, prob.eval_rng(mode))``
+        reproduces the command's numbers.  Each call starts the stream anew."""
+        if mode not in ("st", "at"):
+            raise ValueError(f"mode must be 'st' or 'at' (got {mode!r})")
+        return seeding.rng(self.cfg.seed, "eval", mode)  # type: ignore[attr-defined]
+
 
 def rng_streams(seed: int) -> dict:
     """The problem's named streams (features, train, test, init) of ``reffeat.seeding``."""

@@ -140,3 +140,31 @@ def test_ctrl_c_keeps_results_and_exits_130(tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert s["interrupted"] is True and s["st"]["stopped"] == "interrupted by user at step 7"
     assert s["st"]["steps_done"] == 7 and "at" not in s and "clean_acc" in s["st"]
+
+
+def _module(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_package_menu_lists_commands_and_version():
+    from reffeat import __version__
+    for args in ((), ("--help",)):
+        r = _module("reffeat", *args)
+        assert r.returncode == 0, r.stderr
+        assert "usage: python -m reffeat.run" not in r.stdout and "--help" in r.stdout
+        for name in ("run", "run real", "verify", "sweep", "data", "bench"):
+            assert any(line.startswith(f"  {name}  ") for line in r.stdout.splitlines()), name
+    r = _module("reffeat", "--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"reffeat {__version__}"
+    r = _module("reffeat", "nonsense")
+    assert r.returncode == 2 and "unknown command" in r.stderr
+
+
+def test_help_texts_have_no_rst_markup():
+    for args in (("reffeat.run",), ("reffeat.run", "real"), ("reffeat.verify",), ("reffeat.sweep",),
+                 ("reffeat.data",), ("reffeat.bench",)):
+        r = _module(*args, "--help")
+        assert r.returncode == 0, (args, r.stderr)
+        assert "``" not in r.stdout, args

@@ -329,7 +329,7 @@ REF_REPS = Interval(Integral, 1, 10_000)
 @command
 def main(argv, policy) -> int:
     """``python -m reffeat.bench``: see the module docstring."""
-    p = Parser(prog="python -m reffeat.bench", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="python -m reffeat.bench", description=__doc__.split("\n\n")[0].replace("``", '"'),
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--reps", type=option("--reps", REPS), default=7,

@@ -39,9 +39,9 @@ TIMEOUT = Interval(Real, 0, closed="neither")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m reffeat.data", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="python -m reffeat.data", description=__doc__.split("\n\n")[0].replace("``", '"'),
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog=__doc__.split("\n\n", 1)[1])
+                epilog=__doc__.split("\n\n", 1)[1].replace("``", '"'))
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", title="commands")
     f = sub.add_parser("fetch", help="download (or import with --from) a data set")
     f.add_argument("name", choices=NAMES)

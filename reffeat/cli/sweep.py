@@ -80,7 +80,7 @@ def build_parser():
         "Run a grid of Configs × seeds (ST and AT per job: E1–E4 summary numbers and the claims "
         "P1–P4) on local processes or a Dask cluster, with a result store so that an interrupted "
         "sweep resumes; write the table as CSV and JSON and a heat map for 2-D grids."),
-        epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=__doc__.replace("``", '"'), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("grid", metavar="GRID.toml", help="the grid (see below)")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/sweep-<timestamp>)")
     p.add_argument("--store", metavar="DIR", help="result store (default OUT/store)")

@@ -113,7 +113,7 @@ def iter_seed(cfg: Config, modes: Collection[str] = MODES, *, prob: Problem | No
     ``track_c4``: True/False, or the modes that track C4 (it costs about a
     training step); ``snapshots``, ``log_every``, ``log_test``, ``progress``,
     ``trace``: as ``train_mode``. The evaluation always uses the whole test
-    set and the seed's E2 stream of the mode (``eval_rng``).
+    set and the seed's E2 stream of the mode (``prob.eval_rng``).
     ``on_trained(result)``: called with each mode's TrainResult as soon as
     training ends, before the evaluation (so a caller can save the training
     before a slow or interrupted E1–E5); ``evaluate_options``: keyword
@@ -127,7 +127,7 @@ def iter_seed(cfg: Config, modes: Collection[str] = MODES, *, prob: Problem | No
                                        progress=progress, trace=trace)
         if on_trained is not None:
             on_trained(res)
-        ev = evaluate(res.W, cfg, prob.test, prob.features, eval_rng(cfg, mode), **(evaluate_options or {}))
+        ev = evaluate(res.W, cfg, prob.test, prob.features, prob.eval_rng(mode), **(evaluate_options or {}))
         yield ModeRun(mode, res, ev, steps, snaps)
 
 

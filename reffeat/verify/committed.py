@@ -210,7 +210,7 @@ def check(only=None, keep=None) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m reffeat.verify.committed",
-                                description=__doc__.split("\n\n")[0])
+                                description=__doc__.split("\n\n")[0].replace("``", '"'))
     p.add_argument("--only", choices=sorted(CHECKS), help="run one check (default: all)")
     p.add_argument("--keep", metavar="DIR", help="keep the recomputed runs in DIR (default: a temporary folder)")
     p.add_argument("--write-reference", action="store_true",

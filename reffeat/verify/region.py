@@ -217,7 +217,8 @@ def _job(cfg):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m reffeat.verify.region", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m reffeat.verify.region",
+                                description=__doc__.split("\n")[0].replace("``", '"'))
     p.add_argument("section", choices=("family", "neighbourhood", "table"))
     p.add_argument("--sizes", type=int, nargs="+", default=list(presets.THEOREM_SIZES[:4]))
     p.add_argument("--seeds", type=int, default=20)

@@ -145,7 +145,7 @@ def build_parser():
         "Turn each claim of Li & Li (2410.08503) into measured evidence in the reffeat model: "
         "claim checks P1–P4, M1–M3 over seeds, phase diagrams against the analytic boundaries, "
         "an algorithm-variant table; writes a Markdown report, figures and results.json."),
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.replace("``", '"'))
     p.add_argument("--quick", action="store_true",
                    help="CI mode: 5 seeds in the 'quick' regime, coarse grids, no variant table")
     p.add_argument("--only", choices=("claims", "phase", "variants", "invariants", "scaling", "rc6", "all"),
