@@ -56,9 +56,15 @@ class Problem:
         the generator ``python -m reffeat.run`` passes to ``evaluate``, so
         ``evaluate(W, cfg, prob.test, prob.features, prob.eval_rng(mode))``
         reproduces the command's numbers.  Each call starts the stream anew."""
-        if mode not in ("st", "at"):
-            raise ValueError(f"mode must be 'st' or 'at' (got {mode!r})")
-        return seeding.rng(self.cfg.seed, "eval", mode)  # type: ignore[attr-defined]
+        return eval_rng(self.cfg, mode)
+
+
+def eval_rng(cfg, mode: str) -> np.random.Generator:
+    """The E2 evaluation stream of ``cfg``'s seed and ``mode`` ("st" or "at"), the
+    same in every caller (a fresh generator on each call)."""
+    if mode not in ("st", "at"):
+        raise ValueError(f"mode must be 'st' or 'at' (got {mode!r})")
+    return seeding.rng(cfg.seed, "eval", mode)
 
 
 def rng_streams(seed: int) -> dict:

@@ -13,7 +13,8 @@ import reffeat
 from reffeat import Config, evaluate, problem, train
 from reffeat.experiments import memory
 from reffeat.experiments.real_config import SHAPES, resolve
-from reffeat.experiments.synthetic import eval_rng, pair_record, run_seed, sweep_record
+from reffeat.experiments.synthetic import pair_record, run_seed, sweep_record
+from reffeat.train import eval_rng
 
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=20, m=4, T=12, log_every=4, eval_restarts=0)
 

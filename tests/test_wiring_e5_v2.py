@@ -13,9 +13,10 @@ import reffeat
 from reffeat import Config, evaluate, problem, train
 from reffeat.certify import certify
 from reffeat.experiments import synthetic
-from reffeat.experiments.synthetic import eval_rng, pair_record, run_synthetic, sweep_record
+from reffeat.experiments.synthetic import pair_record, run_synthetic, sweep_record
 from reffeat.loop import logged_step
 from reffeat.metrics import GENERAL_ATTACKS, projected_flip_cases, robust_correct
+from reffeat.train import eval_rng
 
 TINY = dict(k=3, P=8, d_N=8, n_train=12, n_test=20, m=4, T=12, log_every=5, eval_restarts=0)
 NEW_KEYS = ("certified_robust_acc", "proven_nonrobust_frac", "certified_exact_frac")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import seeding, stopping
+from .. import stopping
 from ..attacks import attack
 from ..claims import claims
 from ..config import Config
@@ -51,11 +51,6 @@ class ModeRun:
     evaluation: dict
     snap_steps: list | None = None
     snapshots: np.ndarray | None = None
-
-
-def eval_rng(cfg: Config, mode: str) -> np.random.Generator:
-    """The E2 random stream of one seed and mode (the same in every caller)."""
-    return seeding.rng(cfg.seed, "eval", mode)
 
 
 def small_test_problem(prob: Problem, n: int) -> Problem:

@@ -28,13 +28,13 @@ from reffeat import claims as V1
 from reffeat import presets as _presets
 from reffeat.experiments.synthetic import (  # noqa: F401
     coefficient_paths,
-    eval_rng,
     one_step_alignment,
     pair_record,
     small_test_problem,
     train_mode,
 )
 from reffeat.jobs import Runner
+from reffeat.train import eval_rng  # noqa: F401  (used by verify sections)
 
 # ---------------------------------------------------------------- regimes
 #: Regimes are the presets of SPEC §11 (``reffeat.presets``): ``default``
