@@ -75,11 +75,13 @@ def family_configs(sizes, seeds, sigma0_root: float = presets.SIGMA0_ROOT) -> li
 
 
 def neighbourhood_configs(base: Config | None = None) -> list:
-    """The 13 neighbours of ``base`` (default Config): (label, Config) for each of
-    ε, α, β, σ_0, σ_ξ, η ×0.8 and ×1.25 one at a time, and T ×4."""
+    """``base`` itself (label "centre") and its 13 neighbours (``base`` defaults to
+    the default Config): (label, Config) for each of ε, α, β, σ_0, σ_ξ, η ×0.8 and
+    ×1.25 one at a time, and T ×4."""
     base = Config() if base is None else base
-    out = [(f"{p}x{f:g}", base.replace(**{p: getattr(base, p) * f}))
-           for p in NEIGHBOUR_PARAMS for f in NEIGHBOUR_FACTORS]
+    out = [("centre", base)]
+    out += [(f"{p}x{f:g}", base.replace(**{p: getattr(base, p) * f}))
+            for p in NEIGHBOUR_PARAMS for f in NEIGHBOUR_FACTORS]
     out.append((f"Tx{T_FACTOR}", base.replace(T=base.T * T_FACTOR)))
     return out
 
@@ -165,7 +167,10 @@ def run_family(sizes, seeds, store, out, workers=1, progress=sys.stderr,
     (``ROUNDS`` up to ``seeds``; within a round the small sizes first); the summary
     JSON at ``out`` is rewritten after every size of every round."""
     runner = Runner(workers=workers, store=store, progress=progress)
+    from reffeat import provenance
+    t0 = time.perf_counter()
     result: dict = {"sizes": [int(d) for d in sizes], "seeds": seeds, "sigma0_root": sigma0_root,
+                    "provenance": provenance.record(),
                     "regime": regime_table(sizes, sigma0_root),
                     "by_size": {}, "records": {}}
     rounds = sorted({min(r, seeds) for r in ROUNDS} | {seeds})
@@ -181,23 +186,32 @@ def run_family(sizes, seeds, store, out, workers=1, progress=sys.stderr,
             if recs:
                 result["by_size"][str(d)] = summarise(recs)
             result["seeds_done"] = n
+            result["wall_s"] = time.perf_counter() - t0
             if out:
                 atomic_write_json(out, result)
     return result
 
 
 def run_neighbourhood(seeds, store, out, workers=1, base: Config | None = None, progress=sys.stderr) -> dict:
-    """The neighbourhood section: 13 neighbours × seeds through the same Runner."""
+    """The neighbourhood section: the centre and its 13 neighbours × seeds through the
+    same Runner, in rounds (``ROUNDS`` up to ``seeds``: every neighbour gets a few seeds
+    before any gets many); the JSON at ``out`` is rewritten after every neighbour."""
+    from reffeat import provenance
     runner = Runner(workers=workers, store=store, progress=progress)
-    result: dict = {"seeds": seeds, "by_neighbour": {}, "records": {}}
-    for label, cfg in neighbourhood_configs(base):
-        outs = runner.run([_job(cfg.replace(seed=s)) for s in range(seeds)], label=label)
-        recs = [o.result for o in outs if o.ok]
-        result["records"][label] = recs
-        if recs:
-            result["by_neighbour"][label] = summarise(recs)
-        if out:
-            atomic_write_json(out, result)
+    t0 = time.perf_counter()
+    result: dict = {"seeds": seeds, "provenance": provenance.record(), "by_neighbour": {}, "records": {}}
+    for n in sorted({min(r, seeds) for r in ROUNDS} | {seeds}):
+        for label, cfg in neighbourhood_configs(base):
+            outs = runner.run([_job(cfg.replace(seed=s)) for s in range(n)], label=f"{label} seeds<{n}")
+            recs = [o.result for o in outs if o.ok]
+            result["records"][label] = recs
+            result["config"] = (base or Config()).to_dict()
+            if recs:
+                result["by_neighbour"][label] = summarise(recs)
+            result["seeds_done"] = n
+            result["wall_s"] = time.perf_counter() - t0
+            if out:
+                atomic_write_json(out, result)
     return result
 
 
