@@ -212,7 +212,7 @@ def one_step_alignment(W, X, y, types, V, cfg: Config, which: int) -> float:
 
 
 def pair_record(cfg: Config, n_segments: int = 15, modes=MODES, c4_modes=MODES,
-                log_test: int = 50, log_every: int = 5) -> dict:
+                log_test: int = 50, log_every: int = 5, evaluate_options: dict | None = None) -> dict:
     """verify's per-seed record: ST and AT of one seed (same data and W^{(0)}).
 
     Per mode every E-scalar (``e_scalars``), gamma_j/phi_j, the E4 responses,
@@ -231,7 +231,7 @@ def pair_record(cfg: Config, n_segments: int = 15, modes=MODES, c4_modes=MODES,
     init = coefficient_summary(prob.W0, U, V)
     out = {"seed": cfg.seed, "config": cfg.to_dict()}
     for run in iter_seed(cfg, modes, prob=prob, track_c4=tuple(c4_modes), snapshots=n_segments,
-                         log_every=log_every, log_test=log_test):
+                         log_every=log_every, log_test=log_test, evaluate_options=evaluate_options):
         res, ev, mode = run.result, run.evaluation, run.mode
         rec = e_scalars(ev)
         rec["gamma_j"] = list(ev["gamma_j"])

@@ -30,12 +30,13 @@ from .common import as_runner, read_section_json, write_section_json
 JSON_NAME = "rc6.json"
 TITLE = "## RC6 predicts P4"
 #: (label, preset, overrides): the pooled regimes (issue 20: ≥ 100 seed-runs)
-REGIMES = (("default", "default", {}), ("q3", "q3", {}), ("high-dim", "high-dim", {}),
-           ("borderline", "borderline", {}), ("eps=0.16", "default", {"eps": 0.16}),
-           ("eps=0.25", "default", {"eps": 0.25}))
+#: The default and its ε×0.8 / ε×1.25 neighbours are not run here: the section pools
+#: the records of the "Neighbourhood of the default" (every neighbour, 20 seeds) and of
+#: "Toward the theorems' regime" when their JSON is in the output folder (``pooled``).
+REGIMES = (("q3", "q3", {}), ("high-dim", "high-dim", {}), ("borderline", "borderline", {}))
 SEEDS, QUICK_SEEDS = 17, 2
 #: --quick: the regimes kept (CI time)
-QUICK_REGIMES = ("default", "eps=0.25")
+QUICK_REGIMES = ("borderline",)
 #: E5's branch-and-bound rounds in this section (the run's default is 4): a cost cap — on
 #: q3 seed 0's AT model budget 4 took 211 s and budget 2 25 s, both certifying 0.000; at
 #: the defaults (seed 0) budgets 1, 2 and 4 all certify 1.000. E5 is sound at any budget.
@@ -74,6 +75,39 @@ def run(seeds=range(SEEDS), regimes=REGIMES, runner=None) -> dict:
             "regimes": [label for label, _, _ in regimes], "seeds": [int(s) for s in seeds]}
 
 
+def pooled(out_dir: str) -> list:
+    """The seed-runs of the neighbourhood and family sections in ``out_dir`` (their
+    ``verify.region.seed_job`` records) as this section's records: regime = the row's
+    label ("neighbourhood: epsx1.25", "family: d_N=64"), RC6 variant "r"."""
+    out = []
+    for name, prefix in (("neighbourhood.json", "neighbourhood"), ("family.json", "family: d_N=")):
+        stored = read_section_json(out_dir, name)
+        if stored is None:
+            continue
+        for label, recs in stored["result"].get("records", {}).items():
+            for r in recs:
+                c1, c2 = r["claims"]["V1"], r["claims"]["V2"]
+                out.append({"regime": f"{prefix}{label}" if prefix.endswith("=") else f"{prefix}: {label}",
+                            "seed": r["seed"], "st": r["st"],
+                            "at": {**r["at"], "certified_robust_acc": r.get("at_certified_acc")},
+                            "claims": c1, "claims_v2": c2, "p4": bool(c1.get("P4")),
+                            "p4_v2": bool(c2.get("P4")), "rc6_value": r["rc6"]["r"]["value"],
+                            "rc6_met": bool(r["rc6"]["r"]["met"])})
+    return out
+
+
+def with_pooled(res: dict, out_dir: str) -> dict:
+    """``res`` with the pooled records appended and the confusion tables recomputed."""
+    extra = pooled(out_dir)
+    if not extra:
+        return res
+    records = list(res["records"]) + extra
+    pool = [{**r, "preset": r["regime"]} for r in records]
+    return {**res, "records": records, "pooled_from": sorted({r["regime"].split(":")[0] for r in extra}),
+            "confusion_v1": confusion(pool, "rc6_met", "p4"),
+            "confusion_v2": confusion(pool, "rc6_met", "p4_v2")}
+
+
 def _f(x, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
@@ -86,16 +120,22 @@ def markdown(res: dict, quick: bool = False) -> str:
     recs = res["records"]
     lines = [TITLE, "", f"Regenerate this section alone with {cmd}.", "",
              f"RC6 (reach at AT's final weights, met when < 1) against P4 per seed: "
-             f"{len(recs)} seed-runs, regimes {', '.join(res['regimes'])} × seeds "
-             f"{res['seeds'][0]}–{res['seeds'][-1]}. Agreement = fraction of seeds where "
+             f"{len(recs)} seed-runs: regimes {', '.join(res['regimes'])} × seeds "
+             f"{res['seeds'][0]}–{res['seeds'][-1]} run by this section"
+             + (f", pooled with every seed-run of the sections {' and '.join(res['pooled_from'])} "
+                "(the rows named after them)" if res.get("pooled_from") else "")
+             + ". Agreement = fraction of seeds where "
              "\"RC6 met\" equals \"P4 holds\". RC6 is computed by `reffeat.regime.rc6_reach` (variant "
              f"\"r\"); the certified robust accuracy (E5) at branch-and-bound budget {BAB_BUDGET}.", "",
              "### P4 (V1, pre-registered)", "", format_confusion(res["confusion_v1"]), "",
              "### P4 (V2)", "", format_confusion(res["confusion_v2"], "RC6 met", "P4 (V2) holds"), "",
-             "### Per seed", "",
+             "### Per seed (this section's regimes; the pooled ones are in their sections)", "",
              "| regime | seed | RC6 | met | P4 V1 | P4 V2 | AT robust [certified, attacked] | AT clean |",
              "|---|---|---|---|---|---|---|---|"]
+    own = set(res["regimes"])
     for r in recs:
+        if r["regime"] not in own:          # pooled rows: in their own sections' tables
+            continue
         at = r.get("at", {})
         lines.append(f"| {r['regime']} | {r['seed']} | {_f(r['rc6_value'])} | {'yes' if r['rc6_met'] else 'no'} "
                      f"| {'holds' if r['p4'] else 'fails'} | {'holds' if r['p4_v2'] else 'fails'} "
@@ -112,7 +152,7 @@ def section(quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
     else:
         res = run(runner=runner)
     write_section_json(out_dir, JSON_NAME, {"quick": quick, "result": res})
-    return markdown(res, quick)
+    return markdown(with_pooled(res, out_dir), quick)
 
 
 def section_from_json(out_dir: str, fig_dir: str, rel) -> str | None:
@@ -120,4 +160,4 @@ def section_from_json(out_dir: str, fig_dir: str, rel) -> str | None:
     stored = read_section_json(out_dir, JSON_NAME)
     if stored is None:
         return None
-    return markdown(stored["result"], stored["quick"])
+    return markdown(with_pooled(stored["result"], out_dir), stored["quick"])

@@ -347,33 +347,45 @@ def fig_susceptibility(sw: dict, path: str) -> str:
 
 
 def fig_at_success(sw: dict, path: str) -> str:
+    """AT's attacked (E2) and certified (E5) robust accuracy and the fraction of seeds
+    with P4 over the (ε, α/ε) grid; RC6's predicted boundary (the cells where AT's
+    learned reach is below the robust margin on a majority of seeds) drawn on each."""
     plt = _plt()
     E = np.asarray(sw["eps"], float)
     A = np.asarray(sw["alpha_ratio"], float)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    panels = ((np.nanmean(sw["at_robust_acc"], axis=2), "AT robust accuracy (E2)", "viridis", 0, 1),
-              (np.log10(np.nanmedian(sw["phi_ratio"], axis=2)), "log10 Φ(AT)/Φ(ST)", "RdBu_r", -2, 2))
-    for ax, (val, lab, cmap, lo, hi) in zip(axes, panels):
+    n = len(sw["seeds"])
+    panels = [(np.nanmean(sw["at_robust_acc"], axis=2), "AT robust accuracy, attacked (E2), mean"),
+              (np.nanmean(np.asarray(sw.get("at_certified_acc", np.full_like(sw["at_robust_acc"], np.nan)),
+                                     float), axis=2), "AT robust accuracy, certified (E5), mean"),
+              (np.nanmean(sw["P4"], axis=2), "fraction of seeds where P4 holds (V1)")]
+    rc6 = sw.get("rc6_met")
+    rc6_frac = None if rc6 is None else np.nanmean(np.asarray(rc6, float), axis=2)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    for ax, (val, lab) in zip(axes, panels):
         im = ax.pcolormesh(np.arange(len(E) + 1) - 0.5, np.arange(len(A) + 1) - 0.5, val.T,
-                           cmap=cmap, vmin=lo, vmax=hi, shading="flat")
+                           cmap="viridis", vmin=0, vmax=1, shading="flat")
         for a in range(len(E)):
             for b in range(len(A)):
-                ax.text(a, b, f"{val[a, b]:.2f}", ha="center", va="center", fontsize=7)
+                v = val[a, b]
+                ax.text(a, b, "—" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
+                        fontsize=8, color="k" if np.isfinite(v) and v > 0.6 else "w")
+        if rc6_frac is not None and np.isfinite(rc6_frac).all() and rc6_frac.min() < 0.5 < rc6_frac.max():
+            ax.contour(np.arange(len(E)), np.arange(len(A)), rc6_frac.T, levels=[0.5], colors="red",
+                       linewidths=2)
+            ax.plot([], [], color="red", lw=2, label="RC6 boundary (met on half the seeds)")
         eb = sw["beta"] / math.sqrt(sw["d_N"])
         ax.axvline(np.interp(eb, E, np.arange(len(E)), left=-0.5, right=len(E) - 0.5), color="w",
-                   lw=2, label=f"ε·√d_N = β (ε = {eb:.3f})")
-        ax.axhline(np.interp(sw["leverage_boundary"], A, np.arange(len(A)), left=-0.5,
-                             right=len(A) - 0.5), color="orange", lw=2,
-                   label=f"α/ε = 1 + (P/s)^(1/q) = {sw['leverage_boundary']:.2f}")
+                   lw=2, ls="--", label=f"RC2: ε·√d_N = β (ε = {eb:.3f})")
         ax.set_xticks(np.arange(len(E)), [f"{e:g}" for e in E])
         ax.set_yticks(np.arange(len(A)), [f"{a:g}" for a in A])
-        ax.set_xlabel("ε (ℓ∞)")
-        ax.set_ylabel("α/ε")
-        ax.legend(fontsize=7, loc="upper left")
-        fig.colorbar(im, ax=ax, label=lab)
+        ax.set_xlabel("attack radius ε (ℓ∞)")
+        ax.set_ylabel("robust signal per unit of radius α/ε")
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
+        fig.colorbar(im, ax=ax)
         ax.set_title(lab, fontsize=10)
-    fig.suptitle(f"AT success over ε and α/ε ({len(sw['seeds'])} seeds; cell text = mean / median)",
-                 fontsize=10)
+    fig.suptitle(f"AT success over ε and α/ε: {n} seed{'s' if n != 1 else ''} per cell "
+                 f"(seeds {sw['seeds'][0]}–{sw['seeds'][-1]}), ℓ∞ threat", fontsize=11)
+    fig.tight_layout()
     return _save(fig, path)
 
 

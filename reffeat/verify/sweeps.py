@@ -33,6 +33,7 @@ import numpy as np
 from reffeat import Config, coefficient_summary, evaluate, problem, train
 from reffeat.claims import claims
 from reffeat.experiments.synthetic import run_seed
+from reffeat.regime import rc6_reach
 
 from .common import as_runner, eval_rng
 
@@ -118,13 +119,23 @@ def _summ(ev: dict) -> dict:
     return {k: float(ev[k]) for k in keys}
 
 
+#: E5's branch-and-bound rounds in the AT-success grid (a cost cap, as verify.rc6's;
+#: E5 is sound at any budget, a smaller one certifies less)
+AT_POINT_BAB_BUDGET = 2
+
+
 def at_point(cfg: Config) -> dict:
-    """AT and ST of one config (same data and W^{(0)}), both evaluated under cfg's threat."""
+    """AT and ST of one config (same data and W^{(0)}), both evaluated under cfg's threat;
+    AT's certified robust accuracy (E5, ``AT_POINT_BAB_BUDGET``) and RC6 at AT's final W."""
     cfg = _quiet(cfg).replace(log_every=max(1, cfg.T // 10))
     prob = problem(cfg)
-    run = run_seed(cfg, ("at",), prob=prob, track_c4=False)["at"]      # the one per-seed pipeline
+    run = run_seed(cfg, ("at",), prob=prob, track_c4=False,      # the one per-seed pipeline
+                   evaluate_options={"bab_budget": AT_POINT_BAB_BUDGET})["at"]
     res = run.result
     at = _summ(run.evaluation)
+    at["certified_robust_acc"] = float(run.evaluation.get("certified_robust_acc", math.nan))
+    rc6 = rc6_reach(cfg, res.W, prob.features)
+    at["rc6"], at["rc6_met"] = float(rc6.value), bool(rc6.met)
     at["max_loss"] = float(np.nanmax(res.history["loss"])) if res.history["loss"] else math.nan
     at["stopped"] = res.stopped
     at["blew_up"] = bool(res.stopped is not None or not np.isfinite(at["max_loss"])
@@ -230,7 +241,7 @@ def at_success(eps_values, alpha_ratios, seeds, base=None, runner=None) -> dict:
                 keys.append((e, r, seed))
     res = as_runner(runner).map(at_point, pts, label="AT success grid")
     shape = (len(eps_values), len(alpha_ratios), len(seeds))
-    rob, phirat, stphi, stgam, atgam, blown, p4 = (np.full(shape, np.nan) for _ in range(7))
+    rob, phirat, stphi, stgam, atgam, blown, p4, cert, rc6met = (np.full(shape, np.nan) for _ in range(9))
     for (e, r, seed), out in zip(keys, res):
         idx = (list(eps_values).index(e), list(alpha_ratios).index(r), list(seeds).index(seed))
         rob[idx] = out["at"]["robust_acc"]
@@ -238,10 +249,13 @@ def at_success(eps_values, alpha_ratios, seeds, base=None, runner=None) -> dict:
         stphi[idx], stgam[idx], atgam[idx] = out["st"]["phi"], out["st"]["gamma"], out["at"]["gamma"]
         blown[idx] = out["at"]["blew_up"]
         p4[idx] = out["claims"]["P4"]
+        cert[idx] = out["at"].get("certified_robust_acc", np.nan)
+        rc6met[idx] = out["at"].get("rc6_met", np.nan)
     c = Config(**base)
     return {"eps": list(eps_values), "alpha_ratio": list(alpha_ratios), "seeds": list(seeds),
             "at_robust_acc": rob, "phi_ratio": phirat, "st_phi": stphi, "st_gamma": stgam,
-            "at_gamma": atgam, "blew_up": blown, "P4": p4, "base": base,
+            "at_gamma": atgam, "blew_up": blown, "P4": p4, "at_certified_acc": cert, "rc6_met": rc6met,
+            "base": base,
             "leverage_boundary": leverage_boundary(c.P, c.s, c.q), "beta": c.beta, "d_N": c.d_N,
             "points": [{"eps": k[0], "alpha_ratio": k[1], "seed": k[2], **o} for k, o in zip(keys, res)]}
 

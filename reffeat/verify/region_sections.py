@@ -1,0 +1,191 @@
+"""verify's sections "Neighbourhood of the default" (SPEC §11 "region, not point")
+and "Toward the theorems' regime" (SPEC §12): Markdown, the family figure, and the
+``section`` / ``section_from_json`` pair that ``verify/run.py`` calls for
+``--only neighbourhood`` and ``--only family`` (each writes its JSON into the
+output folder; a later ``--only`` run of another section keeps it).
+
+The measurements are ``verify.region``'s (one per-seed job ``region.seed_job``:
+ST + AT of ``experiments.synthetic.run_seed``, the claims under V1 and V2, AT's
+attacked (E2) and certified (E5) robust accuracy, RC6 at AT's final weights).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from reffeat.claims import describe, wilson
+from reffeat.plots import pyplot as _plt
+from reffeat.plots import save_figure
+
+from . import region
+from .common import read_section_json, write_section_json
+
+#: the §11 criterion: every neighbour holds on at least this many of 20 seeds
+REGION_MIN, REGION_OF = 19, 20
+QUICK_SEEDS = 2
+QUICK_SIZES = (16,)
+
+
+def _f(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "—"
+    return f"{x:.{digits}f}" if abs(x) < 100 else f"{x:.3g}"
+
+
+def _stat(d, key="mean") -> str:
+    return "—" if not d else _f(d.get(key))
+
+
+def _header(res: dict, cmd: str) -> list:
+    prov = res.get("provenance") or {}
+    wall = res.get("wall_s")
+    return [f"Command: `{cmd}`" + (f" (as run: `{prov['command']}`)" if prov.get("command") else ""),
+            f"at commit {str(prov.get('commit') or '?')[:12]}{' (dirty)' if prov.get('dirty') else ''}; "
+            f"seeds 0–{res.get('seeds_done', res.get('seeds', 0)) - 1} of each row"
+            + (f"; wall time {wall / 60:.1f} min (one process, one job at a time, REFFEAT_THREADS=1, "
+               "2-core machine shared with other work)" if wall else "") + ".", ""]
+
+
+def _row_claims(s: dict, version: str) -> str:
+    c = s[version].get("all")
+    return c["text"] if c else "—"
+
+
+def _meets(s: dict, version: str) -> bool:
+    c = s[version].get("all")
+    n = s["n"]
+    return bool(c) and n >= REGION_OF and c["holds"] >= REGION_MIN * n / REGION_OF
+
+
+def markdown_neighbourhood(res: dict, quick: bool = False) -> str:
+    """The neighbourhood table (V1 and V2 counts with Wilson intervals, attacked and
+    certified robust accuracy of AT, RC6) and the §11 verdict."""
+    cmd = "python -m reffeat.verify --only neighbourhood" + (" --quick" if quick else "") + " --out DIR"
+    cfg = res.get("config") or {}
+    lines = ["## Neighbourhood of the default (SPEC §11, region not point)", ""] + _header(res, cmd)
+    lines += [f"The centre is the default Config (ε = {cfg.get('eps')}, α = {cfg.get('alpha')}, "
+              f"β = {cfg.get('beta')}, σ_0 = {cfg.get('sigma0')}, σ_ξ = {cfg.get('sigma_xi')}, "
+              f"η = {cfg.get('eta')}, T = {cfg.get('T')}); each row moves one parameter. \"all\" = P1–P4 "
+              "all hold on the seed (V1: the pre-registered thresholds; V2: the stricter claims of SPEC §9, "
+              "where P2 needs ≥ 90% of ST's PGD/APGD flips to stay on span{v}). AT robust accuracy: "
+              "attacked = E2 (PGD, APGD-CE/DLR, feature attack), certified = E5 (a lower bound); "
+              "mean [min] over seeds. RC6 met = the adversary's reach at AT's learned weights is below "
+              "the robust margin (value < 1).", "",
+              "| row | seeds | all V1 | all V2 | AT attacked mean [min] | AT certified mean [min] | "
+              "RC6 met | RC6 mean | s/seed |", "|" + "---|" * 9]
+    by = res.get("by_neighbour", {})
+    for label, s in by.items():
+        rc6 = s.get("rc6_r", {})
+        lines.append(f"| {label} | {s['n']} | {_row_claims(s, 'V1')} | {_row_claims(s, 'V2')} | "
+                     f"{_stat(s['at_robust_acc'])} [{_stat(s['at_robust_acc'], 'min')}] | "
+                     f"{_stat(s['at_certified_acc'])} [{_stat(s['at_certified_acc'], 'min')}] | "
+                     f"{rc6.get('met', 0)}/{s['n']} | {_f(rc6.get('mean'))} | {_stat(s['wall_s'])} |")
+    neigh = {k: v for k, v in by.items() if k != "centre"}
+    if neigh:
+        for v in ("V1", "V2"):
+            bad = [k for k, s in neigh.items() if not _meets(s, v)]
+            lines += ["", f"Under {v}: " + (f"every neighbour holds on ≥ {REGION_MIN}/{REGION_OF} seeds."
+                                          if not bad else
+                                          f"{len(bad)} of {len(neigh)} neighbours hold on fewer than "
+                                          f"{REGION_MIN}/{REGION_OF} seeds: {', '.join(bad)}.")]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_family(res: dict, fig_rel: str | None, quick: bool = False) -> str:
+    """The family's regime table, the per-size counts and the figure."""
+    cmd = "python -m reffeat.verify --only family" + (" --quick" if quick else "") + " --out DIR"
+    lines = ["## Toward the theorems' regime (SPEC §12: q = 3, growing d_N)", ""] + _header(res, cmd)
+    lines += ["`reffeat.presets.theorem_family(d_N)`: q = 3, ε = 1.25/√d_N (so ε‖v‖₁ = 1.25β at every "
+              "size while ε‖u‖₁ → 0), σ_0 ∝ 1/√d_N, η = 0.75 × RC3's bound, T = 3.5 × RC4's take-off "
+              "(the derivation is in the docstring). First table: the a-priori conditions RC1–RC5 of "
+              "each member (✗ = not met) and the Config-only RC6 estimate; second: the measured counts.",
+              "", region.format_family(res), ""]
+    if fig_rel:
+        lines += [f"![family]({fig_rel})", ""]
+    sizes = list(res.get("by_size", {}))
+    if sizes:
+        last = res["by_size"][sizes[-1]]
+        k, n = last["V1"]["all"]["holds"], last["n"]
+        lines.append(f"Goal (issue 21): all claims on ≥ {REGION_MIN}/{REGION_OF} seeds at the largest size. "
+                     f"Measured at d_N = {sizes[-1]}: {describe(k, n)} (V1). "
+                     + ("Met." if n >= REGION_OF and k >= REGION_MIN else
+                        "Not met: this family does not reach the theorems' regime in this model; "
+                        "the condition that fails is the one in the RC6 column (the adversary's reach "
+                        "through AT's learned off-feature weights)."))
+    return "\n".join(lines) + "\n"
+
+
+def fig_family(res: dict, path: str) -> str:
+    """Fraction of seeds with all claims holding (V1, V2; Wilson 95% bars) and AT's
+    attacked / certified robust accuracy, against d_N."""
+    plt = _plt()
+    by = res["by_size"]
+    d = np.array([int(x) for x in by], float)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for v, mk in (("V1", "o-"), ("V2", "s--")):
+        k = np.array([by[x][v]["all"]["holds"] for x in by], float)
+        n = np.array([by[x]["n"] for x in by], float)
+        lo_hi = np.array([wilson(int(a), int(b)) for a, b in zip(k, n)])
+        fr = k / n
+        a1.errorbar(d, fr, yerr=[fr - lo_hi[:, 0], lo_hi[:, 1] - fr], fmt=mk, capsize=3,
+                    label=f"all claims hold ({v})")
+    a1.axhline(REGION_MIN / REGION_OF, color="grey", lw=1, ls=":", label="goal: 19 of 20 seeds")
+    a1.set_xscale("log", base=2)
+    a1.set_ylim(-0.05, 1.05)
+    a1.set_xlabel("non-robust dimension $d_N$")
+    a1.set_ylabel("fraction of seeds")
+    a1.legend(fontsize=8, loc="center right")
+    a1.set_title("claims P1–P4 (95% Wilson intervals)", fontsize=10)
+    for key, lab, mk in (("at_robust_acc", "AT attacked (E2)", "o-"), ("at_certified_acc", "AT certified (E5)", "s--")):
+        y = np.array([(by[x].get(key) or {}).get("mean", np.nan) for x in by], float)
+        a2.plot(d, y, mk, label=lab)
+    a2.set_xscale("log", base=2)
+    a2.set_ylim(-0.05, 1.05)
+    a2.set_xlabel("non-robust dimension $d_N$")
+    a2.set_ylabel("robust accuracy (mean over seeds)")
+    a2.legend(fontsize=8, loc="center right")
+    a2.set_title("AT's robust accuracy at $\\varepsilon = 1.25/\\sqrt{d_N}$", fontsize=10)
+    n_seeds = min(by[x]["n"] for x in by)
+    fig.suptitle(f"q = 3 family theorem_family(d_N): seeds 0–{n_seeds - 1} per size, ℓ∞ threat", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+class _Section:
+    """The (section, section_from_json) pair verify/run.py calls for ``--only NAME``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.json_name = f"{name}.json"
+
+    def _markdown(self, res: dict, quick: bool, fig_dir: str, rel) -> str:
+        if self.name == "neighbourhood":
+            return markdown_neighbourhood(res, quick)
+        fig = None
+        if res.get("by_size"):
+            fig = rel(fig_family(res, os.path.join(fig_dir, "verify_family.png")))
+        return markdown_family(res, fig, quick)
+
+    def section(self, quick: bool, runner, fig_dir: str, rel, out_dir: str) -> str:
+        seeds = QUICK_SEEDS if quick else REGION_OF
+        if self.name == "neighbourhood":
+            res = region.run_neighbourhood(seeds, runner, None)
+        else:
+            res = region.run_family(QUICK_SIZES if quick else region.FAMILY_SIZES, seeds, runner, None)
+        write_section_json(out_dir, self.json_name, {"quick": quick, "result": res})
+        return self._markdown(res, quick, fig_dir, rel)
+
+    def section_from_json(self, out_dir: str, fig_dir: str, rel) -> str | None:
+        stored = read_section_json(out_dir, self.json_name)
+        if stored is None:
+            return None
+        return self._markdown(stored["result"], stored["quick"], fig_dir, rel)
+
+
+neighbourhood = _Section("neighbourhood")
+family = _Section("family")
