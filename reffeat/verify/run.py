@@ -393,6 +393,11 @@ def main(argv, policy) -> int:
         expected_ok = not quick_failures(claims_res) if mode == "quick" and claims_res else None
         text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok,
                             rebuilt_from=os.path.basename(args.from_results), recheck=args.recheck)
+        # the sections with their own JSON beside the results file (invariants, scaling,
+        # neighbourhood, family, rc6): re-rendered from it, nothing recomputed
+        src_dir = os.path.dirname(os.path.abspath(args.from_results))
+        text += "\n".join(sec for _, mod in TRACE_SECTIONS
+                          if (sec := mod.section_from_json(src_dir, fig_dir, _rel)))
         atomic_write_bytes(report_path, text.encode())
         write_results(os.path.join(os.path.dirname(report_path), "results.json"), mode, timings,
                       claims_res, records, phase, var, figs)
