@@ -70,10 +70,11 @@ class _Run:
     folder, the results dict ``res`` (rewritten by ``save`` after each stage)
     and what the stages hand on (data, models, lens data sets)."""
 
-    def __init__(self, c: dict, out: Path, data_dir, resume: bool):
+    def __init__(self, c: dict, out: Path, data_dir, resume: bool, smoke_test: bool = False):
         self.c, self.out, self.data_dir, self.resume = c, out, data_dir, resume
         self.t_start = time.perf_counter()
-        self.res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
+        self.res = {"kind": "real", "smoke_test": bool(smoke_test), "config": c, "seed": c["seed"],
+                    "versions": package_versions(),
                     "provenance": provenance.record(), "stopped": None, "stages_done": []}
         self.path = out / "results.json"
         self._kept = False
@@ -395,11 +396,17 @@ def check_resume_files(c: dict, out: Path) -> None:
             check_resume(ck, train_config(c, mode))
 
 
-def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) -> dict:
+#: what a ``--quick`` run is (the command's stdout line says it; results.json has ``"smoke_test": true``)
+SMOKE_NOTE = ("SMOKE TEST (--quick): a tiny run that checks the pipeline end to end; "
+              "its numbers say nothing about ST or AT")
+
+
+def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None, smoke_test=False) -> dict:
     """The whole pipeline (module docstring), stage after stage, each stage's
-    results written to out/results.json as soon as it ends; returns them."""
+    results written to out/results.json as soon as it ends; returns them.
+    ``smoke_test`` (``--quick``): recorded as ``results["smoke_test"]``."""
     out.mkdir(parents=True, exist_ok=True)
-    r = _Run(c, out, data_dir, resume)
+    r = _Run(c, out, data_dir, resume, smoke_test)
     try:
         r.data()
         stopping.check()         # between stages: a requested stop (reffeat.stopping) is raised here
