@@ -62,6 +62,9 @@ def coefficient_summary(W: np.ndarray, U: np.ndarray, V: np.ndarray) -> dict:
 
     Returns floats ``gamma`` = mean_j max_r Γ_{j,r}, ``phi`` (same for Φ),
     ``gamma_pos`` = mean_j Σ_r [Γ_{j,r}]_+, ``phi_pos``, and the per-class lists.
+    This "gamma" (summary.json's ``summary[mode]["gamma"]``, Γ_{j,r} = ⟨w_{j,r}, u_j⟩
+    of the weights) is not the trace's per-neuron ``trace["gamma"]`` (C5: ⟨w − w0, u_j'⟩)
+    nor the attack's ascent step (``Config.ascent_step``).
     """
     c = coefficients(W, U, V)
     G, Ph = c["Gamma"], c["Phi"]

@@ -75,7 +75,7 @@ def describe_threat(cfg: dict) -> str:
 def describe_robust(cfg: dict, k: int | None = None) -> str:
     """The attacks behind E2 'robust', from a config dict (the run's evaluation settings)."""
     eps = cfg.get("eps")
-    step = cfg.get("eval_gamma") or (eps / 4 if eps is not None else None)
+    step = cfg.get("eval_ascent_step", cfg.get("eval_gamma")) or (eps / 4 if eps is not None else None)
     parts = [f"PGD-{cfg.get('eval_K')} (step {step:g}, random start, "
              f"{cfg.get('eval_restarts')} restart{'s' if cfg.get('eval_restarts') != 1 else ''})"]
     apgd_k = cfg.get("eval_apgd_K", 0) or 0
@@ -89,7 +89,7 @@ def describe_robust(cfg: dict, k: int | None = None) -> str:
 
 def _t2_words(cfg: dict) -> str:
     """T2's attack in words: K steps of size γ (γ = ε when not set)."""
-    return f"T2 with K = {cfg.get('K')} step(s) of size {cfg.get('gamma') or cfg.get('eps'):g}"
+    return f"T2 with K = {cfg.get('K')} step(s) of size {cfg.get('ascent_step', cfg.get('gamma')) or cfg.get('eps'):g}"
 
 
 def _png_data_uri(path: str) -> str:

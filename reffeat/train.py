@@ -119,8 +119,8 @@ def check_problem(cfg, prob) -> None:
 
 
 #: the Config fields a Problem is drawn from (features, data, W0) — all but training and evaluation
-_TRAIN_FIELDS = {"q", "rho", "eta", "T", "norm", "eps", "K", "gamma", "random_start", "ascent", "lam", "eval_K",
-                 "eval_gamma", "eval_restarts", "eval_apgd_K", "log_every", "log_test"}
+_TRAIN_FIELDS = {"q", "rho", "eta", "T", "norm", "eps", "K", "ascent_step", "random_start", "ascent", "lam", "eval_K",
+                 "eval_ascent_step", "eval_restarts", "eval_apgd_K", "log_every", "log_test"}
 
 
 class _ProblemFields:

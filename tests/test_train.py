@@ -25,7 +25,7 @@ def test_c4_parts_sum_to_actual_change(extra):
 
 
 @pytest.mark.parametrize("mode,extra", [("st", {}), ("at", {}), ("at", dict(lam=0.5)),
-                                        ("at", dict(K=3, gamma=0.1, random_start=True))])
+                                        ("at", dict(K=3, ascent_step=0.1, random_start=True))])
 def test_c4_over_training_sums_to_trajectory(mode, extra):
     cfg = Config(**SMALL, **extra)
     res = train(cfg, mode)

@@ -125,13 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(path: str | None, sets: list[str], seed: int | None, preset: str = "default") -> Config:
     """Config from a preset, then a TOML file, then --set overrides, then --seed,
-    validated (ValueError on bad input)."""
+    validated (ValueError on bad input).  An old key name (``config.RENAMED``:
+    gamma, eval_gamma) is read as the new one, with a one-line note on stderr."""
+    import warnings
     values: dict = _presets.fields(preset)
-    if path:
-        values.update(read_toml(path))
-    for item in sets:
-        key, value = parse_set(item)
-        values[key] = value
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        if path:
+            values.update(read_toml(path))
+        for item in sets:
+            key, value = parse_set(item)
+            values[key] = value
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning):
+            print(f"note: {w.message}", file=sys.stderr)
     if seed is not None:
         values["seed"] = seed
     return Config.from_dict(values)
