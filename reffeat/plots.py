@@ -156,7 +156,7 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
                          fontsize=9)
             ax.grid(alpha=0.3)
         # one legend for both panels, below them: inside a panel it covered a curve (c4_at's Φ)
-        legend = {}
+        legend: dict = {}
         for ax in axes:
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(lab, h)
