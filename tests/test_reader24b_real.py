@@ -151,3 +151,60 @@ def test_clear_and_refuse_helpers(tmp_path):
     clear_earlier_run(tmp_path, pats)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["mine.txt", "seed3"]
     refuse_earlier_run(tmp_path / "missing", pats)
+
+
+def test_stage_progress_line_has_time_left():
+    import io
+
+    from reffeat.jobs.progress import StageProgress
+    s = io.StringIO()
+    p = StageProgress(s, 4, "[real] (a) accuracy vs eps", "pairs", interval=0.0)
+    for _ in range(4):
+        p.step()
+    p.close()
+    lines = s.getvalue().splitlines()
+    assert len(lines) == 3, lines                       # none once the stage is done: it prints its own result
+    assert lines[0].startswith("[real] (a) accuracy vs eps: 1/4 pairs done, elapsed ") and "left ~" in lines[0]
+    s2 = io.StringIO()
+    q = StageProgress(s2, 100, "x", interval=0.0)       # a resumed training starts at step 61
+    q.update(61)
+    q.update(62)
+    assert "62/100 done" in s2.getvalue().splitlines()[-1]
+    quiet = StageProgress(io.StringIO(), 10, "x", interval=3600.0)
+    quiet.step()
+    assert quiet.stream.getvalue() == ""
+
+
+def test_every_stage_reports_progress(quick_run, tmp_path, monkeypatch):
+    """experiments.real.run asks for a progress ticker in every stage that loops
+    (training, (a), the baselines, D_R/D_NR, the fresh models, (c), (d)) and
+    steps each to its total."""
+    from reffeat.experiments.real import run
+    from reffeat.experiments.real_config import resolve
+    _, data, _, _ = quick_run
+    monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
+    seen = {}
+
+    class Rec:
+        def __init__(self, label, total, unit=""):
+            self.label, self.total, self.done = label, total, 0
+            seen[label] = self
+
+        def update(self, done):
+            self.done = done
+
+        def step(self, n=1):
+            self.done += n
+
+        def close(self):
+            pass
+    c = resolve("mnist", {"dr_steps": 3, "eps_grid": [0.0, 0.1]}, quick=True, classes=[0, 3, 7])
+    res = run(c, tmp_path / "o", data_dir=str(data), progress=Rec)
+    assert res["stopped"] is None
+    for stage in ("st training", "at training", "(a) worst case", "linear baseline", "(a) accuracy vs eps",
+                  "(b) building D_R", "st on D_R training", "st on D_NR training", "(c) filtered",
+                  "(d) lenses per epoch"):
+        hits = [r for label, r in seen.items() if stage in label]
+        assert hits, f"no progress in stage {stage!r}: {sorted(seen)}"
+        assert all(r.done == r.total > 0 for r in hits), [(r.label, r.done, r.total) for r in hits]
+    assert all(label.startswith("[real] ") for label in seen)

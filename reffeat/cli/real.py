@@ -25,6 +25,7 @@ from ..experiments.real import SMOKE_NOTE, check_resume_files, run
 from ..experiments.real_config import DEFAULTS, OPTIONS, QUICK, constraint, flag, show_default, train_config
 from ..experiments.real_config import resolve as resolve_options
 from ..experiments.real_seeds import finished, run_seeds
+from ..jobs.progress import StageProgress
 from ..real.datasets import NAMES, DataError, locate
 from ..real.train import IMAGE_FIELDS, MODES
 from .common import (
@@ -197,15 +198,18 @@ def main(argv, policy) -> int:
             raise
     configure_threads()
     smoke = {"smoke_test": True, "note": SMOKE_NOTE} if args.quick else {}
+
+    def progress(label, total, unit=""):             # time left inside every stage (stderr, every 10 s at most)
+        return StageProgress(sys.stderr, total, label, unit)
     with OutputLock(out, "--out"):
         _clear(out, c, args.seeds, args.resume)
         try:
             if args.seeds > 1:
                 agg = run_seeds(c, out, args.seeds, data_dir=args.data_dir, resume=args.resume,
-                                figures_dir=figures_dir, smoke_test=args.quick)
+                                figures_dir=figures_dir, smoke_test=args.quick, progress=progress)
             else:
                 res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=figures_dir,
-                          smoke_test=args.quick)
+                          smoke_test=args.quick, progress=progress)
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
             _report_what_exists(out, argv)

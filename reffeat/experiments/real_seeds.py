@@ -65,12 +65,13 @@ def finished(directory: Path, c: dict):
 
 
 def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, figures_dir=None,
-              smoke_test=False) -> dict:
+              smoke_test=False, progress=None) -> dict:
     """``--seeds N``: the whole pipeline for seeds c.seed … c.seed+N−1 in out/seedS, then
     mean ± std and 95% t-intervals of every headline number in out/results.json.
     The figures of the first seed are the ones copied to ``figures_dir``; the
     accuracy-vs-ε figure of out/ shows the mean and the spread over seeds.
-    ``smoke_test`` (``--quick``): recorded in every results.json (``"smoke_test": true``)."""
+    ``smoke_test`` (``--quick``): recorded in every results.json (``"smoke_test": true``);
+    ``progress``: as ``experiments.real.run``."""
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     seeds = [c["seed"] + i for i in range(n_seeds)]
@@ -89,7 +90,8 @@ def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, 
                                            (out / f"seed{s_}" / f).read_bytes())
             else:
                 r = run(dict(c, seed=s_), out / f"seed{s_}", data_dir=data_dir, resume=resume,
-                        figures_dir=figures_dir if i == 0 else None, smoke_test=smoke_test)
+                        figures_dir=figures_dir if i == 0 else None, smoke_test=smoke_test,
+                        progress=progress)
             runs.append(r)
             agg["runs"][str(s_)] = {"results": f"seed{s_}/results.json", "wall_time": r["wall_time"]}
     except KeyboardInterrupt:
