@@ -78,3 +78,36 @@ def test_old_summary_config_still_loads():
     assert cfg == Config.from_dict(upgrade_keys(summary["config"], warn=False))
     nums = committed.synthetic_numbers(old)
     assert "config.ascent_step" in nums and "config.gamma" not in nums
+
+
+PUBLIC_WITH_CONSTANTS = ("smoothed_relu", "smoothed_relu_grad", "forward", "loss", "per_sample_loss", "grad_w",
+                         "grad_x", "predict", "c4_decomposition", "grad_w_and_c4", "accuracy", "attack",
+                         "feature_attack_correct", "certify", "certify_bounds")
+
+
+def test_model_constants_are_keyword_only_everywhere():
+    import inspect
+
+    import reffeat as rf
+    for name in PUBLIC_WITH_CONSTANTS:
+        params = inspect.signature(getattr(rf, name)).parameters
+        for const in ("q", "rho"):
+            assert params[const].kind is inspect.Parameter.KEYWORD_ONLY, f"{name}: {const} is not keyword-only"
+
+
+def test_positional_constants_still_work_with_a_warning():
+    import reffeat as rf
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((3, 2, 5))
+    X = rng.standard_normal((4, 6, 5))
+    y = np.array([0, 1, 2, 0])
+    L, G = rf.grad_w(W, X, y, q=3.0, rho=1.0)
+    with pytest.warns(DeprecationWarning, match=r"grad_w\(\): pass q, rho by keyword"):
+        L2, G2 = rf.grad_w(W, X, y, 3.0, 1.0)
+    assert L == L2 and np.array_equal(G, G2)
+    with pytest.warns(DeprecationWarning):
+        assert np.array_equal(rf.predict(W, X, 3.0, rho=1.0), rf.predict(W, X, q=3.0, rho=1.0))
+    with pytest.raises(TypeError, match="both by position and by keyword"):
+        rf.forward(W, X, 3.0, q=3.0, rho=1.0)
+    with pytest.raises(TypeError, match="positional"):
+        rf.forward(W, X, 3.0, 1.0, 5)
