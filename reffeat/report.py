@@ -578,7 +578,9 @@ def _config_section(rep: Report, c: dict) -> None:
         if v is None:
             return "— (default)"
         return f"{v:g}" if isinstance(v, float) else _fmt(v) if isinstance(v, bool) else str(v)
-    rep.table(["option", "value"], [[flag(key), show(v)] for key, v in c.items()])
+    rows = [["--no-lenses", "given: lenses (b)–(d) not run" if v is False else "not given"] if key == "lenses"
+            else [flag(key), show(v)] for key, v in c.items()]
+    rep.table(["option", "value"], rows)
 
 
 def _footer(rep: Report, results: dict, command: str | None) -> None:
@@ -705,6 +707,8 @@ def real_report(results: dict, out_dir: str, captions: dict | None = None,
         rep.heading("What the lenses show")
         for line in sentences:
             rep.paragraph(line)
+        if c.get("lenses") is False:
+            rep.paragraph("Lenses (b)–(d) were not run (--no-lenses).", "note")
     _figures(rep, out_dir, captions, ["acc_vs_eps.png", "lens_curves.png", "frequency.png",
                                       "lens_examples.png", "filters.png"])
     if c:

@@ -35,22 +35,6 @@ def at_algorithm(c: dict) -> str:
     return "FGSM-RS" if c.get("at_start", "clean") == "random" else "FGSM"
 
 
-def _setup(c: dict, n_train=None) -> str:
-    """The run's set-up in words, for figure titles: data, patches, width, threat, AT attack."""
-    ntxt = f", {n_train} training images" if n_train else ""
-    stride = f", stride {c['stride']}" if c.get("stride") not in (None, c["p"]) else ""
-    centred = ", mean-centred pixels" if c.get("center") else ""
-    return (f"{c['dataset']}{ntxt}, p={c['p']}{stride}{centred}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
-            f"AT with {at_algorithm(c)}")
-
-
-def _title(res) -> str:
-    c = res["config"]
-    src = res.get("data", {}).get("train", {}).get("source", "")
-    extra = "" if src in ("", "canonical") else " [non-canonical data: see results.json]"
-    return f"{_setup(c, res.get('data', {}).get('n_train'))}, seed {c['seed']}{extra}"
-
-
 _DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "svhn": "SVHN"}
 
 
