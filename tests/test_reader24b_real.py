@@ -208,3 +208,21 @@ def test_every_stage_reports_progress(quick_run, tmp_path, monkeypatch):
         assert hits, f"no progress in stage {stage!r}: {sorted(seen)}"
         assert all(r.done == r.total > 0 for r in hits), [(r.label, r.done, r.total) for r in hits]
     assert all(label.startswith("[real] ") for label in seen)
+
+
+def test_resume_keeps_only_the_checkpoints_of_the_earlier_run(quick_run, tmp_path, capsys, monkeypatch):
+    import shutil
+    src, data, _, _ = quick_run
+    monkeypatch.setenv("REFFEAT_DATA", str(tmp_path / "env"))
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    ck = (out / "checkpoint_at.npz").read_bytes()
+    assert (out / "lens_examples.png").exists()
+    argv = BASE + ["--data-dir", str(data), "--out", str(out), "--no-lenses", "--resume"]
+    assert real.main(argv) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "resumed from" in err                                 # the checkpoints were read, not removed
+    assert not (out / "lens_examples.png").exists() and not (out / "lens_datasets.npz").exists()
+    assert (out / "results.previous.json").exists() and (out / "checkpoint_at.npz").read_bytes() == ck
+    res = json.loads((out / "results.json").read_text())
+    assert sorted(f.name for f in out.glob("*.png")) == sorted(res["figures"])
