@@ -26,7 +26,7 @@ from numbers import Real
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .constraints import Interval, check, check_array
+from .constraints import Interval, check, check_array, keyword_constants
 
 _Q = Interval(Real, 1)
 _RHO = Interval(Real, 0, closed="neither")
@@ -37,7 +37,8 @@ def _params(q, rho) -> tuple[float, float]:
     return np.float64(check("q", q, _Q)), np.float64(check("rho", rho, _RHO))   # numpy: no OverflowError
 
 
-def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
+@keyword_constants("q", "rho")
+def smoothed_relu(z: ArrayLike, *, q: float, rho: float) -> np.ndarray:
     """N1: σ(z) elementwise. z any shape (float) -> same shape."""
     q, rho = _params(q, rho)
     z = np.asarray(check_array("z", z), dtype=float)
@@ -46,7 +47,8 @@ def smoothed_relu(z: ArrayLike, q: float, rho: float) -> np.ndarray:
     return np.where(z > rho, z - (1.0 - 1.0 / q) * rho, poly)
 
 
-def smoothed_relu_grad(z: ArrayLike, q: float, rho: float) -> np.ndarray:
+@keyword_constants("q", "rho")
+def smoothed_relu_grad(z: ArrayLike, *, q: float, rho: float) -> np.ndarray:
     """N2: σ'(z) elementwise. z any shape -> same shape."""
     q, rho = _params(q, rho)
     z = np.asarray(check_array("z", z), dtype=float)

@@ -211,7 +211,7 @@ def _apgd(W, X, y, q, rho, eps, norm, loss, steps, restarts, rng, clip, alpha, r
     """apgd() after validation; ``view`` None (patches) or a non-permutation image map."""
     X_adv = _apply(X, None, clip)
     inputs = X_adv if view is None else view.inputs(X_adv)
-    fooled = forward(W, inputs, q, rho, backend=backend).argmax(axis=1) != y
+    fooled = forward(W, inputs, q=q, rho=rho, backend=backend).argmax(axis=1) != y
     if eps == 0:
         return X_adv, fooled
     for _ in range(restarts + 1):

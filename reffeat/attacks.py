@@ -297,13 +297,13 @@ def _attack(W, X, y, q, rho, eps, norm, steps, step_size, random_start, rng, res
         if restarts == 0:
             return Xa
         Xin = inputs(Xa)
-        pred = predict(W, Xin, q, rho, backend=backend)
+        pred = predict(W, Xin, q=q, rho=rho, backend=backend)
         if targets is None:
             success = pred != y
-            score = per_sample_loss(W, Xin, y, q, rho, backend=backend)
+            score = per_sample_loss(W, Xin, y, q=q, rho=rho, backend=backend)
         else:
             success = pred == targets
-            score = -per_sample_loss(W, Xin, targets, q, rho, backend=backend)
+            score = -per_sample_loss(W, Xin, targets, q=q, rho=rho, backend=backend)
         if best is None:
             best, best_ok, best_score = Xa, success, score
             continue
@@ -368,5 +368,5 @@ def feature_attack_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.nd
     y = check_labels("y", y, X.shape[0], np.shape(W)[0])
     ok = np.ones(len(y), dtype=bool)
     for delta in feature_perturbations(V, y, X.shape[1], eps, norm):
-        ok &= predict(W, _apply(X, delta, clip), q, rho, backend=backend) == y
+        ok &= predict(W, _apply(X, delta, clip), q=q, rho=rho, backend=backend) == y
     return ok

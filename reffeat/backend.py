@@ -8,7 +8,7 @@ to ≤ 1e-10 relative in float64 (tests/test_backend.py, tests/test_kernels.py).
 Four ways to choose, all read through ``resolve`` by every public numerical
 function (forward, loss, grad_w, grad_x, attack, C4, evaluation, the R4 lenses):
 
-* per call:           ``forward(W, X, q, rho, backend="reference")``
+* per call:           ``forward(W, X, q=q, rho=rho, backend="reference")``
 * for a block:        ``with use_backend("reference"): ...``
 * for the process:    ``set_backend("reference")`` (returns the previous choice)
 * from outside:       the environment variable ``REFFEAT_BACKEND=reference``,

@@ -3,8 +3,8 @@
 Defaults are the SPEC's: features F2 (``geometry="sparse-dense"``), data
 D1–D4 (``k=4, P=64, s=1, d_N=32, alpha=3, beta=1, sigma_xi=0.1``), network
 N1–N4 (``m=16, sigma0=0.01, q=2, rho=1``), training T1–T3 (``eta=0.05,
-T=300``, ℓ∞ threat ``eps=0.2``, ``K=1``, ``gamma=eps``, ``lam=1``) and
-evaluation E2 (``eval_K=20``, ``eval_gamma=eps/4``, random start,
+T=300``, ℓ∞ threat ``eps=0.2``, ``K=1``, ascent step ``ascent_step=eps``, ``lam=1``) and
+evaluation E2 (``eval_K=20``, ``eval_ascent_step=eps/4``, random start,
 ``eval_restarts`` restarts; E2c APGD-CE and APGD-DLR with ``eval_apgd_K``
 iterations, 0 = not run).
 
@@ -20,6 +20,13 @@ version's values (q = 3, η = 0.5, T = 150, σ_ξ = 0) are the preset
 speed (the run must take ≤ 10 s): n_test = 300 (was 500; the E2 evaluation
 with APGD dominates the cost) and log_every = 20 (was 10; each logged step
 attacks the test set).
+
+The ascent steps were called ``gamma`` and ``eval_gamma`` before version
+0.2, a third meaning of "gamma" beside the feature coefficients Γ
+(``summary[mode]["gamma"]``) and the trace's γ (``trace["gamma"]``): the old
+keywords (``Config(gamma=...)``, ``--set gamma=...``, a config dict or TOML
+file with "gamma") still work for this version with a DeprecationWarning
+(``RENAMED``, ``upgrade_keys``); ``Config.to_dict`` writes the new names.
 
 Validation happens here, at the boundary, never inside the math: a bad value
 raises one ``ValueError`` whose message names the field, the value and the
@@ -37,6 +44,7 @@ ValueError: q must be a finite number >= 1 (got 0.5)
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 
@@ -57,7 +65,51 @@ from .constraints import (
     show,
 )
 
+#: fields renamed in version 0.2 (issue 24: one name per quantity), old name -> new name;
+#: the old names are accepted for one version with a DeprecationWarning
+RENAMED = {"gamma": "ascent_step", "eval_gamma": "eval_ascent_step"}
 
+
+def _deprecated(old: str, where: str, stacklevel: int = 4) -> None:
+    warnings.warn(f"{where} {old!r} is deprecated and will be removed in the next version; "
+                  f"use {RENAMED[old]!r} (the same value)", DeprecationWarning, stacklevel=stacklevel)
+
+
+def upgrade_keys(d: dict, where: str = "config key", warn: bool = True) -> dict:
+    """``d`` (config field -> value) with the old names of ``RENAMED`` replaced by
+    the new ones, e.g. the config of a summary.json written before version 0.2;
+    a DeprecationWarning per old name when ``warn``. ValueError when a dict
+    gives both names of one field."""
+    if not any(key in RENAMED for key in d):
+        return d
+    out = {}
+    for key, value in d.items():
+        if key in RENAMED:
+            new = RENAMED[key]
+            if new in d:
+                raise ValueError(f"{where} {key!r} is the old name of {new!r}: give only {new!r}")
+            if warn:
+                _deprecated(key, where)
+            key = new
+        out[key] = value
+    return out
+
+
+def _accept_renamed(cls):
+    """Class decorator: ``cls(gamma=...)`` (an old name of ``RENAMED``) works with a
+    DeprecationWarning for one version."""
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **upgrade_keys(kwargs, f"{cls.__name__} keyword"))
+
+    __init__.__doc__ = init.__doc__
+    __init__.__wrapped__ = init
+    cls.__init__ = __init__
+    return cls
+
+
+@_accept_renamed
 @reject_unknown_keywords
 @dataclass(frozen=True)
 class Config:
@@ -69,10 +121,13 @@ class Config:
     Network (N1–N4)
       m, sigma0, q, rho
     Training (T1–T3)
-      eta, T, norm, eps, K, gamma (None = eps), random_start, ascent, lam
+      eta, T, norm, eps, K, ascent_step (T2's step γ; None = eps), random_start, ascent, lam
     Evaluation (E2) and logging
-      eval_K, eval_gamma (None = eps/4), eval_restarts, eval_apgd_K (E2c; 0 = off),
-      log_every, seed
+      eval_K, eval_ascent_step (E2a's PGD step; None = eps/4), eval_restarts,
+      eval_apgd_K (E2c; 0 = off), log_every, seed
+
+    ``gamma`` / ``eval_gamma`` are the deprecated names of ``ascent_step`` /
+    ``eval_ascent_step`` (``RENAMED``).
     """
 
     # features and data
@@ -98,13 +153,13 @@ class Config:
     norm: str = "linf"
     eps: float = 0.2
     K: int = 1
-    gamma: float | None = None
+    ascent_step: float | None = None
     random_start: bool = False
     ascent: str = "sign"
     lam: float = 1.0
     # evaluation and bookkeeping
     eval_K: int = 20
-    eval_gamma: float | None = None
+    eval_ascent_step: float | None = None
     eval_restarts: int = 2
     eval_apgd_K: int = 25
     log_every: int = 20
@@ -127,23 +182,38 @@ class Config:
     @property
     def step_size(self) -> float:
         """T2 ascent step γ used in training (default ε)."""
-        return self.eps if self.gamma is None else self.gamma
+        return self.eps if self.ascent_step is None else self.ascent_step
 
     @property
     def eval_step_size(self) -> float:
         """E2a PGD step (default ε/4)."""
-        return self.eps / 4 if self.eval_gamma is None else self.eval_gamma
+        return self.eps / 4 if self.eval_ascent_step is None else self.eval_ascent_step
+
+    @property
+    def gamma(self) -> float | None:
+        """Deprecated name of ``ascent_step`` (DeprecationWarning; removed in the next version)."""
+        _deprecated("gamma", "Config attribute", 3)
+        return self.ascent_step
+
+    @property
+    def eval_gamma(self) -> float | None:
+        """Deprecated name of ``eval_ascent_step`` (DeprecationWarning; removed in the next version)."""
+        _deprecated("eval_gamma", "Config attribute", 3)
+        return self.eval_ascent_step
 
     def replace(self, **changes) -> Config:
         """A copy with some fields changed (validated)."""
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **upgrade_keys(changes, "Config.replace keyword"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        """Build from a mapping, rejecting unknown keys with a clear message."""
+        """Build from a mapping, rejecting unknown keys with a clear message; the old
+        names of ``RENAMED`` (a summary.json written before 0.2) are read with a
+        DeprecationWarning."""
+        d = upgrade_keys(d)
         names = {f.name for f in fields(cls)}
         for key in d:
             if key not in names:
@@ -187,14 +257,14 @@ FIELDS = {
     # ε > 0: T2's default step is γ = ε and E2's γ = ε/4; a zero radius has no step (and ST needs no ε)
     "eps": Field(Interval(Real, 0, closed="neither"), "threat radius ε of training and evaluation (T2, E2)"),
     "K": Field(Interval(Integral, 1), "ascent steps of the training attack; 1 = FGSM (T2)"),
-    "gamma": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps"),
-                   "ascent step γ of the training attack (none: ε) (T2)"),
+    "ascent_step": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps"),
+                         "ascent step γ of the training attack (none: ε; was 'gamma') (T2)"),
     "random_start": Field(Boolean(), "training attack starts uniformly in the ball (T2)"),
     "ascent": Field(Options(ASCENTS), "ascent direction: sign (normalised) or plain gradient (T2)"),
     "lam": Field(Interval(Real, 0, 1), "AT objective (1−λ)·clean + λ·adversarial (T3)"),
     "eval_K": Field(Interval(Integral, 1), "PGD steps of the evaluation attack (E2a)"),
-    "eval_gamma": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps/4"),
-                        "PGD step of the evaluation attack (none: ε/4) (E2a)"),
+    "eval_ascent_step": Field(NoneOr(Interval(Real, 0, closed="neither"), "eps/4"),
+                              "PGD step of the evaluation attack (none: ε/4; was 'eval_gamma') (E2a)"),
     "eval_restarts": Field(Interval(Integral, 0), "random restarts of the evaluation attack (E2a)"),
     "eval_apgd_K": Field(Interval(Integral, 0), "iterations of APGD-CE and APGD-DLR in the evaluation; 0 = off (E2c)"),
     "log_every": Field(Interval(Integral, 1), "steps between logged coefficients and accuracies (C2)"),
@@ -211,6 +281,7 @@ def validate(cfg: Config) -> None:
 def coerce(name: str, value):
     """The value of field ``name`` from the text of ``--set key=value`` (or a
     TOML value, which may already be typed); ValueError in the one format."""
+    name = RENAMED.get(name, name)
     if name not in FIELDS:
         raise ValueError(f"unknown config key {name!r}; known keys: {', '.join(FIELDS)}")
     c = FIELDS[name].constraint
@@ -225,11 +296,15 @@ _TYPE_ONLY = {"s": Interval(Integral), "d_N": Interval(Integral),
 
 
 def parse_set(item: str) -> tuple:
-    """``KEY=VALUE`` of ``--set`` -> (key, value); ValueError naming what is wrong."""
+    """``KEY=VALUE`` of ``--set`` -> (key, value); ValueError naming what is wrong.
+    An old name of ``RENAMED`` gives the new key, with a DeprecationWarning."""
     if not isinstance(item, str) or "=" not in item:
         raise ValueError(f"--set must be KEY=VALUE with KEY a config key (got {item!r})")
     key, val = item.split("=", 1)
     key = key.strip()
+    if key in RENAMED:
+        _deprecated(key, "--set key", 3)
+        key = RENAMED[key]
     if key not in FIELDS:
         raise ValueError(f"unknown config key {key!r} in --set; known keys: {', '.join(FIELDS)}")
     return key, coerce(key, val)
@@ -260,6 +335,7 @@ def read_toml(path) -> dict:
             raise ValueError(f"config file {path} has keys both at the top level ({', '.join(others)}) "
                              "and in a [config] table: put them all in one place")
         values = table
+    values = upgrade_keys(values, f"config file {path}: key")
     for key, val in values.items():
         if key not in FIELDS:
             raise ValueError(f"config file {path}: unknown config key {key!r}; "

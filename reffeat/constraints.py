@@ -397,6 +397,41 @@ def reject_unknown_keywords(cls):
     return cls
 
 
+def keyword_constants(*names: str):
+    """Function decorator: the model's constants ``names`` (q, rho, ...) are
+    keyword-only parameters of the decorated public function (one calling
+    convention for the whole API).  For one version a call that still gives
+    them by position works as before, with a DeprecationWarning naming them."""
+    import functools
+    import inspect
+
+    def wrap(fn):
+        params = list(inspect.signature(fn).parameters.values())
+        n_pos = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            if len(args) > n_pos:
+                extra = args[n_pos:]
+                if len(extra) > len(names):
+                    raise TypeError(f"{fn.__name__}() takes {n_pos} positional arguments and the keywords "
+                                    f"{', '.join(names)} (got {len(args)} positional)")
+                given = names[:len(extra)]
+                for name in given:
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}() got {name} both by position and by keyword")
+                import warnings
+                how = ", ".join(f"{g}=..." for g in given)
+                warnings.warn(f"{fn.__name__}(): pass {', '.join(given)} by keyword ({how}); "
+                              "by position is deprecated and will be removed in the next version",
+                              DeprecationWarning, stacklevel=2)
+                kwargs.update(zip(given, extra))
+                args = args[:n_pos]
+            return fn(*args, **kwargs)
+        return call
+    return wrap
+
+
 # ------------------------------------------------------------------ arrays
 def check_array(name: str, a, ndim: int | None = None) -> np.ndarray:
     """A real (not complex, not object) numeric array; ndim if given. Cheap:

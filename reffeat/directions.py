@@ -70,8 +70,8 @@ def projected_flips(W, X, y, delta, V, *, q: float, rho: float, eps: float, norm
         raise ValueError(f"delta must have the shape of X {X.shape} (got {delta.shape})")
     proj = project_onto_span(delta, V, eps=eps, norm=norm)
     y = np.asarray(y)
-    flipped = predict(W, _apply(X, delta, clip), q, rho) != y
-    still = flipped & (predict(W, _apply(X, proj, clip), q, rho) != y)
+    flipped = predict(W, _apply(X, delta, clip), q=q, rho=rho) != y
+    still = flipped & (predict(W, _apply(X, proj, clip), q=q, rho=rho) != y)
     return flipped, still
 
 

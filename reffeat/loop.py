@@ -96,10 +96,10 @@ def objective(W, points, y, q: float, rho: float, c4=None):
     for Xs, wgt in points:
         if c4 is not None:                   # G2 and C4 from one backward pass
             types, U, V, eta = c4
-            L, Gs, (dg, dp) = grad_w_and_c4(W, Xs, y, types, U, V, q, rho, eta * wgt)
+            L, Gs, (dg, dp) = grad_w_and_c4(W, Xs, y, types, U, V, q=q, rho=rho, step=eta * wgt)
             parts = (dg, dp) if parts is None else (parts[0] + dg, parts[1] + dp)
         else:
-            L, Gs = grad_w(W, Xs, y, q, rho)
+            L, Gs = grad_w(W, Xs, y, q=q, rho=rho)
         G += wgt * Gs
         obj += wgt * L
     return obj, G, parts

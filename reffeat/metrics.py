@@ -30,6 +30,7 @@ from . import backend as _backend
 from .apgd import apgd, worst_case
 from .attacks import apgd_losses, attack, feature_attack_correct
 from .certify import certify_bounds
+from .constraints import keyword_constants
 from .directions import projected_flips
 from .distribution import NOISE, NONROBUST, ROBUST, pure_inputs
 from .model import check_inputs, dloss_dF, forward, forward_and_slopes, grad_w, predict
@@ -62,6 +63,9 @@ def coefficient_summary(W: np.ndarray, U: np.ndarray, V: np.ndarray) -> dict:
 
     Returns floats ``gamma`` = mean_j max_r Γ_{j,r}, ``phi`` (same for Φ),
     ``gamma_pos`` = mean_j Σ_r [Γ_{j,r}]_+, ``phi_pos``, and the per-class lists.
+    This "gamma" (summary.json's ``summary[mode]["gamma"]``, Γ_{j,r} = ⟨w_{j,r}, u_j⟩
+    of the weights) is not the trace's per-neuron ``trace["gamma"]`` (C5: ⟨w − w0, u_j'⟩)
+    nor the attack's ascent step (``Config.ascent_step``).
     """
     c = coefficients(W, U, V)
     G, Ph = c["Gamma"], c["Phi"]
@@ -89,8 +93,9 @@ def _check_c4(W, X, y, patch_types, U, V, q, rho) -> None:
         raise ValueError(f"U and V must have shape ({k}, {d}) (got {np.shape(U)}, {np.shape(V)})")
 
 
+@keyword_constants("q", "rho", "step")
 def c4_decomposition(W: np.ndarray, X: np.ndarray, y: np.ndarray, patch_types: np.ndarray,
-                     U: np.ndarray, V: np.ndarray, q: float, rho: float, step: float, *,
+                     U: np.ndarray, V: np.ndarray, *, q: float, rho: float, step: float,
                      backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """C4: parts of the one-step change of Γ_{j,r} and Φ_{j,r} (C3).
 
@@ -127,8 +132,9 @@ def c4_decomposition(W: np.ndarray, X: np.ndarray, y: np.ndarray, patch_types: n
     return out[0], out[1]
 
 
+@keyword_constants("q", "rho", "step")
 def grad_w_and_c4(W: np.ndarray, X: np.ndarray, y: np.ndarray, patch_types: np.ndarray,
-                  U: np.ndarray, V: np.ndarray, q: float, rho: float, step: float, *,
+                  U: np.ndarray, V: np.ndarray, *, q: float, rho: float, step: float,
                   backend: str | None = None) -> tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """G2 and C4 of one training step from one backward pass:
     (L_S(W), ∇_W L_S (k, m, d), (dGamma, dPhi)) — exactly ``model.grad_w`` and
@@ -140,8 +146,8 @@ def grad_w_and_c4(W: np.ndarray, X: np.ndarray, y: np.ndarray, patch_types: np.n
     _check_c4(W, X, y, patch_types, U, V, q, rho)
     if (kern := _backend.kernels(backend)) is not None:
         return kern.grad_w_and_c4(W, X, y, patch_types, U, V, q, rho, step)
-    L, G = grad_w(W, X, y, q, rho, backend="reference")
-    return L, G, c4_decomposition(W, X, y, patch_types, U, V, q, rho, step, backend="reference")
+    L, G = grad_w(W, X, y, q=q, rho=rho, backend="reference")
+    return L, G, c4_decomposition(W, X, y, patch_types, U, V, q=q, rho=rho, step=step, backend="reference")
 
 
 def c4_per_step(parts: np.ndarray) -> np.ndarray:
@@ -151,12 +157,13 @@ def c4_per_step(parts: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- E1–E4
-def accuracy(W: np.ndarray, X: np.ndarray, y: np.ndarray, q: float, rho: float, *,
+@keyword_constants("q", "rho")
+def accuracy(W: np.ndarray, X: np.ndarray, y: np.ndarray, *, q: float, rho: float,
              backend: str | None = None) -> float:
     """E1: fraction of points with argmax_j F_j = y.  W (k, m, d), X (n, P, d), y (n,)
     integer labels in [0, k) (ValueError otherwise)."""
     y = check_inputs(W, X, q, rho, y)
-    return float((predict(W, X, q, rho, backend=backend) == y).mean())
+    return float((predict(W, X, q=q, rho=rho, backend=backend) == y).mean())
 
 
 def robust_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, cfg: Config,
@@ -178,8 +185,8 @@ def robust_correct(W: np.ndarray, X: np.ndarray, y: np.ndarray, V: np.ndarray, c
     Xp = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=cfg.eps, norm=cfg.norm, steps=cfg.eval_K,
                 step_size=cfg.eval_step_size, random_start=True, rng=rng,
                 restarts=cfg.eval_restarts, clip=clip, backend=backend)
-    out = {"clean": predict(W, X, cfg.q, cfg.rho, backend=backend) == y,
-           "pgd": predict(W, Xp, cfg.q, cfg.rho, backend=backend) == y,
+    out = {"clean": predict(W, X, q=cfg.q, rho=cfg.rho, backend=backend) == y,
+           "pgd": predict(W, Xp, q=cfg.q, rho=cfg.rho, backend=backend) == y,
            "feature": feature_attack_correct(W, X, y, V, q=cfg.q, rho=cfg.rho, eps=cfg.eps,
                                              norm=cfg.norm, clip=clip, backend=backend),
            "apgd_ce": None, "apgd_dlr": None}
@@ -232,8 +239,8 @@ def feature_responses(W: np.ndarray, cfg: Config, features: tuple[np.ndarray, np
     of the network on the k pure inputs of each kind.
     """
     XR, XN = pure_inputs(cfg, features)
-    FR = forward(W, XR, cfg.q, cfg.rho, backend=backend)
-    FN = forward(W, XN, cfg.q, cfg.rho, backend=backend)
+    FR = forward(W, XR, q=cfg.q, rho=cfg.rho, backend=backend)
+    FN = forward(W, XN, q=cfg.q, rho=cfg.rho, backend=backend)
     j = np.arange(cfg.k)
     return {
         "robust": float(FR[j, j].mean()),
@@ -325,7 +332,7 @@ def evaluate(W: np.ndarray, cfg: Config, test: tuple[np.ndarray, np.ndarray, np.
     dp = rc["X_pgd"] - X
     summ = coefficient_summary(W, U, V)
     out = {
-        "clean_acc": accuracy(W, X, y, cfg.q, cfg.rho, backend=backend),
+        "clean_acc": accuracy(W, X, y, q=cfg.q, rho=cfg.rho, backend=backend),
         "robust_acc": float(rc["robust"].mean()),
         "robust_acc_pgd": float(rc["pgd"].mean()),
         "robust_acc_feature_attack": float(rc["feature"].mean()),

@@ -45,7 +45,7 @@ from numpy.typing import ArrayLike
 from . import backend as _backend
 from .activation import smoothed_relu_and_grad
 from .backend import BACKENDS, get_backend, set_backend, use_backend  # noqa: F401  (re-exported)
-from .constraints import Interval, check, check_array, check_labels
+from .constraints import Interval, check, check_array, check_labels, keyword_constants
 
 
 def _fast(backend):
@@ -120,7 +120,8 @@ def forward_and_slopes(W, X, q, rho, need_grad=True, *, backend=None):
     return F, (Sp if need_grad else None)
 
 
-def forward(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend: str | None = None) -> np.ndarray:
+@keyword_constants("q", "rho")
+def forward(W: np.ndarray, X: np.ndarray, *, q: float, rho: float, backend: str | None = None) -> np.ndarray:
     """N3: network outputs F (n, k)."""
     check_inputs(W, X, q, rho)
     if (kern := _fast(backend)) is not None:
@@ -134,25 +135,28 @@ def log_softmax(F: np.ndarray) -> np.ndarray:
     return F - Fmax - np.log(np.exp(F - Fmax).sum(axis=1, keepdims=True))
 
 
-def per_sample_loss(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+@keyword_constants("q", "rho")
+def per_sample_loss(W: np.ndarray, X: np.ndarray, y: ArrayLike, *, q: float, rho: float,
                     backend: str | None = None) -> np.ndarray:
     """L2: ℓ(W; X_i, y_i) for every i -> (n,)."""
     yy = check_inputs(W, X, q, rho, y)
     assert yy is not None
-    F = forward(W, X, q, rho, backend=backend)
+    F = forward(W, X, q=q, rho=rho, backend=backend)
     return -log_softmax(F)[np.arange(len(yy)), yy]
 
 
-def loss(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+@keyword_constants("q", "rho")
+def loss(W: np.ndarray, X: np.ndarray, y: ArrayLike, *, q: float, rho: float,
          backend: str | None = None) -> float:
     """L3: empirical risk L_S(W) (a float)."""
     check_inputs(W, X, q, rho, y, need_samples=True)
-    return float(per_sample_loss(W, X, y, q, rho, backend=backend).mean())
+    return float(per_sample_loss(W, X, y, q=q, rho=rho, backend=backend).mean())
 
 
-def predict(W: np.ndarray, X: np.ndarray, q: float, rho: float, *, backend: str | None = None) -> np.ndarray:
+@keyword_constants("q", "rho")
+def predict(W: np.ndarray, X: np.ndarray, *, q: float, rho: float, backend: str | None = None) -> np.ndarray:
     """argmax_j F_j(W; X) -> (n,) int."""
-    return forward(W, X, q, rho, backend=backend).argmax(axis=1)
+    return forward(W, X, q=q, rho=rho, backend=backend).argmax(axis=1)
 
 
 def dloss_dF(F: np.ndarray, y: np.ndarray):
@@ -179,7 +183,8 @@ def backprop(W, X, y, q: float, rho: float, *, backend=None):
     return losses, Sp
 
 
-def grad_w(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+@keyword_constants("q", "rho")
+def grad_w(W: np.ndarray, X: np.ndarray, y: ArrayLike, *, q: float, rho: float,
            backend: str | None = None) -> tuple[float, np.ndarray]:
     """G2: (L_S(W), ∇_W L_S) with the gradient shaped like W (k, m, d)."""
     y = check_inputs(W, X, q, rho, y, need_samples=True)
@@ -192,7 +197,8 @@ def grad_w(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
     return float(losses.mean()), (G / n).reshape(k, m, d)
 
 
-def grad_x(W: np.ndarray, X: np.ndarray, y: ArrayLike, q: float, rho: float, *,
+@keyword_constants("q", "rho")
+def grad_x(W: np.ndarray, X: np.ndarray, y: ArrayLike, *, q: float, rho: float,
            backend: str | None = None) -> np.ndarray:
     """G3: per-sample input gradient ∇_X ℓ(W; X_i, y_i), shape of X (n, P, d).
 

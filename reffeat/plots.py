@@ -155,9 +155,15 @@ def write_figures(summary: dict, results: dict, out_dir: str) -> list[str]:
                          f"(a sum over neurons r — not ${sym}_j = \\mathrm{{max}}_r\\, \\ldots$ of coefficients.png)",
                          fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7.5, loc="best")
+        # one legend for both panels, below them: inside a panel it covered a curve (c4_at's Φ)
+        legend: dict = {}
+        for ax in axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(lab, h)
+        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(3, len(legend)),
+                   fontsize=9, frameon=False)
         fig.suptitle(f"C4 for {MODE_WORDS[m]}: which samples and patches changed Γ and Φ "
                      f"— {label}\n(parts that stay exactly 0 are not drawn)", fontsize=11)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.1 + 0.035 * ((len(legend) - 1) // 3), 1, 1))
         written.append(save_figure(fig, os.path.join(out_dir, f"c4_{m}.png"))); plt.close(fig)
     return [os.path.basename(p) for p in written]

@@ -25,9 +25,9 @@ _FIRST_VERSION = {
     "k": 4, "P": 64, "s": 1, "d_N": 32, "geometry": "sparse-dense",
     "alpha": 3.0, "beta": 1.0, "sigma_xi": 0.0, "n_nonrobust": None,
     "n_train": 200, "n_test": 500, "m": 16, "sigma0": 0.01, "q": 3.0, "rho": 1.0,
-    "eta": 0.5, "T": 150, "norm": "linf", "eps": 0.2, "K": 1, "gamma": None,
+    "eta": 0.5, "T": 150, "norm": "linf", "eps": 0.2, "K": 1, "ascent_step": None,
     "random_start": False, "ascent": "sign", "lam": 1.0,
-    "eval_K": 20, "eval_gamma": None, "eval_restarts": 2, "log_every": 10,
+    "eval_K": 20, "eval_ascent_step": None, "eval_restarts": 2, "log_every": 10,
 }
 
 #: ℓ2 radii with the ℓ∞ ball's pull on ⟨x_p, v_y⟩ (ε‖v‖₁ = 0.2·sqrt(32)):
@@ -40,7 +40,7 @@ _EPS_L2_WHOLE = _EPS_L2_PATCH * math.sqrt(63)
 #: defaults (measured: median 1.8e-4), so D(g) = g with γ = ε moves the input by
 #: ~ε·1e-4. γ = 1e4·ε makes γ|g| ≳ ε from the first step on, and the projection
 #: onto the ball, not γ, sets the size of the perturbation (≈ FGSM where |γ g| > ε).
-_PLAIN_LARGE_GAMMA = 1e4 * 0.2
+_PLAIN_LARGE_ASCENT_STEP = 1e4 * 0.2
 
 #: name -> (one-line description, Config fields that differ from the defaults)
 PRESETS: dict[str, tuple[str, dict]] = {
@@ -68,13 +68,13 @@ PRESETS: dict[str, tuple[str, dict]] = {
         "plain-ascent-large-step)",
         {"ascent": "plain"}),
     "plain-ascent-large-step": (
-        f"plain ascent (D(g) = g) with γ = {_PLAIN_LARGE_GAMMA:g} (γ|g| ≳ ε from the first "
+        f"plain ascent (D(g) = g) with γ = {_PLAIN_LARGE_ASCENT_STEP:g} (γ|g| ≳ ε from the first "
         "step): the projection onto the ball sets the perturbation's size and AT is robust",
-        {"ascent": "plain", "gamma": _PLAIN_LARGE_GAMMA}),
+        {"ascent": "plain", "ascent_step": _PLAIN_LARGE_ASCENT_STEP}),
     "pgd-large-step": (
         "pitfall: PGD-10 adversarial training with a large step γ = ε, random start, "
         "at the first version's η = 0.5",
-        {"K": 10, "gamma": 0.2, "random_start": True, "eta": 0.5}),
+        {"K": 10, "ascent_step": 0.2, "random_start": True, "eta": 0.5}),
     "l2": (
         f"pitfall: whole-input ℓ2 threat, ε = {_EPS_L2_WHOLE:.2f} (the ℓ∞ ball's pull on "
         "⟨x_p, v_y⟩ on every non-robust patch)",

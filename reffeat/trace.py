@@ -9,7 +9,11 @@ logged step t and per neuron (j, r).
 (L logged steps; j' = j is the own-class coefficient, j' ≠ j the cross terms;
 Π^⊥ projects onto the complement of span{u, v}; ξ_{i,p} are the training
 set's noise vectors, recovered exactly as ξ_{i,p} = Π^⊥ x_{i,p} because D4
-draws them orthogonal to every feature.)  Where the n·P noise vectors are
+draws them orthogonal to every feature.)  The key "gamma" is this per-neuron change
+γ_{j,r,j'}(t) along u_{j'}: not summary.json's ``summary[mode]["gamma"]``
+(C2: mean_j max_r Γ_{j,r} of the weights themselves,
+``metrics.coefficient_summary``), nor the attack's ascent step
+(``Config.ascent_step``, called ``gamma`` before version 0.2).  Where the n·P noise vectors are
 linearly independent (d − 2k ≥ nP and σ_ξ > 0: a high-dimensional config),
 the signal–noise decomposition
 

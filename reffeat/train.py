@@ -119,8 +119,8 @@ def check_problem(cfg, prob) -> None:
 
 
 #: the Config fields a Problem is drawn from (features, data, W0) — all but training and evaluation
-_TRAIN_FIELDS = {"q", "rho", "eta", "T", "norm", "eps", "K", "gamma", "random_start", "ascent", "lam", "eval_K",
-                 "eval_gamma", "eval_restarts", "eval_apgd_K", "log_every", "log_test"}
+_TRAIN_FIELDS = {"q", "rho", "eta", "T", "norm", "eps", "K", "ascent_step", "random_start", "ascent", "lam", "eval_K",
+                 "eval_ascent_step", "eval_restarts", "eval_apgd_K", "log_every", "log_test"}
 
 
 class _ProblemFields:
@@ -210,13 +210,13 @@ def train(cfg: Config, mode: str, prob: Problem | None = None, W0: np.ndarray | 
 
     def log(t, W, obj):
         summ = coefficient_summary(W, U, V)
-        clean_loss = obj if mode == "st" else loss(W, X, y, q, rho)
+        clean_loss = obj if mode == "st" else loss(W, X, y, q=q, rho=rho)
         Xf = attack(W, Xte, yte, q=q, rho=rho, eps=cfg.eps, norm=cfg.norm, steps=1)
-        rob = (predict(W, Xf, q, rho) == yte) & feature_attack_correct(
+        rob = (predict(W, Xf, q=q, rho=rho) == yte) & feature_attack_correct(
             W, Xte, yte, V, q=q, rho=rho, eps=cfg.eps, norm=cfg.norm)
         row = {"step": t, "loss": obj, "clean_loss": clean_loss,
-               "train_acc": accuracy(W, X, y, q, rho),
-               "clean_acc": accuracy(W, Xte, yte, q, rho), "robust_acc_cheap": float(rob.mean()),
+               "train_acc": accuracy(W, X, y, q=q, rho=rho),
+               "clean_acc": accuracy(W, Xte, yte, q=q, rho=rho), "robust_acc_cheap": float(rob.mean()),
                "gamma": summ["gamma"], "phi": summ["phi"],
                "gamma_pos": summ["gamma_pos"], "phi_pos": summ["phi_pos"]}
         for key in hist:

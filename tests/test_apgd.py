@@ -12,7 +12,7 @@ def _problem(seed=0, n=60, P=6, d=8, k=4, m=3, scale=0.6):
     rng = np.random.default_rng(seed)
     W = init_weights(k, m, d, scale, rng)
     X = rng.uniform(0, 1, (n, P, d))
-    y = predict(W, X, 2.0, 1.0)          # labels the model gets right: attacks have work to do
+    y = predict(W, X, q=2.0, rho=1.0)          # labels the model gets right: attacks have work to do
     return W, X, y, rng
 
 
@@ -35,7 +35,7 @@ def test_input_gradient_matches_central_differences(loss):
 def test_ce_loss_is_L2():
     W, X, y, _ = _problem(n=7)
     L, _, _ = loss_and_grad_x(W, X, y, 2.0, 1.0, "ce")
-    assert np.allclose(L, per_sample_loss(W, X, y, 2.0, 1.0), rtol=1e-12)
+    assert np.allclose(L, per_sample_loss(W, X, y, q=2.0, rho=1.0), rtol=1e-12)
 
 
 def test_dlr_value_and_k2():
@@ -72,7 +72,7 @@ def test_best_loss_never_decreases_and_iterates_stay_in_ball_and_box(loss, norm,
     if clip is not None:
         assert r["X_adv"].min() >= 0 and r["X_adv"].max() <= 1
     # "fooled" means exactly that the returned point is misclassified
-    assert np.array_equal(r["fooled"], predict(W, r["X_adv"], 2.0, 1.0) != y)
+    assert np.array_equal(r["fooled"], predict(W, r["X_adv"], q=2.0, rho=1.0) != y)
     assert r["step"].max() <= 2 * eps and r["step"].min() > 0
 
 
@@ -81,10 +81,10 @@ def _trained(seed, n=400, P=4, d=12, k=4, m=4, steps=300, lr=0.5, q=2.0):
     rng = np.random.default_rng(seed)
     teacher = init_weights(k, 3, d, 1.0, rng)
     X = rng.uniform(0, 1, (n, P, d))
-    y = predict(teacher, X, q, 1.0)
+    y = predict(teacher, X, q=q, rho=1.0)
     W = init_weights(k, m, d, 0.1, rng)
     for _ in range(steps):
-        W -= lr * grad_w(W, X, y, q, 1.0)[1]
+        W -= lr * grad_w(W, X, y, q=q, rho=1.0)[1]
     return W, X, y
 
 
@@ -99,7 +99,7 @@ def test_apgd_at_least_as_strong_as_pgd_with_the_same_budget():
         for eps in (0.05, 0.1):
             Xp = attack(W, X, y, q=2.0, rho=1.0, eps=eps, steps=30, step_size=eps / 4,
                         random_start=True, rng=np.random.default_rng(seed), clip=(0.0, 1.0))
-            n_pgd = int((predict(W, Xp, 2.0, 1.0) != y).sum())
+            n_pgd = int((predict(W, Xp, q=2.0, rho=1.0) != y).sum())
             f = {loss: apgd(W, X, y, q=2.0, rho=1.0, eps=eps, loss=loss, steps=30,
                             rng=np.random.default_rng(seed), clip=(0.0, 1.0))[1]
                  for loss in ("ce", "dlr")}
@@ -116,7 +116,7 @@ def test_worst_case_is_never_above_any_single_attack():
     eps = 0.06
     Xp = attack(W, X, y, q=2.0, rho=1.0, eps=eps, steps=10, step_size=eps / 4,
                 random_start=True, rng=rng, clip=(0.0, 1.0))
-    res = {"pgd": predict(W, Xp, 2.0, 1.0) == y}
+    res = {"pgd": predict(W, Xp, q=2.0, rho=1.0) == y}
     for loss in ("ce", "dlr"):
         res[loss] = ~apgd(W, X, y, q=2.0, rho=1.0, eps=eps, loss=loss, steps=20, rng=rng,
                           clip=(0.0, 1.0))[1]

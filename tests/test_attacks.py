@@ -46,7 +46,7 @@ def test_fgsm_is_one_ascent_step():
     rng, W, X, y = _model(3)
     eps = 0.3
     Xa = attack(W, X, y, q=3, rho=1.0, eps=eps, norm="linf", steps=1)
-    g = grad_x(W, X, y, 3, 1.0)
+    g = grad_x(W, X, y, q=3, rho=1.0)
     assert np.allclose(Xa, X + eps * np.sign(g), rtol=0, atol=1e-15)
     Xl2 = attack(W, X, y, q=3, rho=1.0, eps=eps, norm="l2", steps=1)
     gn = g / np.sqrt((g ** 2).sum(axis=(1, 2), keepdims=True))
@@ -56,12 +56,12 @@ def test_fgsm_is_one_ascent_step():
 @pytest.mark.parametrize("norm", NORMS)
 def test_ascent_step_does_not_decrease_loss_first_order(norm):
     rng, W, X, y = _model(4, n=20)
-    g = grad_x(W, X, y, 3, 1.0)
+    g = grad_x(W, X, y, q=3, rho=1.0)
     step = direction(g, norm)
     first_order = (g * step).sum(axis=(1, 2))         # directional derivative of ℓ_i
     assert np.all(first_order >= 0)
     t = 1e-6
-    gain = per_sample_loss(W, X + t * step, y, 3, 1.0) - per_sample_loss(W, X, y, 3, 1.0)
+    gain = per_sample_loss(W, X + t * step, y, q=3, rho=1.0) - per_sample_loss(W, X, y, q=3, rho=1.0)
     assert np.all(gain >= -1e-12), f"loss decreased by {gain.min():.2e}"
 
 
@@ -71,10 +71,10 @@ def test_restarts_keep_the_strongest():
                   rng=np.random.default_rng(0))
     strong = attack(W, X, y, q=3, rho=1.0, eps=0.5, steps=5, step_size=0.2, random_start=True,
                     rng=np.random.default_rng(0), restarts=3)
-    lb, ls = per_sample_loss(W, base, y, 3, 1.0), per_sample_loss(W, strong, y, 3, 1.0)
+    lb, ls = per_sample_loss(W, base, y, q=3, rho=1.0), per_sample_loss(W, strong, y, q=3, rho=1.0)
     from reffeat import predict
-    wrong_b = predict(W, base, 3, 1.0) != y
-    wrong_s = predict(W, strong, 3, 1.0) != y
+    wrong_b = predict(W, base, q=3, rho=1.0) != y
+    wrong_s = predict(W, strong, q=3, rho=1.0) != y
     assert np.all(wrong_s | ~wrong_b), "a restart lost a successful attack"
     assert np.all((ls >= lb - 1e-12) | (wrong_s & ~wrong_b))
 

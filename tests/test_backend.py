@@ -61,11 +61,11 @@ def _functions(W, X, y, types, U, V, q, rho):
     cfg = SimpleNamespace(q=q, rho=rho, eps=eps, norm="linf", eval_K=3, eval_step_size=eps / 2,
                           eval_restarts=1, eval_apgd_K=4)
     fns = {
-        "forward": lambda **c: model.forward(W, X, q, rho, **c),
-        "per_sample_loss": lambda **c: model.per_sample_loss(W, X, y, q, rho, **c),
-        "loss": lambda **c: model.loss(W, X, y, q, rho, **c),
-        "grad_w": lambda **c: model.grad_w(W, X, y, q, rho, **c),
-        "grad_x": lambda **c: model.grad_x(W, X, y, q, rho, **c),
+        "forward": lambda **c: model.forward(W, X, q=q, rho=rho, **c),
+        "per_sample_loss": lambda **c: model.per_sample_loss(W, X, y, q=q, rho=rho, **c),
+        "loss": lambda **c: model.loss(W, X, y, q=q, rho=rho, **c),
+        "grad_w": lambda **c: model.grad_w(W, X, y, q=q, rho=rho, **c),
+        "grad_x": lambda **c: model.grad_x(W, X, y, q=q, rho=rho, **c),
         "grad_x_and_loss": lambda **c: model.grad_x_and_loss(W, X, y, q, rho, **c),
         "forward_and_slopes": lambda **c: model.forward_and_slopes(W, X, q, rho, **c),
         "backprop": lambda **c: model.backprop(W, X, y, q, rho, **c),
@@ -76,10 +76,10 @@ def _functions(W, X, y, types, U, V, q, rho):
                                                  targets=(y + 1) % k, clip=(-1.0, 1.0), **c),
         "feature_attack_correct": lambda **c: feature_attack_correct(W, X, y, V, q=q, rho=rho,
                                                                      eps=eps, **c),
-        "c4_decomposition": lambda **c: metrics.c4_decomposition(W, X, y, types, U, V, q, rho,
-                                                                 0.5, **c),
-        "grad_w_and_c4": lambda **c: metrics.grad_w_and_c4(W, X, y, types, U, V, q, rho, 0.5, **c),
-        "accuracy": lambda **c: metrics.accuracy(W, X, y, q, rho, **c),
+        "c4_decomposition": lambda **c: metrics.c4_decomposition(W, X, y, types, U, V, q=q, rho=rho,
+                                                                 step=0.5, **c),
+        "grad_w_and_c4": lambda **c: metrics.grad_w_and_c4(W, X, y, types, U, V, q=q, rho=rho, step=0.5, **c),
+        "accuracy": lambda **c: metrics.accuracy(W, X, y, q=q, rho=rho, **c),
         "apgd ce": lambda **c: apgd(W, X, y, q=q, rho=rho, eps=eps, loss="ce", steps=4,
                                     rng=np.random.default_rng(4), **c),
         "lenses.robust_accuracy": lambda **c: lenses.robust_accuracy(
@@ -206,8 +206,8 @@ def test_environment_variable_chooses_the_backend():
     rng = np.random.default_rng(0)
     W = rng.standard_normal((3, 4, 5)); X = rng.standard_normal((6, 4, 5)); y = rng.integers(0, 3, 6)
     for b in backend.BACKENDS:                 # the env-chosen run equals the explicit choice here
-        assert np.array_equal(outs[b]["F"], model.forward(W, X, 3.0, 1.0, backend=b).tolist())
-        assert np.array_equal(outs[b]["G"], model.grad_w(W, X, y, 3.0, 1.0, backend=b)[1].ravel())
+        assert np.array_equal(outs[b]["F"], model.forward(W, X, q=3.0, rho=1.0, backend=b).tolist())
+        assert np.array_equal(outs[b]["G"], model.grad_w(W, X, y, q=3.0, rho=1.0, backend=b)[1].ravel())
     for key in ("F", "G", "gx", "Xa", "c4"):
         err = _rel(outs["numba"][key], outs["reference"][key])
         assert err <= TOL, f"{key}: REFFEAT_BACKEND numba vs reference rel err {err:.2e}"

@@ -47,7 +47,7 @@ def _grid_min_margin(W, X, y, q, rho, grid):
     n = X.shape[0]
     out = np.full(n, np.inf)
     for i in range(n):
-        F = forward(W, X[i][None] + grid, q, rho)               # (G, k)
+        F = forward(W, X[i][None] + grid, q=q, rho=rho)               # (G, k)
         other = np.delete(F, y[i], axis=1)
         out[i] = (F[:, y[i]][:, None] - other).min()
     return out
@@ -108,7 +108,7 @@ def test_eps_zero_is_clean_correctness():
     W = rng.standard_normal((3, 2, 4))
     X = rng.standard_normal((30, 3, 4))
     y = rng.integers(0, 3, 30)
-    F = forward(W, X, 2.0, 1.0)
+    F = forward(W, X, q=2.0, rho=1.0)
     Fy = F[np.arange(30), y]
     F[np.arange(30), y] = -np.inf
     correct = Fy > F.max(1)
@@ -135,7 +135,7 @@ def test_certified_never_broken_by_pgd(small_trained, norm, eps):
     rng = np.random.default_rng(0)
     Xa = rf.attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=eps, norm=norm, steps=30,
                    step_size=eps / 4, random_start=True, rng=rng, restarts=3)
-    survived = rf.predict(W, Xa, cfg.q, cfg.rho) == y
+    survived = rf.predict(W, Xa, q=cfg.q, rho=cfg.rho) == y
     assert np.all(survived[cert]), f"{np.sum(cert & ~survived)} certified points broken by PGD ({norm})"
 
 

@@ -278,21 +278,22 @@ def wxy():
 
 
 API_CASES = [
-    ("forward-no-patches", lambda W, X, y: forward(W, X[:, :0], 3, 1), "X must have shape (n, P, d) with P >= 1"),
-    ("forward-rho-0", lambda W, X, y: forward(W, X, 3, 0.0), "rho must be a finite number > 0 (got 0.0)"),
-    ("forward-q-half", lambda W, X, y: forward(W, X, 0.5, 1.0), "q must be a finite number >= 1 (got 0.5)"),
-    ("forward-q-nan", lambda W, X, y: forward(W, X, float("nan"), 1.0), "q must be a finite number >= 1"),
-    ("forward-complex", lambda W, X, y: forward(W, X + 1j, 3, 1.0), "X must be a real numeric array"),
-    ("forward-d-mismatch", lambda W, X, y: forward(W, X[:, :, :4], 3, 1.0), "the d = 5 of W"),
-    ("grad-float-labels", lambda W, X, y: grad_w(W, X, y + 0.7, 3, 1.0), "y must be integer class labels in [0, 3)"),
-    ("grad-nan-labels", lambda W, X, y: grad_w(W, X, np.full(4, np.nan), 3, 1.0), "got a non-finite label"),
-    ("grad-label-range", lambda W, X, y: grad_w(W, X, y + 1, 3, 1.0),
+    ("forward-no-patches", lambda W, X, y: forward(W, X[:, :0], q=3, rho=1), "X must have shape (n, P, d) with P >= 1"),
+    ("forward-rho-0", lambda W, X, y: forward(W, X, q=3, rho=0.0), "rho must be a finite number > 0 (got 0.0)"),
+    ("forward-q-half", lambda W, X, y: forward(W, X, q=0.5, rho=1.0), "q must be a finite number >= 1 (got 0.5)"),
+    ("forward-q-nan", lambda W, X, y: forward(W, X, q=float("nan"), rho=1.0), "q must be a finite number >= 1"),
+    ("forward-complex", lambda W, X, y: forward(W, X + 1j, q=3, rho=1.0), "X must be a real numeric array"),
+    ("forward-d-mismatch", lambda W, X, y: forward(W, X[:, :, :4], q=3, rho=1.0), "the d = 5 of W"),
+    ("grad-float-labels", lambda W, X, y: grad_w(W, X, y + 0.7, q=3, rho=1.0),
+     "y must be integer class labels in [0, 3)"),
+    ("grad-nan-labels", lambda W, X, y: grad_w(W, X, np.full(4, np.nan), q=3, rho=1.0), "got a non-finite label"),
+    ("grad-label-range", lambda W, X, y: grad_w(W, X, y + 1, q=3, rho=1.0),
      "y must be integer class labels in [0, 3) (got 3)"),
-    ("grad-n-0", lambda W, X, y: grad_w(W, X[:0], y[:0], 3, 1.0), "X must hold at least one sample"),
-    ("loss-n-0", lambda W, X, y: loss(W, X[:0], y[:0], 3, 1.0), "X must hold at least one sample"),
-    ("ref-label-range", lambda W, X, y: grad_w(W, X, y - 1, 3, 1.0, backend="reference"), "(got -1)"),
-    ("ref-float-labels", lambda W, X, y: grad_w(W, X, y + 0.5, 3, 1.0, backend="reference"), "(got 0.5)"),
-    ("ref-d-mismatch", lambda W, X, y: grad_w(W, X[:, :, :3], y, 3, 1.0, backend="reference"), "the d = 5 of W"),
+    ("grad-n-0", lambda W, X, y: grad_w(W, X[:0], y[:0], q=3, rho=1.0), "X must hold at least one sample"),
+    ("loss-n-0", lambda W, X, y: loss(W, X[:0], y[:0], q=3, rho=1.0), "X must hold at least one sample"),
+    ("ref-label-range", lambda W, X, y: grad_w(W, X, y - 1, q=3, rho=1.0, backend="reference"), "(got -1)"),
+    ("ref-float-labels", lambda W, X, y: grad_w(W, X, y + 0.5, q=3, rho=1.0, backend="reference"), "(got 0.5)"),
+    ("ref-d-mismatch", lambda W, X, y: grad_w(W, X[:, :, :3], y, q=3, rho=1.0, backend="reference"), "the d = 5 of W"),
     ("init-k-0", lambda W, X, y: init_weights(0, 2, 5, 0.1, np.random.default_rng(0)), "k must be an integer >= 1"),
     ("init-sigma0-neg", lambda W, X, y: init_weights(3, 2, 5, -1, np.random.default_rng(0)), "sigma0 must be"),
     ("attack-eps-inf", lambda W, X, y: attack(W, X, y, q=3, rho=1, eps=float("inf")), "eps must be a finite number"),
@@ -320,7 +321,7 @@ def test_numpy_scalars_accepted_and_normalised(wxy):
     assert (type(cfg.k), type(cfg.seed), type(cfg.eta), type(cfg.T)) == (int, int, float, int)
     json.dumps(cfg.to_dict())
     W, X, y = wxy
-    assert np.isfinite(forward(W, X, np.float64(3), np.float32(1))).all()
+    assert np.isfinite(forward(W, X, q=np.float64(3), rho=np.float32(1))).all()
     Xa = attack(W, X, y, q=3, rho=1, eps=1e308, random_start=True, rng=np.random.default_rng(0))
     assert Xa.shape == X.shape
     assert ImageTrainConfig(epochs=np.int64(2), lr=np.float32(0.5)).epochs == 2

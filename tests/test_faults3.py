@@ -234,10 +234,11 @@ API_REFUSALS = [
         np.eye(3, 5), np.array([0, 5]), 6, 0.1), "y"),
     ("feature-attack-clip", lambda W, X, y: __import__("reffeat.attacks").attacks.feature_attack_correct(
         W, X, y, np.eye(3, 5), q=3, rho=1, eps=0.1, clip=(2, 2)), "clip"),
-    ("smoothed-relu-rho", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu(X, 3, -1), "rho"),
-    ("smoothed-relu-q0", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu(X, 0, 1), "q"),
+    ("smoothed-relu-rho", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu(X, q=3, rho=-1),
+     "rho"),
+    ("smoothed-relu-q0", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu(X, q=0, rho=1), "q"),
     ("smoothed-relu-grad-rho", lambda W, X, y: __import__("reffeat.activation").activation.smoothed_relu_grad(
-        X, 3, 0), "rho"),
+        X, q=3, rho=0), "rho"),
     ("train-cfg-dict", lambda W, X, y: __import__("reffeat").train({"k": 3}, "st"), "cfg must be"),
     ("train-callback", lambda W, X, y: __import__("reffeat").train(_tiny(), "st", callback=3), "callback"),
 ]
@@ -286,12 +287,13 @@ def _call(name, args):
     W, X, y = _good_wxy()
     a, b, c = args
     calls = {
-        "forward": lambda: reffeat.forward(a, X, 3, 1) if isinstance(a, np.ndarray) else reffeat.forward(W, a, b, c),
-        "loss": lambda: reffeat.loss(W, X, a, b, c),
-        "grad_w": lambda: reffeat.grad_w(W, a, y, b, 1.0),
-        "predict": lambda: reffeat.predict(a, X, 3, b),
-        "smoothed_relu": lambda: reffeat.smoothed_relu(a, b, c),
-        "smoothed_relu_grad": lambda: reffeat.smoothed_relu_grad(X, a, b),
+        "forward": lambda: (reffeat.forward(a, X, q=3, rho=1) if isinstance(a, np.ndarray)
+                            else reffeat.forward(W, a, q=b, rho=c)),
+        "loss": lambda: reffeat.loss(W, X, a, q=b, rho=c),
+        "grad_w": lambda: reffeat.grad_w(W, a, y, q=b, rho=1.0),
+        "predict": lambda: reffeat.predict(a, X, q=3, rho=b),
+        "smoothed_relu": lambda: reffeat.smoothed_relu(a, q=b, rho=c),
+        "smoothed_relu_grad": lambda: reffeat.smoothed_relu_grad(X, q=a, rho=b),
         "attack": lambda: reffeat.attack(W, X, y, q=3, rho=1, eps=0.1, steps=1, clip=a, rng=b,
                                          random_start=True),
         "attack_X": lambda: reffeat.attack(W, a, b, q=3, rho=1, eps=0.1, steps=1),

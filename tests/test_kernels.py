@@ -40,12 +40,12 @@ def _both(fn):
 def _check_all(W, X, y, q, rho):
     """Every public model function, both backends, ≤ TOL relative."""
     checks = {
-        "forward": lambda b: model.forward(W, X, q, rho, backend=b),
-        "per_sample_loss": lambda b: model.per_sample_loss(W, X, y, q, rho, backend=b),
-        "loss": lambda b: model.loss(W, X, y, q, rho, backend=b),
-        "grad_w.loss": lambda b: model.grad_w(W, X, y, q, rho, backend=b)[0],
-        "grad_w": lambda b: model.grad_w(W, X, y, q, rho, backend=b)[1],
-        "grad_x": lambda b: model.grad_x(W, X, y, q, rho, backend=b),
+        "forward": lambda b: model.forward(W, X, q=q, rho=rho, backend=b),
+        "per_sample_loss": lambda b: model.per_sample_loss(W, X, y, q=q, rho=rho, backend=b),
+        "loss": lambda b: model.loss(W, X, y, q=q, rho=rho, backend=b),
+        "grad_w.loss": lambda b: model.grad_w(W, X, y, q=q, rho=rho, backend=b)[0],
+        "grad_w": lambda b: model.grad_w(W, X, y, q=q, rho=rho, backend=b)[1],
+        "grad_x": lambda b: model.grad_x(W, X, y, q=q, rho=rho, backend=b),
         "grad_x_and_loss.losses": lambda b: model.grad_x_and_loss(W, X, y, q, rho, backend=b)[0],
         "grad_x_and_loss.grad": lambda b: model.grad_x_and_loss(W, X, y, q, rho, backend=b)[1],
         "forward_and_slopes.F": lambda b: model.forward_and_slopes(W, X, q, rho, backend=b)[0],
@@ -58,8 +58,8 @@ def _check_all(W, X, y, q, rho):
         assert np.shape(fast) == np.shape(ref), f"{name}: shape {np.shape(fast)} vs {np.shape(ref)}"
         err = _rel(fast, ref)
         assert err <= TOL, f"{name}: numba vs reference rel err {err:.2e} (shape X {X.shape}, W {W.shape}, q={q})"
-    pf, pr = _both(lambda b: model.predict(W, X, q, rho, backend=b))
-    F = model.forward(W, X, q, rho, backend="reference")
+    pf, pr = _both(lambda b: model.predict(W, X, q=q, rho=rho, backend=b))
+    F = model.forward(W, X, q=q, rho=rho, backend="reference")
     top2 = np.sort(F, axis=1)[:, -2:] if F.shape[1] > 1 else None
     clear = np.ones(len(pf), bool) if top2 is None else (top2[:, 1] - top2[:, 0]) > 1e-9 * (1 + np.abs(F).max())
     assert np.array_equal(pf[clear], pr[clear]), "predict differs between backends"
@@ -144,8 +144,8 @@ def test_attack_default_synthetic_problem():
 def test_float32_path_close_to_float64():
     _, W, X, y = _problem(11, 40, 16, 49, 10, 50)
     W32, X32 = W.astype(np.float32), X.astype(np.float32)
-    L32, G32 = model.grad_w(W32, X32, y, 3.0, 1.0, backend="numba")
-    L64, G64 = model.grad_w(W32.astype(float), X32.astype(float), y, 3.0, 1.0, backend="reference")
+    L32, G32 = model.grad_w(W32, X32, y, q=3.0, rho=1.0, backend="numba")
+    L64, G64 = model.grad_w(W32.astype(float), X32.astype(float), y, q=3.0, rho=1.0, backend="reference")
     assert G32.dtype == np.float32
     assert abs(L32 - L64) <= 1e-5 * max(1.0, abs(L64)), f"float32 loss {L32} vs {L64}"
     assert _rel(G32, G64) <= 1e-4, f"float32 G2 rel err {_rel(G32, G64):.2e}"
@@ -157,9 +157,9 @@ def test_float32_path_close_to_float64():
 def test_non_finite_inputs_propagate():
     _, W, X, y = _problem(2, 3, 4, 5, 3, 2)
     X[1, 2, 3] = np.nan
-    Ff, Fr = _both(lambda b: model.forward(W, X, 3.0, 1.0, backend=b))
+    Ff, Fr = _both(lambda b: model.forward(W, X, q=3.0, rho=1.0, backend=b))
     assert np.array_equal(np.isnan(Ff), np.isnan(Fr)) and np.isnan(Ff[1]).all()
-    L, G = model.grad_w(W, X, y, 3.0, 1.0, backend="numba")
+    L, G = model.grad_w(W, X, y, q=3.0, rho=1.0, backend="numba")
     assert not np.isfinite(L), "a NaN input must give a non-finite loss (training stops on it)"
 
 
@@ -174,10 +174,10 @@ def test_backend_switch_and_validation(monkeypatch):
     with pytest.raises(ValueError, match="backend must be one of"):
         model.set_backend("cuda")
     with pytest.raises(ValueError, match="backend must be one of"):
-        model.forward(np.ones((2, 1, 1)), np.ones((1, 1, 1)), 3.0, 1.0, backend="fast")
+        model.forward(np.ones((2, 1, 1)), np.ones((1, 1, 1)), q=3.0, rho=1.0, backend="fast")
     _, W, X, y = _problem(0, 3, 2, 2, 2, 2)
     with pytest.raises(ValueError, match=r"y must be integer class labels in \[0, 2\) \(got 2\)"):
-        model.grad_w(W, X, np.array([0, 2, 1]), 3.0, 1.0, backend="numba")
+        model.grad_w(W, X, np.array([0, 2, 1]), q=3.0, rho=1.0, backend="numba")
 
 
 def test_env_var_selects_backend():
@@ -297,7 +297,7 @@ def test_c4_twin_matches_metrics_reference(scale):
     W = prob.W0 * scale
     old = model.set_backend("reference")
     try:
-        ref = c4_decomposition(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
+        ref = c4_decomposition(W, X, y, types, U, V, q=cfg.q, rho=cfg.rho, step=0.5)
     finally:
         model.set_backend(old)
     fast = kernels.c4_decomposition(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
@@ -324,7 +324,7 @@ def test_grad_w_and_c4_matches_reference(scale):
     for b in ("numba", "reference"):
         old = model.set_backend(b)
         try:
-            out[b] = grad_w_and_c4(W, X, y, types, U, V, cfg.q, cfg.rho, 0.5)
+            out[b] = grad_w_and_c4(W, X, y, types, U, V, q=cfg.q, rho=cfg.rho, step=0.5)
         finally:
             model.set_backend(old)
     (Lf, Gf, (gf, pf)), (Lr, Gr, (gr, pr)) = out["numba"], out["reference"]
@@ -333,7 +333,7 @@ def test_grad_w_and_c4_matches_reference(scale):
         assert a.shape == b.shape
         err = _rel(a, b)
         assert err <= TOL, f"{name}: one-pass kernel vs reference rel err {err:.2e} (W scale {scale})"
-    Lg, Gg = model.grad_w(W, X, y, cfg.q, cfg.rho, backend="numba")
+    Lg, Gg = model.grad_w(W, X, y, q=cfg.q, rho=cfg.rho, backend="numba")
     assert Lg == Lf and np.array_equal(Gg, Gf)          # the same G2 as grad_w, bit for bit
     dgam = -0.5 * np.einsum("jrd,jd->jr", Gf, U)
     assert _rel(gf.sum(axis=(0, 1)), dgam) <= 1e-9
@@ -356,7 +356,7 @@ def test_grad_w_and_c4_random_shapes(shape, q, seed, scale, step):
     for b in ("numba", "reference"):
         old = model.set_backend(b)
         try:
-            out[b] = grad_w_and_c4(W, X, y, types, U, V, q, 0.8, step)
+            out[b] = grad_w_and_c4(W, X, y, types, U, V, q=q, rho=0.8, step=step)
         finally:
             model.set_backend(old)
     (Lf, Gf, (gf, pf)), (Lr, Gr, (gr, pr)) = out["numba"], out["reference"]

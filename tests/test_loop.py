@@ -29,7 +29,7 @@ def test_objective_is_the_lambda_mix():
     pts = objective_points(W, X, y, "at", cfg.lam, lambda W, X, y: Xa)
     assert len(pts) == 2 and pts[0][0] is X and pts[1][0] is Xa
     obj, G, _ = objective(W, pts, y, cfg.q, cfg.rho)
-    (Lc, Gc), (La, Ga) = grad_w(W, X, y, cfg.q, cfg.rho), grad_w(W, Xa, y, cfg.q, cfg.rho)
+    (Lc, Gc), (La, Ga) = grad_w(W, X, y, q=cfg.q, rho=cfg.rho), grad_w(W, Xa, y, q=cfg.q, rho=cfg.rho)
     assert abs(obj - (0.7 * Lc + 0.3 * La)) < 1e-12
     assert np.abs(G - (0.7 * Gc + 0.3 * Ga)).max() < 1e-12
     assert objective_points(W, X, y, "st", 0.3, None) == [(X, 1.0)]
@@ -91,7 +91,7 @@ def test_callback_sees_every_step_and_its_points(mode, extra):
         assert np.array_equal(a.W_next, b.W)
     for s in steps:
         assert np.allclose(s.W_next, s.W - cfg.eta * s.grad, rtol=0, atol=1e-15)
-        obj = sum(wgt * loss(s.W, Xs, y, cfg.q, cfg.rho) for Xs, wgt in s.points)
+        obj = sum(wgt * loss(s.W, Xs, y, q=cfg.q, rho=cfg.rho) for Xs, wgt in s.points)
         assert abs(obj - s.loss) < 1e-10
         if mode == "st":
             assert len(s.points) == 1 and s.points[0][0] is X

@@ -18,7 +18,7 @@ def test_every_preset_is_a_valid_config(name):
 
 def test_plain_ascent_pair_differs_only_in_the_step():
     a, b = presets.fields("plain-ascent"), presets.fields("plain-ascent-large-step")
-    assert a == {"ascent": "plain"} and b == {"ascent": "plain", "gamma": 2000.0}
+    assert a == {"ascent": "plain"} and b == {"ascent": "plain", "ascent_step": 2000.0}
 
 
 def _first_step(name):

@@ -88,7 +88,7 @@ def _model(seed=0, n=60, P=4, d=9, k=4, m=3):
     rng = np.random.default_rng(seed)
     W = init_weights(k, m, d, 0.8, rng)
     X = rng.random((n, P, d))
-    y = predict(W, X, 2.0, 1.0)
+    y = predict(W, X, q=2.0, rho=1.0)
     y[:4] = (y[:4] + 1) % k
     return W, X, y
 

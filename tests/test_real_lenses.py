@@ -75,7 +75,7 @@ def test_build_nonrobust_dataset_targets_and_ball():
     assert np.all(t != y) and set(np.unique(t)) <= {0, 1, 2}
     assert np.abs(XN - X).max() <= eps + 1e-12
     assert XN.min() >= 0 and XN.max() <= 1
-    assert info["target_success"] == float((predict(W, XN, Q, RHO) == t).mean())
+    assert info["target_success"] == float((predict(W, XN, q=Q, rho=RHO) == t).mean())
 
 
 def test_targeted_attack_moves_toward_the_target():
@@ -83,7 +83,7 @@ def test_targeted_attack_moves_toward_the_target():
     from reffeat.model import per_sample_loss
     XN, t2, _ = lenses.build_nonrobust_dataset(W, X, y, 3, np.random.default_rng(0), q=Q, rho=RHO,
                                                eps=0.2, steps=10)
-    assert np.all(per_sample_loss(W, XN, t2, Q, RHO) <= per_sample_loss(W, X, t2, Q, RHO) + 1e-12)
+    assert np.all(per_sample_loss(W, XN, t2, q=Q, rho=RHO) <= per_sample_loss(W, X, t2, q=Q, rho=RHO) + 1e-12)
 
 
 def test_fourier_filters_split_the_image():

@@ -208,12 +208,13 @@ def test_attacks_on_the_image_stay_in_the_ball_and_the_box(norm):
         assert dev <= eps * (1 + 1e-9), f"{norm} perturbation {dev} > eps {eps}"
         assert Xa.min() >= 0 and Xa.max() <= 1, f"outside the pixel box: [{Xa.min()}, {Xa.max()}]"
     # the attacks do something: PGD's loss is above the clean loss on average
-    adv_loss = per_sample_loss(W, v.inputs(outs[0]), y, Q, RHO).mean()
-    assert adv_loss > per_sample_loss(W, v.inputs(imgs), y, Q, RHO).mean()
+    adv_loss = per_sample_loss(W, v.inputs(outs[0]), y, q=Q, rho=RHO).mean()
+    assert adv_loss > per_sample_loss(W, v.inputs(imgs), y, q=Q, rho=RHO).mean()
     XR, _, info = lenses.build_robust_dataset(W, imgs, y, rng, q=Q, rho=RHO, steps=10, view=v)
     assert XR.shape == imgs.shape and XR.min() >= 0 and XR.max() <= 1
     # accuracy through the map equals accuracy on the map's inputs
-    assert lenses.accuracy(W, imgs, y, Q, RHO, view=v) == float((predict(W, v.to_input(imgs), Q, RHO) == y).mean())
+    assert lenses.accuracy(W, imgs, y, Q, RHO, view=v) == float(
+        (predict(W, v.to_input(imgs), q=Q, rho=RHO) == y).mean())
 
 
 def test_training_through_the_image_with_stride_p_equals_patch_training():

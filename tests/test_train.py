@@ -16,8 +16,8 @@ def test_c4_parts_sum_to_actual_change(extra):
     U, V = prob.features
     X, y, types = prob.train
     W = prob.W0 * 40                                # past the polynomial region: all parts active
-    _, G = grad_w(W, X, y, cfg.q, cfg.rho)
-    dG, dP = c4_decomposition(W, X, y, types, U, V, cfg.q, cfg.rho, cfg.eta)
+    _, G = grad_w(W, X, y, q=cfg.q, rho=cfg.rho)
+    dG, dP = c4_decomposition(W, X, y, types, U, V, q=cfg.q, rho=cfg.rho, step=cfg.eta)
     c0, c1 = coefficients(W, U, V), coefficients(W - cfg.eta * G, U, V)
     for parts, key in ((dG, "Gamma"), (dP, "Phi")):
         err = np.abs(parts.sum(axis=(0, 1)) - (c1[key] - c0[key])).max()
@@ -25,7 +25,7 @@ def test_c4_parts_sum_to_actual_change(extra):
 
 
 @pytest.mark.parametrize("mode,extra", [("st", {}), ("at", {}), ("at", dict(lam=0.5)),
-                                        ("at", dict(K=3, gamma=0.1, random_start=True))])
+                                        ("at", dict(K=3, ascent_step=0.1, random_start=True))])
 def test_c4_over_training_sums_to_trajectory(mode, extra):
     cfg = Config(**SMALL, **extra)
     res = train(cfg, mode)
@@ -62,14 +62,14 @@ def test_nan_stops_cleanly(monkeypatch):
     calls = {"n": 0}
     real, real_c4 = lp.grad_w, lp.grad_w_and_c4
 
-    def poisoned(W, X, y, q, rho):
+    def poisoned(W, X, y, *, q, rho):
         calls["n"] += 1
-        L, G = real(W, X, y, q, rho)
+        L, G = real(W, X, y, q=q, rho=rho)
         return (L, G * np.nan) if calls["n"] >= 4 else (L, G)
 
-    def poisoned_c4(W, X, y, types, U, V, q, rho, step):   # the training step's G2 (with C4)
+    def poisoned_c4(W, X, y, types, U, V, *, q, rho, step):   # the training step's G2 (with C4)
         calls["n"] += 1
-        L, G, parts = real_c4(W, X, y, types, U, V, q, rho, step)
+        L, G, parts = real_c4(W, X, y, types, U, V, q=q, rho=rho, step=step)
         return (L, G * np.nan, parts) if calls["n"] >= 4 else (L, G, parts)
 
     monkeypatch.setattr(lp, "grad_w", poisoned)

@@ -60,7 +60,7 @@ def test_keeping_perturbations_changes_no_number(cfg, trained):
     rc = robust_correct(W, X, y, prob.features[1], cfg, eval_rng(cfg, "st"))
     for name, key in GENERAL_ATTACKS:
         assert rc[key] is not None and rc[key].shape == X.shape
-        pred = reffeat.predict(W, rc[key], cfg.q, cfg.rho)
+        pred = reffeat.predict(W, rc[key], q=cfg.q, rho=cfg.rho)
         assert np.array_equal(pred == y, rc[name]), f"{name}: its adversarial inputs do not give its booleans"
 
 
@@ -70,7 +70,7 @@ def test_projected_flip_cases_counts_each_attack(cfg, trained):
     X, y, _ = prob.test
     rc = robust_correct(res["st"].W, X, y, prob.features[1], cfg, eval_rng(cfg, "st"))
     cases, still = projected_flip_cases(res["st"].W, X, y, prob.features[1], rc, cfg)
-    flips = sum(int((reffeat.predict(res["st"].W, rc[key], cfg.q, cfg.rho) != y).sum())
+    flips = sum(int((reffeat.predict(res["st"].W, rc[key], q=cfg.q, rho=cfg.rho) != y).sum())
                 for _, key in GENERAL_ATTACKS)
     assert cases == flips and 0 <= still <= cases
     no_attack = {**rc, **{key: None for _, key in GENERAL_ATTACKS}}

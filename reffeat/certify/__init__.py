@@ -197,8 +197,8 @@ def certify_bounds(W: np.ndarray, X: np.ndarray, y: np.ndarray, *, q: float, rho
     np.minimum.at(up, pr.i, upper)
     # floating point: a bound is a sum of O(P·m) terms each at most σ(|z| + radius);
     # require it to clear their rounding, not just 0
-    size = (smoothed_relu(np.abs(pr.a) + pr.ry, q, rho).sum((1, 2))
-            + smoothed_relu(np.abs(pr.b) + pr.rt, q, rho).sum((1, 2)))
+    size = (smoothed_relu(np.abs(pr.a) + pr.ry, q=q, rho=rho).sum((1, 2))
+            + smoothed_relu(np.abs(pr.b) + pr.rt, q=q, rho=rho).sum((1, 2)))
     tol = np.zeros(n)
     np.maximum.at(tol, pr.i, _ROUNDING * (1.0 + size))
     return {"lower": lower, "upper": up, "certified": lower > tol, "levels": levels}

@@ -33,12 +33,12 @@ def _tangent_point(lam, q, rho):
 
 def _slope(z, q, rho):
     """N2: σ'(z) (with σ'(z) = 0 at z <= 0 also for q = 1)."""
-    return smoothed_relu_grad(z, q, rho)
+    return smoothed_relu_grad(z, q=q, rho=rho)
 
 
 def _chord(lo, hi, q, rho):
     """Slope of σ's chord over [lo, hi] (0 where the interval is a point)."""
-    return np.divide(smoothed_relu(hi, q, rho) - smoothed_relu(lo, q, rho), hi - lo,
+    return np.divide(smoothed_relu(hi, q=q, rho=rho) - smoothed_relu(lo, q=q, rho=rho), hi - lo,
                      out=np.zeros_like(hi), where=hi > lo)
 
 
@@ -76,8 +76,8 @@ class _Pairs:
 
 def _interval_bound(pr, q, rho):
     """(a) E5 interval level: per patch Σ_r σ(a − r_y) − Σ_r σ(b + r_t). (Q, P)."""
-    return (smoothed_relu(pr.a - pr.ry, q, rho).sum(-1)
-            - smoothed_relu(pr.b + pr.rt, q, rho).sum(-1))
+    return (smoothed_relu(pr.a - pr.ry, q=q, rho=rho).sum(-1)
+            - smoothed_relu(pr.b + pr.rt, q=q, rho=rho).sum(-1))
 
 
 def _relaxed(a, b, ry, rt, Wy, Wt, lam, s, q, rho, c0=None, e=None):
@@ -94,7 +94,7 @@ def _relaxed(a, b, ry, rt, Wy, Wt, lam, s, q, rho, c0=None, e=None):
         ry = np.matmul(e, np.swapaxes(np.abs(Wy), 1, 2))
         rt = np.matmul(e, np.swapaxes(np.abs(Wt), 1, 2))
     lo, hi = b - rt, b + rt
-    sl, su = smoothed_relu(lo, q, rho), smoothed_relu(hi, q, rho)
+    sl, su = smoothed_relu(lo, q=q, rho=rho), smoothed_relu(hi, q=q, rho=rho)
     G = np.maximum(sl - s * lo, su - s * hi)
     kappa = (lam * a + _tangent_intercept(lam, q, rho)).sum(-1) - (s * b + G).sum(-1)
     c = np.matmul(lam, Wy) - np.matmul(s, Wt)
@@ -127,7 +127,7 @@ def _true_g(pr, delta, q, rho):
     """g_p(δ_p) exactly (Q,P): Σ_r σ(a + ⟨w_y, δ⟩) − Σ_r σ(b + ⟨w_t, δ⟩)."""
     za = pr.a + np.matmul(delta, np.swapaxes(pr.Wy, 1, 2))
     zb = pr.b + np.matmul(delta, np.swapaxes(pr.Wt, 1, 2))
-    return smoothed_relu(za, q, rho).sum(-1) - smoothed_relu(zb, q, rho).sum(-1)
+    return smoothed_relu(za, q=q, rho=rho).sum(-1) - smoothed_relu(zb, q=q, rho=rho).sum(-1)
 
 
 def _bound_at(pr, lam, s, q, rho, c0=None, e=None, a=None, b=None, Wy=None, Wt=None, ry=None,
@@ -167,7 +167,7 @@ def _optimise(pr, lam, s, q, rho, steps, c0=None, e=None, a=None, b=None, Wy=Non
     else:
         ac, bc, ry, rt = a, b, pr.ry, pr.rt
     lo, hi = bc - rt, bc + rt
-    sl, su = smoothed_relu(lo, q, rho), smoothed_relu(hi, q, rho)
+    sl, su = smoothed_relu(lo, q=q, rho=rho), smoothed_relu(hi, q=q, rho=rho)
     chord = _chord(lo, hi, q, rho)
     lam_lo, lam_hi = _slope(ac - ry, q, rho), _slope(ac + ry, q, rho)
     smax = _slope(hi, q, rho)
@@ -205,7 +205,7 @@ def _initial_slopes(pr, q, rho):
     """The two classical slope choices: (tangent at the clean point, chord) — the
     "linear" level — and (tangent at l, s = 0), which reproduces the interval bound."""
     lo, hi = pr.b - pr.rt, pr.b + pr.rt
-    sl, su = smoothed_relu(lo, q, rho), smoothed_relu(hi, q, rho)
+    sl, su = smoothed_relu(lo, q=q, rho=rho), smoothed_relu(hi, q=q, rho=rho)
     chord = np.divide(su - sl, hi - lo, out=np.zeros_like(hi), where=hi > lo)
     lam_b = np.where(pr.a > 0, np.minimum(np.clip(pr.a, 0, rho) / rho, 1.0) ** (q - 1.0), 0.0)
     if q == 1.0:

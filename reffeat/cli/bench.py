@@ -122,18 +122,18 @@ def _steps(W, X, y, eps, clip, backend):
     from ..model import grad_w
 
     def st():
-        _, G = grad_w(W, X, y, Q, RHO, backend=backend)
+        _, G = grad_w(W, X, y, q=Q, rho=RHO, backend=backend)
         return W - ETA * G
 
     def at():
         Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=1, clip=clip, backend=backend)
-        _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
+        _, G = grad_w(W, Xa, y, q=Q, rho=RHO, backend=backend)
         return W - ETA * G
 
     def pgd10():
         Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=10, step_size=eps / 4,
                     random_start=True, rng=seeding.rng(0, "bench", 2), clip=clip, backend=backend)
-        _, G = grad_w(W, Xa, y, Q, RHO, backend=backend)
+        _, G = grad_w(W, Xa, y, q=Q, rho=RHO, backend=backend)
         return W - ETA * G
 
     return st, at, pgd10

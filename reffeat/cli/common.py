@@ -217,6 +217,62 @@ def input_file(path, option: str) -> Path:
     return p
 
 
+# ------------------------------------------------------------------ an earlier run's files
+def earlier_run_files(directory, patterns) -> list:
+    """The entries of ``directory`` that an earlier run of the command wrote:
+    names matching one of ``patterns`` (glob patterns; one ending in "/" matches
+    directories, e.g. "seed*/").  Sorted; [] for a missing or empty folder."""
+    import fnmatch
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    found = []
+    for entry in sorted(d.iterdir()):
+        for pat in patterns:
+            is_dir_pat = pat.endswith("/")
+            if fnmatch.fnmatchcase(entry.name, pat.rstrip("/")) and entry.is_dir() == is_dir_pat:
+                found.append(entry)
+                break
+    return found
+
+
+def refuse_earlier_run(directory, patterns, option: str = "--out", allowed: bool = False,
+                       how: str = "--overwrite") -> None:
+    """Before any work: UsageError (one line, exit 2) when ``directory`` holds
+    files of an earlier run (``earlier_run_files``) and ``allowed`` (the command's
+    ``--overwrite``, or ``--resume``) is not given."""
+    if allowed:
+        return
+    found = earlier_run_files(directory, patterns)
+    if found:
+        names = ", ".join(e.name + ("/" if e.is_dir() else "") for e in found[:4]) + (", ..." if len(found) > 4 else "")
+        raise UsageError(f"{option} {directory} holds the files of an earlier run ({names}); give {how} "
+                         "to replace them, or choose another folder")
+
+
+def clear_earlier_run(directory, patterns, keep=()) -> list:
+    """Remove what an earlier run wrote into ``directory`` (``earlier_run_files``;
+    a matching directory is emptied of the same patterns, then removed if empty),
+    except the entries named in ``keep`` (glob patterns, e.g. the checkpoints a
+    ``--resume`` reads).  Called once the folder is locked, so a new run never
+    leaves an earlier run's file beside its own.  Returns the names removed."""
+    import fnmatch
+    removed = []
+    for entry in earlier_run_files(directory, patterns):
+        if any(fnmatch.fnmatchcase(entry.name, k) for k in keep):
+            continue
+        if entry.is_dir():
+            clear_earlier_run(entry, patterns, keep)
+            try:
+                entry.rmdir()
+            except OSError:                     # something that is not a run's file stays, and so does its folder
+                continue
+        else:
+            entry.unlink()
+        removed.append(entry.name)
+    return removed
+
+
 class OutputLock:
     """An exclusive lock on an output directory (``flock`` on the directory
     itself, so no lock file is left behind): a second run into the same

@@ -21,13 +21,35 @@ from pathlib import Path
 
 from ..constraints import Interval, Options
 from ..experiments import memory
-from ..experiments.real import check_resume_files, run
+from ..experiments.real import SMOKE_NOTE, check_resume_files, run
 from ..experiments.real_config import DEFAULTS, OPTIONS, QUICK, constraint, flag, show_default, train_config
 from ..experiments.real_config import resolve as resolve_options
-from ..experiments.real_seeds import run_seeds
+from ..experiments.real_seeds import finished, run_seeds
+from ..jobs.progress import StageProgress
 from ..real.datasets import NAMES, DataError, locate
 from ..real.train import IMAGE_FIELDS, MODES
-from .common import OutputLock, Parser, UsageError, check_memory, command, configure_threads, option, output_dirs
+from .common import (
+    OutputLock,
+    Parser,
+    UsageError,
+    check_memory,
+    clear_earlier_run,
+    command,
+    configure_threads,
+    option,
+    output_dirs,
+    refuse_earlier_run,
+)
+
+#: what a run writes into --out (``experiments.real``, ``experiments.real_seeds``): a folder
+#: holding one of these holds an earlier run, refused without --overwrite / --resume and
+#: cleared with them (--resume keeps the checkpoints it reads, ``RESUME_KEEP``)
+RUN_FILES = ("results.json", "results.previous.json", "report.html", "W_*.npy", "mean.npy",
+             "checkpoint_*.npz", "lens_datasets.npz", "filters.png", "acc_vs_eps.png", "lens_curves.png",
+             "frequency.png", "lens_examples.png", "acc_vs_eps_seeds.png", "seed*/")
+#: what --resume keeps of an earlier run: the checkpoints it continues from, and results.json,
+#: which the run keeps as results.previous.json
+RESUME_KEEP = ("checkpoint_*.npz", "results.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,18 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     a("--dataset", required=True, choices=NAMES, help="data set (R1; get it with python -m reffeat.data fetch)")
     a("--data-dir", default=None, help="where the data is looked up first, then $REFFEAT_DATA, "
                                         "then ~/.cache/reffeat")
-    a("--out", default=None, help="output directory (default runs/real-DATASET-seedS)")
+    a("--out", default=None, help="output directory (default runs/real-DATASET-seedS); one that holds "
+                                   "an earlier run's files is refused unless --overwrite or --resume")
+    a("--overwrite", action="store_true",
+      help="run into an --out that holds an earlier run: its files are removed first, so none stays "
+           "beside the new ones")
     a("--figures-dir", default=None, help="also copy the figures here as real_DATASET_*.png (default: no copy)")
     a("--resume", action="store_true",
       help="continue training from the checkpoints in --out (with --seeds: a seed whose run in "
-           "OUT/seedS finished with the same options is read, not run again)")
+           "OUT/seedS finished with the same options is read, not run again); every other file of "
+           "the earlier run is removed first")
     a("--seeds", type=option("--seeds", Interval(Integral, 1)), default=1,
       help="run N seeds (seed, seed+1, ...) each in OUT/seedS and write mean ± std and 95%% "
            "t-intervals of every headline number to OUT/results.json; default 1")
     a("--seed", type=option("--seed", IMAGE_FIELDS["seed"].constraint), default=None,
       help="seed of every random stream (default 0)")
     a("--quick", action="store_true",
-      help="tiny run for smoke tests (" + ", ".join(f"{flag(k)} {v}" for k, v in QUICK.items())
+      help="smoke test, not a result: a tiny run (" + ", ".join(f"{flag(k)} {v}" for k, v in QUICK.items())
       + ", the first 3 eps and 2 radii); options you give are kept")
     a("--classes", type=option("--classes", OPTIONS["classes"].constraint), default=None,
       help=OPTIONS["classes"].meaning)
@@ -90,9 +117,28 @@ def resolve(args) -> dict:
     return resolve_options(args.dataset, given, quick=args.quick, classes=args.classes)
 
 
+def _clear(out: Path, c: dict, n_seeds: int, resume: bool) -> None:
+    """Remove the earlier run's files from ``out`` (the folder is locked): all of
+    them, or with ``resume`` all but what the resume reads — the checkpoints (and
+    results.json, kept as results.previous.json) of a one-seed run; with --seeds
+    the folders of this run's seeds (a finished one whole, the others' checkpoints)."""
+    if not resume:
+        clear_earlier_run(out, RUN_FILES)
+        return
+    if n_seeds <= 1:
+        clear_earlier_run(out, RUN_FILES, keep=RESUME_KEEP)
+        return
+    mine = {f"seed{c['seed'] + i}": c["seed"] + i for i in range(n_seeds)}
+    clear_earlier_run(out, RUN_FILES, keep=tuple(mine))
+    for name, s_ in mine.items():
+        sub = out / name
+        if sub.is_dir() and finished(sub, dict(c, seed=s_)) is None:
+            clear_earlier_run(sub, RUN_FILES, keep=RESUME_KEEP)
+
+
 def _write_report(res: dict, out: Path, argv) -> str:
-    """out/report.html: the run's config, every number of results.json and every
-    figure in ``out`` on one self-contained page (reffeat.report)."""
+    """out/report.html: set-up, headline table, the lenses in words, every figure in
+    ``out`` with what to look for, the config and every number (reffeat.report)."""
     import shlex
 
     from ..report import REAL_CAPTIONS, real_report
@@ -101,11 +147,11 @@ def _write_report(res: dict, out: Path, argv) -> str:
     return real_report(res, str(out), REAL_CAPTIONS, command=cmd).write(str(out / "report.html"))
 
 
-def _report_what_exists(out: Path, argv, single: bool) -> None:
-    """After a stop: report.html of the stages results.json holds (the interruption is
-    recorded there as ``stopped``); a report that cannot be made is one line."""
+def _report_what_exists(out: Path, argv) -> None:
+    """After a stop: report.html of the stages (or seeds) results.json holds (the
+    interruption is recorded there as ``stopped``); a report that cannot be made is one line."""
     path = out / "results.json"
-    if not single or not path.is_file():
+    if not path.is_file():
         return
     try:
         res = json.loads(path.read_text())
@@ -136,6 +182,8 @@ def main(argv, policy) -> int:
         dirs.undo()
         raise
     out, figures_dir = dirs[0], (dirs[1] if len(dirs) > 1 else None)
+    refuse_earlier_run(out, RUN_FILES, "--out", allowed=args.overwrite or args.resume,
+                       how="--overwrite (or --resume to continue it)")
     if args.resume:                              # a resume's checkpoints, checked before any work
         try:
             if args.seeds > 1:
@@ -149,30 +197,38 @@ def main(argv, policy) -> int:
             dirs.undo()
             raise
     configure_threads()
+    smoke = {"smoke_test": True, "note": SMOKE_NOTE} if args.quick else {}
+
+    def progress(label, total, unit=""):             # time left inside every stage (stderr, every 10 s at most)
+        return StageProgress(sys.stderr, total, label, unit)
     with OutputLock(out, "--out"):
+        _clear(out, c, args.seeds, args.resume)
         try:
             if args.seeds > 1:
                 agg = run_seeds(c, out, args.seeds, data_dir=args.data_dir, resume=args.resume,
-                                figures_dir=figures_dir)
+                                figures_dir=figures_dir, smoke_test=args.quick, progress=progress)
             else:
-                res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=figures_dir)
+                res = run(c, out, data_dir=args.data_dir, resume=args.resume, figures_dir=figures_dir,
+                          smoke_test=args.quick, progress=progress)
         except KeyboardInterrupt as exc:
             policy.stopped(exc)
-            _report_what_exists(out, argv, single=args.seeds <= 1)
+            _report_what_exists(out, argv)
             return policy.exit_code
     if args.seeds > 1:
-        print(json.dumps({"dataset": args.dataset, "eps": c["eps"], "seeds": agg["seeds"],
+        _write_report(agg, out, argv)
+        print(json.dumps({**smoke, "dataset": args.dataset, "eps": c["eps"], "seeds": agg["seeds"],
                           **{k_: {"mean": v["mean"], "std": v["std"], "ci95": v["ci95"]}
                              for k_, v in agg.get("summary", {}).items()},
                           "results": str(out / "results.json"), "wall_time": round(agg["wall_time"], 1)}))
         return 0
     if res.get("stopped"):
-        print(json.dumps({"dataset": args.dataset, "stopped": res["stopped"],
+        _write_report(res, out, argv)
+        print(json.dumps({**smoke, "dataset": args.dataset, "stopped": res["stopped"],
                           "results": str(out / "results.json"), "wall_time": round(res["wall_time"], 1)}))
         return 0
     _write_report(res, out, argv)
     h = res["headline"]
-    print(json.dumps({"dataset": args.dataset, "eps": h["eps"], "st": h["st"], "at": h["at"],
+    print(json.dumps({**smoke, "dataset": args.dataset, "eps": h["eps"], "st": h["st"], "at": h["at"],
                       "linear": {m_: {k_: res["linear"][m_][k_] for k_ in ("clean", "robust")} for m_ in ("st", "at")},
                       "results": str(out / "results.json"), "wall_time": round(res["wall_time"], 1)}))
     return 0

@@ -25,7 +25,22 @@ from ..experiments.synthetic import run_synthetic
 from ..metrics import CERTIFY_BUDGET
 from ..regime import format_regime
 from ..train import MODES
-from .common import OutputLock, Parser, check_memory, command, configure_threads, option, output_dir
+from .common import (
+    OutputLock,
+    Parser,
+    check_memory,
+    clear_earlier_run,
+    command,
+    configure_threads,
+    option,
+    output_dir,
+    refuse_earlier_run,
+)
+
+#: what a run writes into --out (``experiments.synthetic.FILE_WORDS``, any mode): a folder
+#: holding one of these holds an earlier run, refused without --overwrite and cleared with it
+RUN_FILES = ("summary.json", "report.html", "coefficients.png", "accuracy.png", "c4_*.png",
+             "weights_*.npz", "trace_*.npz")
 
 #: --certify-budget: branch-and-bound rounds (each doubles the leaves of an open patch box)
 CERTIFY_BUDGETS = Interval(Integral, 0, 12)
@@ -86,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seed (overrides the config's seed; default 0)")
     p.add_argument("--mode", choices=("st", "at", "both"), default="both",
                    help="which training to run (default both)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>/)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/<timestamp>/); one that "
+                   "holds an earlier run's files is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="run into an --out that holds an earlier run: its files (summary, weights, traces, "
+                        "figures, report) are removed first, so none stays beside the new ones")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--spec", action=_SpecAction,
@@ -106,13 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(path: str | None, sets: list[str], seed: int | None, preset: str = "default") -> Config:
     """Config from a preset, then a TOML file, then --set overrides, then --seed,
-    validated (ValueError on bad input)."""
+    validated (ValueError on bad input).  An old key name (``config.RENAMED``:
+    gamma, eval_gamma) is read as the new one, with a one-line note on stderr."""
+    import warnings
     values: dict = _presets.fields(preset)
-    if path:
-        values.update(read_toml(path))
-    for item in sets:
-        key, value = parse_set(item)
-        values[key] = value
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        if path:
+            values.update(read_toml(path))
+        for item in sets:
+            key, value = parse_set(item)
+            values[key] = value
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning):
+            print(f"note: {w.message}", file=sys.stderr)
     if seed is not None:
         values["seed"] = seed
     return Config.from_dict(values)
@@ -202,8 +228,10 @@ def main(argv, policy) -> int:
     out = args.out if args.out is not None else os.path.join(
         "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     out = str(output_dir(out, "--out"))
+    refuse_earlier_run(out, RUN_FILES, "--out", allowed=args.overwrite)
     threads = configure_threads()
     with OutputLock(out, "--out"):
+        clear_earlier_run(out, RUN_FILES)
         try:
             summary = run_synthetic(cfg, modes, out, figures=not args.no_figures,
                                     progress=None if args.quiet else sys.stderr, preset=args.preset,

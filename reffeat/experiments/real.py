@@ -65,18 +65,48 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _Quiet:
+    """The progress of a stage when the caller asked for none."""
+
+    def update(self, done) -> None:
+        pass
+
+    def step(self, n=1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Run:
     """One real-image run in stages (``run``): the options ``c``, the output
     folder, the results dict ``res`` (rewritten by ``save`` after each stage)
     and what the stages hand on (data, models, lens data sets)."""
 
-    def __init__(self, c: dict, out: Path, data_dir, resume: bool):
+    def __init__(self, c: dict, out: Path, data_dir, resume: bool, smoke_test: bool = False, progress=None):
         self.c, self.out, self.data_dir, self.resume = c, out, data_dir, resume
+        self.progress = progress
         self.t_start = time.perf_counter()
-        self.res = {"kind": "real", "config": c, "seed": c["seed"], "versions": package_versions(),
+        self.res = {"kind": "real", "smoke_test": bool(smoke_test), "config": c, "seed": c["seed"],
+                    "versions": package_versions(),
                     "provenance": provenance.record(), "stopped": None, "stages_done": []}
         self.path = out / "results.json"
         self._kept = False
+
+    def ticker(self, label: str, total: int, unit: str = ""):
+        """The progress of one stage: ``progress(label, total, unit)`` of ``run``
+        (e.g. ``reffeat.jobs.progress.StageProgress``: a line with the time left at
+        most every 10 s), or nothing."""
+        return self.progress(f"[real] {label}", total, unit) if self.progress is not None else _Quiet()
+
+    def _train(self, X, y, cfg, checkpoint, resume, label):
+        """R3 training with a progress line (batches over all epochs, time left) while it runs."""
+        tick = self.ticker(f"{label} training", cfg.epochs * -(-len(y) // cfg.batch_size), "batches")
+        try:
+            return train_images(X, y, self.k, cfg, checkpoint=checkpoint, resume=resume, label=label,
+                                view=self.view, callback=lambda step: tick.update(step.t + 1))
+        finally:
+            tick.close()
 
     def save(self, stage=None):
         if self.resume and not self._kept and self.path.exists():
@@ -145,12 +175,11 @@ class _Run:
     def train(self) -> bool:
         """R3: ST and AT from the same W0; False when one stopped (no lens can read its weights)."""
         c, out, res, save, resume = self.c, self.out, self.res, self.save, self.resume
-        Xtr, ytr, k, view = self.Xtr, self.ytr, self.k, self.view
+        Xtr, ytr, view = self.Xtr, self.ytr, self.view
         results_models = {}
         for mode in ("st", "at"):
             cfg = train_config(c, mode)
-            r = train_images(Xtr, ytr, k, cfg, checkpoint=out / f"checkpoint_{mode}.npz",
-                             resume=resume, label=mode, view=view)
+            r = self._train(Xtr, ytr, cfg, out / f"checkpoint_{mode}.npz", resume, mode)
             results_models[mode] = r
             res.setdefault("training", {})[mode] = {
                 "config": cfg.to_dict(), "history": r.history, "epochs_done": r.epochs_done,
@@ -195,6 +224,7 @@ class _Run:
         desc = lenses.attack_description(c["eval_steps"], c["eval_restarts"], c["apgd_steps"])
         hl = {"eps": eps, "norm": norm, "attack": desc, "n_robust_eval": int(len(yte)),
               "n_clean_eval": int(len(yfull))}
+        tick = self.ticker("(a) worst case at the training eps", 2, "models")
         for i, (mode, W) in enumerate((("st", W_st), ("at", W_at))):
             t0 = time.perf_counter()
             r = lenses.robust_eval(W, Xte, yte, eps, rng=seeding.rng(c["seed"], "real-e2", i), **ev)
@@ -205,6 +235,8 @@ class _Run:
             _say(f"[real] (a) {mode.upper()} at eps={eps:g}: clean {r['clean']:.3f} (full test) | PGD {r['pgd']:.3f} "
                  f"APGD-CE {r['apgd_ce']:.3f} APGD-DLR {_f(r['apgd_dlr'])} -> worst case {r['robust']:.3f} "
                  f"({time.perf_counter() - t0:.0f}s)")
+            tick.step()
+        tick.close()
         res["headline"] = hl
         save("headline")
         self.desc = desc
@@ -219,6 +251,7 @@ class _Run:
                "robust": "exact worst case over the ε-box ∩ [0,1] box (lenses: linear.linear_robust_correct)"}
         box = view.pixel_box((0.0, 1.0))                   # [0,1] on the image: [-mu, 1-mu] if centred
         Ptr, Pte, Pfull = view.pixels(Xtr), view.pixels(Xte), view.pixels(Xfull_sp)
+        tick = self.ticker("linear baseline", 2, "models")
         for mode in ("st", "at"):
             t0 = time.perf_counter()
             V, b, h = train_linear(Ptr, ytr, k, mode=mode, eps=eps, norm=norm, epochs=c["epochs"],
@@ -231,6 +264,8 @@ class _Run:
                          "history": h, "seconds": time.perf_counter() - t0}
             _say(f"[real] linear baseline {mode.upper()}: clean {lin[mode]['clean']:.3f} robust (exact) "
                  f"{lin[mode]['robust']:.3f} ({lin[mode]['seconds']:.0f}s)")
+            tick.step()
+        tick.close()
         res["linear"] = lin
         save("linear")
         self.lin = lin
@@ -241,11 +276,14 @@ class _Run:
         lens, desc, lin = res["lenses"], self.desc, self.lin
         Xte, yte, W_st, W_at, ev = self.Xte, self.yte, self.W_st, self.W_at, self.ev
         lens["acc_vs_eps"] = {"eps": c["eps_grid"], "attack": desc + "; cascaded: each attack on the survivors"}
+        tick = self.ticker("(a) accuracy vs eps", 2 * len(c["eps_grid"]), "(model, eps) pairs")
         for i, (mode, W) in enumerate((("st", W_st), ("at", W_at))):
             t0 = time.perf_counter()
-            accs = [lenses.robust_eval(W, Xte, yte, float(e), cascade=True,
-                                       rng=seeding.rng(c["seed"], "real-e2", 2 + i), **ev)["robust"]
-                    for e in c["eps_grid"]]
+            accs = []
+            for e in c["eps_grid"]:             # each ε from the same fresh stream, as always
+                accs.append(lenses.robust_eval(W, Xte, yte, float(e), cascade=True,
+                                               rng=seeding.rng(c["seed"], "real-e2", 2 + i), **ev)["robust"])
+                tick.step()
             lens["acc_vs_eps"][mode] = accs
             _say(f"[real] (a) {mode}: " + ", ".join(f"eps={e:g}: {a:.3f}" for e, a in zip(c["eps_grid"], accs))
                  + f"  ({time.perf_counter() - t0:.0f}s)")
@@ -261,17 +299,21 @@ class _Run:
         rng_l = seeding.rng(c["seed"], "real-lens")
         sel = rng_l.permutation(len(ytr))[:min(c["n_lens"], len(ytr))]
         Xsel = Xtr[sel].astype(np.float64)
+        tick = self.ticker("(b) building D_R and D_NR", 2, "data sets")
         t0 = time.perf_counter()
         XR, yR, info_R = lenses.build_robust_dataset(W_at, Xsel, ytr[sel], rng_l, q=q, rho=rho,
                                                      kind=c["dr_kind"], steps=c["dr_steps"],
                                                      step_size=c["dr_step_size"], X_pool=Xtr, y_pool=ytr,
                                                      view=view)
         info_R["seconds"] = time.perf_counter() - t0
+        tick.step()
         t0 = time.perf_counter()
         XN, yN, info_N = lenses.build_nonrobust_dataset(W_st, Xsel, ytr[sel], k, rng_l, q=q, rho=rho,
                                                         eps=c["dnr_eps"], norm=norm, steps=c["dnr_steps"],
                                                         view=view)
         info_N["seconds"] = time.perf_counter() - t0
+        tick.step()
+        tick.close()
         b = {"D_R": info_R, "D_NR": info_N, "n": int(len(sel))}
         for mode, W in (("st", W_st), ("at", W_at)):
             b[f"{mode}_on_D_R"] = lenses.accuracy(W, XR, yR, q, rho, view=view)
@@ -290,19 +332,17 @@ class _Run:
     def fresh_models(self):
         """(b) fresh ST models trained on D_R and D_NR, evaluated on the real test set."""
         c, res, save, q, rho, eps, norm = self._common()
-        out, view, k, resume, ev = self.out, self.view, self.k, self.resume, self.ev
+        out, view, resume, ev = self.out, self.view, self.resume, self.ev
         Xte, yte, XR, yR, XN, yN, b = self.Xte, self.yte, self.XR, self.yR, self.XN, self.yN, self.b
         fresh = {}
         for name, (Xd, yd) in (("D_R", (XR, yR)), ("D_NR", (XN, yN))):
             cfg = train_config(c, "st")
             ck = out / f"checkpoint_fresh_{name}.npz"
             try:
-                r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=resume, label=f"st on {name}",
-                                 view=view)
+                r = self._train(Xd, yd, cfg, ck, resume, f"st on {name}")
             except ValueError as e:  # D_R / D_NR were rebuilt differently: start afresh
                 _say(f"[real] not resuming the model on {name}: {e}")
-                r = train_images(Xd, yd, k, cfg, checkpoint=ck, resume=False, label=f"st on {name}",
-                                 view=view)
+                r = self._train(Xd, yd, cfg, ck, False, f"st on {name}")
             if r.stopped == "interrupted":
                 raise KeyboardInterrupt
             fresh[name] = {"clean": lenses.accuracy(r.W, Xte, yte, q, rho, view=view),
@@ -320,9 +360,12 @@ class _Run:
         lens, view, p, Xte_img, yte, W_st, W_at = (res["lenses"], self.view, self.p, self.Xte_img, self.yte,
                                                    self.W_st, self.W_at)
         freq = {}
+        tick = self.ticker("(c) filtered test images", 2, "models")
         for mode, W in (("st", W_st), ("at", W_at)):
             freq[mode] = lenses.filtered_accuracy(W, Xte_img, yte, c["radii"], p=p, q=q, rho=rho,
                                                   patchify=lambda x, _p: view.to_input(x))
+            tick.step()
+        tick.close()
         lens["frequency"] = freq
         _say("[real] (c) low/high-pass accuracy by radius: " + "; ".join(
             f"{m}: " + " ".join(f"r={r:g} {lo:.2f}/{hi:.2f}"
@@ -340,12 +383,14 @@ class _Run:
         highX = view.to_input(lenses.fourier_filter(Xte_img, c["radius"], "high"))
         curves = {}
         t0 = time.perf_counter()
+        todo = {mode: [e for e in range(len(results_models[mode].snapshots))
+                       if not (e % c["curve_every"] and e != len(results_models[mode].snapshots) - 1)]
+                for mode in ("st", "at")}
+        tick = self.ticker("(d) lenses per epoch", sum(len(v) for v in todo.values()), "snapshots")
         for mode in ("st", "at"):
             snaps = results_models[mode].snapshots
             rows = {k_: [] for k_ in ("epoch", "clean", "robust", "D_R", "D_NR", "low_pass", "high_pass")}
-            for e in range(0, len(snaps)):
-                if e % c["curve_every"] and e != len(snaps) - 1:
-                    continue
+            for e in todo[mode]:
                 W = snaps[e].astype(np.float64)
                 rows["epoch"].append(e)
                 rows["clean"].append(lenses.accuracy(W, Xte, yte, q, rho, view=view))
@@ -355,7 +400,9 @@ class _Run:
                 rows["D_NR"].append(lenses.accuracy(W, XN, yN, q, rho, view=view))
                 rows["low_pass"].append(lenses.accuracy(W, lowX, yte, q, rho))
                 rows["high_pass"].append(lenses.accuracy(W, highX, yte, q, rho))
+                tick.step()
             curves[mode] = rows
+        tick.close()
         lens["curves"] = {"radius": c["radius"], "robust_attack": f"PGD-{c['eval_steps']}, no restarts", **curves}
         _say(f"[real] (d) curves over epochs ({time.perf_counter() - t0:.0f}s)")
         save("curves")
@@ -395,11 +442,22 @@ def check_resume_files(c: dict, out: Path) -> None:
             check_resume(ck, train_config(c, mode))
 
 
-def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None) -> dict:
+#: what a ``--quick`` run is (the command's stdout line says it; results.json has ``"smoke_test": true``)
+SMOKE_NOTE = ("SMOKE TEST (--quick): a tiny run that checks the pipeline end to end; "
+              "its numbers say nothing about ST or AT")
+
+
+def run(c: dict, out: Path, *, data_dir=None, resume=False, figures_dir=None, smoke_test=False,
+        progress=None) -> dict:
     """The whole pipeline (module docstring), stage after stage, each stage's
-    results written to out/results.json as soon as it ends; returns them."""
+    results written to out/results.json as soon as it ends; returns them.
+    ``smoke_test`` (``--quick``): recorded as ``results["smoke_test"]``.
+    ``progress(label, total, unit)``: an object with ``update(done)``, ``step()``
+    and ``close()`` for the progress inside each stage (the command passes
+    ``reffeat.jobs.progress.StageProgress``: done/total and the time left on
+    stderr at most every 10 s); None for none."""
     out.mkdir(parents=True, exist_ok=True)
-    r = _Run(c, out, data_dir, resume)
+    r = _Run(c, out, data_dir, resume, smoke_test, progress)
     try:
         r.data()
         stopping.check()         # between stages: a requested stop (reffeat.stopping) is raised here

@@ -51,7 +51,7 @@ def _headline_numbers(r: dict) -> dict:
     return out
 
 
-def _finished(directory: Path, c: dict):
+def finished(directory: Path, c: dict):
     """The results of a finished run in ``directory`` with exactly config ``c``, else None."""
     path = directory / "results.json"
     if not path.is_file():
@@ -64,20 +64,24 @@ def _finished(directory: Path, c: dict):
     return r if done and r.get("config") == json.loads(json.dumps(c)) else None
 
 
-def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, figures_dir=None) -> dict:
+def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, figures_dir=None,
+              smoke_test=False, progress=None) -> dict:
     """``--seeds N``: the whole pipeline for seeds c.seed … c.seed+N−1 in out/seedS, then
     mean ± std and 95% t-intervals of every headline number in out/results.json.
     The figures of the first seed are the ones copied to ``figures_dir``; the
-    accuracy-vs-ε figure of out/ shows the mean and the spread over seeds."""
+    accuracy-vs-ε figure of out/ shows the mean and the spread over seeds.
+    ``smoke_test`` (``--quick``): recorded in every results.json (``"smoke_test": true``);
+    ``progress``: as ``experiments.real.run``."""
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     seeds = [c["seed"] + i for i in range(n_seeds)]
-    agg = {"kind": "real-seeds", "config": c, "seeds": seeds, "versions": package_versions(),
+    agg = {"kind": "real-seeds", "smoke_test": bool(smoke_test), "config": c, "seeds": seeds,
+           "versions": package_versions(),
            "provenance": provenance.record(), "runs": {}, "stopped": None}
     runs = []
     try:
         for i, s_ in enumerate(seeds):
-            r = _finished(out / f"seed{s_}", dict(c, seed=s_)) if resume else None
+            r = finished(out / f"seed{s_}", dict(c, seed=s_)) if resume else None
             if r is not None:                   # --resume: a finished seed is read, not re-run
                 _say(f"[real] seed {s_}: finished run found in {out / f'seed{s_}'}; not re-running it")
                 if figures_dir is not None and i == 0:
@@ -86,7 +90,8 @@ def run_seeds(c: dict, out: Path, n_seeds: int, *, data_dir=None, resume=False, 
                                            (out / f"seed{s_}" / f).read_bytes())
             else:
                 r = run(dict(c, seed=s_), out / f"seed{s_}", data_dir=data_dir, resume=resume,
-                        figures_dir=figures_dir if i == 0 else None)
+                        figures_dir=figures_dir if i == 0 else None, smoke_test=smoke_test,
+                        progress=progress)
             runs.append(r)
             agg["runs"][str(s_)] = {"results": f"seed{s_}/results.json", "wall_time": r["wall_time"]}
     except KeyboardInterrupt:

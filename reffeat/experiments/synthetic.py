@@ -153,7 +153,10 @@ def c4_summary(res: TrainResult) -> dict:
 
 def summary_record(run: ModeRun) -> dict:
     """One mode of summary.json: evaluate's dict plus the history, C4 summary,
-    steps done, why it stopped, training wall time and the loss peak."""
+    steps done, why it stopped, training wall time and the loss peak.
+    Its "gamma" (and ``history["gamma"]``) is C2's mean_j max_r Γ_{j,r} with
+    Γ_{j,r} = ⟨w_{j,r}, u_j⟩ (``metrics.coefficient_summary``); the trace's "gamma" is
+    C5's per-neuron ⟨w − w0, u_j'⟩; the attack's step is the config's ``ascent_step``."""
     res, ev = run.result, dict(run.evaluation)
     ev["history"] = res.history
     ev["c4"] = c4_summary(res)

@@ -69,3 +69,50 @@ class Progress:
             self.update(force=True)
             self.stream.write("\n")
             self.stream.flush()
+
+
+class StageProgress:
+    """Progress inside one stage of a long run (e.g. a stage of ``run real``):
+    done/total units, elapsed time and time left, as a plain line on ``stream``
+    at most once per ``interval`` seconds — so a stage shorter than ``interval``
+    prints nothing, and a longer one never goes quiet for longer than a unit.
+
+    ``update(done)`` sets the units done (e.g. a training step counted over
+    all epochs, so a resumed run starts where it was); ``step(n)`` adds n.
+    Time left is the rate of the units done in this stage times the units left.
+    ``close()`` ends the stage (no line: the stage prints its own result).
+    The line: "LABEL: 9/14 UNIT done, elapsed 40s, left ~25s"."""
+
+    def __init__(self, stream: Any, total: int, label: str, unit: str = "", interval: float = 10.0):
+        self.stream, self.total, self.label, self.unit, self.interval = stream, int(total), label, unit, interval
+        self.t0 = self.last = time.perf_counter()
+        self.done = 0
+        self.first: int | None = None           # units already done when this stage started (a resume)
+
+    def line(self) -> str:
+        el = time.perf_counter() - self.t0
+        ran = self.done - (self.first or 0)
+        left = max(0, self.total - self.done)
+        eta = left * el / ran if ran > 0 else math.inf
+        unit = f" {self.unit}" if self.unit else ""
+        return (f"{self.label}: {self.done}/{self.total}{unit} done, elapsed {_fmt_time(el)}"
+                + (f", left ~{_fmt_time(eta)}" if left else ""))
+
+    def update(self, done: int) -> None:
+        if self.first is None:
+            self.first = max(0, int(done) - 1) if self.done == 0 else 0
+        self.done = int(done)
+        now = time.perf_counter()
+        if self.stream is None or now - self.last < self.interval or self.done >= self.total:
+            return
+        self.stream.write(self.line() + "\n")
+        self.stream.flush()
+        self.last = now
+
+    def step(self, n: int = 1) -> None:
+        if self.first is None:
+            self.first = 0
+        self.update(self.done + n)
+
+    def close(self) -> None:
+        self.stream = None

@@ -35,20 +35,18 @@ def at_algorithm(c: dict) -> str:
     return "FGSM-RS" if c.get("at_start", "clean") == "random" else "FGSM"
 
 
-def _setup(c: dict, n_train=None) -> str:
-    """The run's set-up in words, for figure titles: data, patches, width, threat, AT attack."""
-    ntxt = f", {n_train} training images" if n_train else ""
-    stride = f", stride {c['stride']}" if c.get("stride") not in (None, c["p"]) else ""
-    centred = ", mean-centred pixels" if c.get("center") else ""
-    return (f"{c['dataset']}{ntxt}, p={c['p']}{stride}{centred}, m={c['m']}, ε={c['eps']:g} ({c['norm']}), "
-            f"AT with {at_algorithm(c)}")
+_DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "svhn": "SVHN"}
 
 
-def _title(res) -> str:
-    c = res["config"]
-    src = res.get("data", {}).get("train", {}).get("source", "")
-    extra = "" if src in ("", "canonical") else " [non-canonical data: see results.json]"
-    return f"{_setup(c, res.get('data', {}).get('n_train'))}, seed {c['seed']}{extra}"
+def _short(c: dict, data: dict | None = None, seeds=None) -> str:
+    """One plain line naming the run, for titles: data set (and a non-canonical
+    split), seed(s), AT's training attack and ε."""
+    data = data or {}
+    src = data.get("train", {}).get("source", "")
+    split = "" if src in ("", "canonical") else " (not the official split)"
+    seed_txt = (f"seeds {seeds[0]}–{seeds[-1]}" if seeds and len(seeds) > 1 else f"seed {c.get('seed', 0)}")
+    return (f"{_DATASET_NAMES.get(c['dataset'], c['dataset'])}{split}, {seed_txt}; "
+            f"AT trained with {at_algorithm(c)} at ε = {c['eps']:g}")
 
 
 def _names(res) -> list[str]:
@@ -94,10 +92,9 @@ def filters_figure(W_st, W_at, p, C, path: Path, title: str, names=None, per_cla
         ax.set_xticks([])
         ax.set_yticks([(p + 1) * j + (p - 1) / 2 for j in range(k)])
         ax.set_yticklabels([str(names[j]) for j in range(k)], fontsize=7)
-        ax.set_title(f"{name}: the {min(per_class, W.shape[1])} filters of largest norm per class",
-                     fontsize=8)
-    fig.suptitle(f"learned filters w_(j,r) as {p}x{p} patches, one row per class j "
-                 f"(each filter scaled on its own; red +, blue −)\n{title}", fontsize=8)
+        ax.set_title(f"{name}: the {min(per_class, W.shape[1])} largest per class", fontsize=8)
+    fig.suptitle(f"Learned filters as {p}×{p} images, one row per class (red +, blue −, each scaled "
+                 f"on its own)\n{title}", fontsize=8)
     _save(fig, path)
     plt.close(fig)
 
@@ -109,19 +106,23 @@ _ACC_SERIES: tuple[tuple[str, str, dict], ...] = (("st", "o-", {}), ("at", "s-",
 
 def _acc_label(key: str, c: dict) -> str:
     """Legend text of one lens-(a) curve (the linear AT model is trained with FGSM)."""
-    return {"st": "ST (network N3)", "at": f"AT with {at_algorithm(c)} (network N3)",
-            "linear_st": "linear softmax, ST (exact worst case)",
-            "linear_at": "linear softmax, AT with FGSM (exact worst case)"}[key]
+    return {"st": "ST network", "at": f"AT network ({at_algorithm(c)})",
+            "linear_st": "linear model, ST (exact)",
+            "linear_at": "linear model, AT with FGSM (exact)"}[key]
 
 
-def _acc_axes(ax, c: dict, attack: str, ylabel: str, title: str) -> None:
-    """The common frame of the accuracy-vs-ε figures: training ε, labels, legend, title."""
+_NORM_SYMBOLS = {"linf": "ℓ∞", "l2": "ℓ2"}
+
+
+def _acc_axes(ax, c: dict, ylabel: str, title: str) -> None:
+    """The common frame of the accuracy-vs-ε figures: training ε, labels, a legend
+    below the axes (never over a curve), a short title."""
     ax.axvline(c["eps"], color="gray", ls=":", lw=1, label="training ε")
-    ax.set_xlabel(f"ε ({c['norm']}, pixels in [0, 1])")
+    ax.set_xlabel(f"radius ε of the {_NORM_SYMBOLS.get(c['norm'], c['norm'])} ball (pixels in [0, 1])")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(-0.02, 1.02); ax.legend(fontsize=7); ax.grid(alpha=0.3)
-    att = "\n".join(textwrap.wrap(f"attack: {attack}", 95))
-    ax.set_title(f"{att}\n{title}", fontsize=7)
+    ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    ax.set_title(title, fontsize=8.5)
 
 
 def acc_vs_eps_figure(res, path: Path) -> None:
@@ -132,7 +133,8 @@ def acc_vs_eps_figure(res, path: Path) -> None:
     for key, style, kw in _ACC_SERIES:
         if key in a:
             ax.plot(a["eps"], a[key], style, label=_acc_label(key, c), **(dict(kw, ms=3) if kw else {}))
-    _acc_axes(ax, c, a["attack"], "test accuracy under attack\n(worst case per image)", _title(res))
+    _acc_axes(ax, c, "accuracy under the strongest attack\n(worst of PGD, APGD-CE, APGD-DLR per image)",
+              f"Accuracy under attack as ε grows\n{_short(c, res.get('data'))}")
     _save(fig, path)
     plt.close(fig)
 
@@ -146,32 +148,48 @@ def acc_vs_eps_seeds_figure(agg, path: Path) -> None:
         m = [s["mean"] for s in a[key]]
         sd = [s["std"] or 0.0 for s in a[key]]
         ax.errorbar(a["eps"], m, yerr=sd, fmt=style, capsize=3, ms=4, label=_acc_label(key, c), **kw)
-    _acc_axes(ax, c, a["attack"], "test accuracy under attack\n(worst case per image), mean ± std",
-              f"{_setup(c)}, seeds {', '.join(str(s) for s in agg['seeds'])}")
+    _acc_axes(ax, c, "accuracy under the strongest attack\n(worst case per image), mean ± std",
+              f"Accuracy under attack as ε grows, over {len(agg['seeds'])} seeds\n{_short(c, seeds=agg['seeds'])}")
     _save(fig, path)
     plt.close(fig)
 
 
+#: what D_R and D_NR are, in words, for the figures that show them
+LENS_WORDS = ("D_R: training images rebuilt so that the AT model sees the same thing in them (only the "
+              "features a robust model uses), with their labels.",
+              "D_NR: training images moved by a small targeted attack on the ST model to another class, "
+              "labelled with that class (only non-robust features point to the label).")
+
+
 def curves_figure(res, path: Path) -> None:
+    """Lens (d): six accuracies after every epoch, ST and AT, one shared legend,
+    integer epoch ticks, D_R / D_NR explained under the panels."""
+    from matplotlib.ticker import MaxNLocator
     plt = _plt()
     cv = res["lenses"]["curves"]
     keys = [("clean", "clean test images"),
-            ("robust", f"under {cv.get('robust_attack', 'PGD')} (ε={res['config']['eps']:g})"),
-            ("D_R", "on D_R (built from the AT model)"),
-            ("D_NR", "on D_NR (from ST; target labels)"),
-            ("low_pass", f"low-pass test images (r ≤ {cv['radius']:g})"),
-            ("high_pass", f"high-pass test images (r > {cv['radius']:g})")]
-    fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.4), sharex=True)
+            ("robust", f"under attack (PGD, ε = {res['config']['eps']:g})"),
+            ("D_R", "on D_R (robust features)"),
+            ("D_NR", "on D_NR (non-robust features)"),
+            ("low_pass", f"low-pass test images (radius ≤ {cv['radius']:g})"),
+            ("high_pass", f"high-pass test images (radius > {cv['radius']:g})")]
+    fig, axes = plt.subplots(2, 3, figsize=(11.5, 6.8), sharex=True, sharey=True)
+    handles = []
     for ax, (key, label) in zip(axes.ravel(), keys):
-        for mode, style in (("st", "o-"), ("at", "s-")):
-            ax.plot(cv[mode]["epoch"], cv[mode][key], style, ms=3, label=mode.upper())
-        ax.set_title(label, fontsize=8); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
-        ax.set_ylabel("accuracy", fontsize=8)
+        handles = [ax.plot(cv[mode]["epoch"], cv[mode][key], style, ms=4, label=name)[0]
+                   for mode, style, name in (("st", "o-", "ST network"), ("at", "s-", "AT network"))]
+        ax.set_title(label, fontsize=9); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
     for ax in axes[1]:
         ax.set_xlabel("epoch (0 = initial weights)")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"R4 lenses over training (Fourier radius r in cycles per image) — {_title(res)}",
-                 fontsize=9)
+    fig.legend(handles=handles, loc="upper right", ncol=2, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.98, 0.975))
+    fig.suptitle(f"The lenses after every epoch\n{_short(res['config'], res.get('data'))}",
+                 fontsize=10, x=0.06, ha="left")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.text(0.06, 0.012, "\n".join(LENS_WORDS), fontsize=8, ha="left", va="bottom")
     _save(fig, path)
     plt.close(fig)
 
@@ -186,8 +204,8 @@ def frequency_figure(res, path: Path) -> None:
     ax.set_xlabel("Fourier radius r (cycles per image; 0 = the mean, 14 = Nyquist for 28 px)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3); ax.legend(fontsize=7)
-    ax.set_title(f"low-pass (keeps |f| ≤ r) vs high-pass (keeps |f| > r) test images\n{_title(res)}",
-                 fontsize=7)
+    ax.set_title(f"Accuracy on low-pass (frequencies ≤ r) and high-pass (> r) test images\n"
+                 f"{_short(res['config'], res.get('data'))}", fontsize=8)
     _save(fig, path)
     plt.close(fig)
 
@@ -220,7 +238,7 @@ def examples_figure(samples, names, path: Path, title: str, dnr_eps: float = 0.2
 
 def make_all(res, out: Path, *, W_st, W_at, p, C, samples) -> list[str]:
     """Write every figure into ``out``; returns the file names."""
-    title = _title(res)
+    title = _short(res["config"], res.get("data"))
     names = _names(res)
     filters_figure(W_st, W_at, p, C, out / "filters.png", title, names=names)
     acc_vs_eps_figure(res, out / "acc_vs_eps.png")
@@ -233,7 +251,8 @@ def make_all(res, out: Path, *, W_st, W_at, p, C, samples) -> list[str]:
 
 def make_some(res, out: Path, *, W_st, W_at, p, C) -> list[str]:
     """``--no-lenses``: the filters and accuracy-vs-ε figures only."""
-    filters_figure(W_st, W_at, p, C, out / "filters.png", _title(res), names=_names(res))
+    filters_figure(W_st, W_at, p, C, out / "filters.png", _short(res["config"], res.get("data")),
+                   names=_names(res))
     acc_vs_eps_figure(res, out / "acc_vs_eps.png")
     return ["filters.png", "acc_vs_eps.png"]
 

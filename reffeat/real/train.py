@@ -417,7 +417,7 @@ def train_images(X: np.ndarray, y: np.ndarray, k: int, cfg: ImageTrainConfig, *,
                 W = snapshots[-1]  # the last completed epoch
                 break
             tot_loss = tot[0]
-            acc = float((predict(W, inputs(X[monitor]), cfg.q, cfg.rho) == y[monitor]).mean())
+            acc = float((predict(W, inputs(X[monitor]), q=cfg.q, rho=cfg.rho) == y[monitor]).mean())
             secs = time.perf_counter() - t0
             history["epoch"].append(epoch)
             history["loss"].append(tot_loss / n)

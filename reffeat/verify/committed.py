@@ -114,7 +114,8 @@ def flatten(obj, prefix: str = "") -> dict:
 # ---------------------------------------------------------------- (a) one synthetic default seed
 def synthetic_numbers(summary: dict) -> dict:
     """The compared numbers of a summary.json of ``python -m reffeat.run``."""
-    out = {f"config.{k}": v for k, v in summary["config"].items()}
+    from ..config import upgrade_keys  # a summary written before the ascent_step rename
+    out = {f"config.{k}": v for k, v in upgrade_keys(summary["config"], warn=False).items()}
     for mode in ("st", "at"):
         for key in SYNTHETIC_KEYS:
             out.update(flatten({f"{mode}.{key}": summary.get(mode, {}).get(key, "<missing>")}))

@@ -88,11 +88,11 @@ def variant_rows(eps: float = 0.2, d_N: int = 32, P: int = 64, s: int = 1):
         base = {"eta": eta, "T": T}
         rows += [
             (f"FGSM (paper), {tag}", {**base}),
-            (f"RS-FGSM K=1 γ=1.25ε, {tag}", {**base, "random_start": True, "gamma": 1.25 * eps}),
-            (f"PGD-3 γ=ε/2, {tag}", {**base, "K": 3, "gamma": eps / 2, "random_start": True}),
-            (f"PGD-3 γ=ε (large), {tag}", {**base, "K": 3, "gamma": eps, "random_start": True}),
-            (f"PGD-10 γ=ε/4, {tag}", {**base, "K": 10, "gamma": eps / 4, "random_start": True}),
-            (f"PGD-10 γ=ε (large), {tag}", {**base, "K": 10, "gamma": eps, "random_start": True}),
+            (f"RS-FGSM K=1 γ=1.25ε, {tag}", {**base, "random_start": True, "ascent_step": 1.25 * eps}),
+            (f"PGD-3 γ=ε/2, {tag}", {**base, "K": 3, "ascent_step": eps / 2, "random_start": True}),
+            (f"PGD-3 γ=ε (large), {tag}", {**base, "K": 3, "ascent_step": eps, "random_start": True}),
+            (f"PGD-10 γ=ε/4, {tag}", {**base, "K": 10, "ascent_step": eps / 4, "random_start": True}),
+            (f"PGD-10 γ=ε (large), {tag}", {**base, "K": 10, "ascent_step": eps, "random_start": True}),
             (f"plain ascent K=1 γ=ε, {tag}", {**base, "ascent": "plain"}),
             (f"plain ascent K=10 γ=ε, {tag}", {**base, "ascent": "plain", "K": 10}),
             (f"ℓ2 whole input ε={e2_whole:.2f}, {tag}", {**base, "norm": "l2", "eps": e2_whole}),

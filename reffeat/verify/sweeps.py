@@ -95,8 +95,8 @@ def susceptibility_point(cfg: Config, eps_values) -> dict:
     return out
 
 
-_ST_FIELDS_IGNORED = ("norm", "eps", "K", "gamma", "random_start", "ascent", "lam", "eval_K",
-                      "eval_gamma", "eval_restarts", "log_every")
+_ST_FIELDS_IGNORED = ("norm", "eps", "K", "ascent_step", "random_start", "ascent", "lam", "eval_K",
+                      "eval_ascent_step", "eval_restarts", "log_every")
 
 
 @functools.lru_cache(maxsize=64)
