@@ -62,7 +62,7 @@ def predict_batched(W, X, q, rho, *, backend=None, view=None) -> np.ndarray:
     """argmax_j F_j per point, in batches; X in the space of ``view`` (R2 image map) if given."""
     out = np.empty(X.shape[0], dtype=np.int64)
     for s in _batches(X.shape[0]):
-        out[s] = predict(W, _inputs(view, X[s]), q, rho, backend=backend)
+        out[s] = predict(W, _inputs(view, X[s]), q=q, rho=rho, backend=backend)
     return out
 
 
@@ -85,7 +85,7 @@ def robust_accuracy(W, X, y, eps: float, *, q, rho, norm="linf", steps=10, step_
         Xa = attack(W, X[s], y[s], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
                     step_size=gamma, random_start=True, rng=rng, restarts=restarts, clip=clip,
                     backend=backend, view=view)
-        correct += int((predict(W, _inputs(view, Xa), q, rho, backend=backend) == y[s]).sum())
+        correct += int((predict(W, _inputs(view, Xa), q=q, rho=rho, backend=backend) == y[s]).sum())
     return correct / len(y)
 
 
@@ -120,7 +120,7 @@ def robust_eval(W, X, y, eps: float, *, q, rho, norm="linf", steps=20, restarts=
         Xa = attack(W, X[sel], y[sel], q=q, rho=rho, eps=eps, norm=norm, steps=steps,
                     step_size=eps / 4, random_start=True, rng=rng, restarts=restarts, clip=clip,
                     view=view)
-        got[s] = predict(W, _inputs(view, Xa), q, rho) == y[sel]
+        got[s] = predict(W, _inputs(view, Xa), q=q, rho=rho) == y[sel]
     pg = np.zeros(n, bool)
     pg[idx] = got
     per["pgd"] = pg
@@ -156,7 +156,7 @@ def accuracy_vs_eps(W, X, y, eps_list, **kw) -> list[float]:
 def representation(W, X, q, rho, kind: str = "hidden", *, backend=None) -> np.ndarray:
     """φ(X) of (b): (n, P, k, m) for "hidden"/"pre", (n, k) for "logits" (N3)."""
     if kind == "logits":
-        return forward(W, X, q, rho, backend=backend)
+        return forward(W, X, q=q, rho=rho, backend=backend)
     Z = preactivations(W, X, backend=backend)
     if kind == "pre":
         return Z

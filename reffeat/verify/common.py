@@ -289,7 +289,7 @@ def feature_attack_breakdown(W, X, y, V, cfg) -> dict:
     """E2b split: accuracy under the pure −ε·sign(v_y) perturbation alone and
     under the worst targeted ε·sign(v_j − v_y), j ≠ y."""
     cands = feature_perturbations(V, y, X.shape[1], cfg.eps, cfg.norm)
-    preds = np.stack([predict(W, X + d, cfg.q, cfg.rho) for d in cands])     # (k, n)
+    preds = np.stack([predict(W, X + d, q=cfg.q, rho=cfg.rho) for d in cands])     # (k, n)
     n = len(y)
     own_ok = preds[y, np.arange(n)] == y
     tgt_ok = np.ones(n, bool)

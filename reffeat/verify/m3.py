@@ -73,7 +73,7 @@ def analyse_seed(st: dict, cfg) -> dict:
     for s in PGD_STEPS:
         Xa = attack(W, X, y, q=cfg.q, rho=cfg.rho, eps=eps, norm=cfg.norm, steps=s,
                     step_size=cfg.eval_step_size, random_start=True, rng=seed_rng())
-        pred = predict(W, Xa, cfg.q, cfg.rho)
+        pred = predict(W, Xa, q=cfg.q, rho=cfg.rho)
         flip = pred != y
         dl = Xa - X
         e3 = _align(dl, y, V, eps, types)
