@@ -145,14 +145,15 @@ def format_family(result: dict) -> str:
         cells = [f"{c[n]['value']:.3g}{'' if c[n]['met'] else ' ✗'}" for n in ("RC1", "RC2", "RC3", "RC4", "RC5")]
         lines.append(f"| {r['d_N']} | {r['eps']:.3g} | {r['sigma0']:.3g} | {r['eta']:.3g} | {r['T']} | "
                      + " | ".join(cells) + f" | {r['rc6_estimate']['value']:.2f} |")
-    lines += ["", "| d_N | seeds | all V1 | all V2 (P1,P3,P4) | P4 V1 | AT robust (E2) mean [min] | "
-              "AT certified | RC6 r met | RC6 r mean | wall s |", "|" + "---|" * 10]
+    lines += ["", "| d_N | seeds | all V1 | all V2 | P4 V1 | AT robust (E2) mean [min] | "
+              "AT certified (E5) mean | RC6 met | RC6 range | s/seed |", "|" + "---|" * 10]
     for d, s in result["by_size"].items():
         cert = s["at_certified_acc"]
         lines.append(f"| {d} | {s['n']} | {s['V1']['all']['text']} | {s['V2']['all']['text']} | "
                      f"{s['V1']['P4']['holds']}/{s['n']} | {s['at_robust_acc']['mean']:.2f} "
                      f"[{s['at_robust_acc']['min']:.2f}] | {cert['mean'] if cert else float('nan'):.2f} | "
-                     f"{s['rc6_r']['met']}/{s['n']} | {s['rc6_r'].get('mean', float('nan')):.2f} | "
+                     f"{s['rc6_r']['met']}/{s['n']} | {s['rc6_r'].get('min', float('nan')):.3g}–"
+                     f"{s['rc6_r'].get('max', float('nan')):.3g} | "
                      f"{s['wall_s']['mean']:.0f} |")
     return "\n".join(lines)
 

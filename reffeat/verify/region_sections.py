@@ -75,14 +75,15 @@ def markdown_neighbourhood(res: dict, quick: bool = False) -> str:
               "mean [min] over seeds. RC6 met = the adversary's reach at AT's learned weights is below "
               "the robust margin (value < 1).", "",
               "| row | seeds | all V1 | all V2 | AT attacked mean [min] | AT certified mean [min] | "
-              "RC6 met | RC6 mean | s/seed |", "|" + "---|" * 9]
+              "RC6 met | RC6 range | s/seed |", "|" + "---|" * 9]
     by = res.get("by_neighbour", {})
     for label, s in by.items():
         rc6 = s.get("rc6_r", {})
         lines.append(f"| {label} | {s['n']} | {_row_claims(s, 'V1')} | {_row_claims(s, 'V2')} | "
                      f"{_stat(s['at_robust_acc'])} [{_stat(s['at_robust_acc'], 'min')}] | "
                      f"{_stat(s['at_certified_acc'])} [{_stat(s['at_certified_acc'], 'min')}] | "
-                     f"{rc6.get('met', 0)}/{s['n']} | {_f(rc6.get('mean'))} | {_stat(s['wall_s'])} |")
+                     f"{rc6.get('met', 0)}/{s['n']} | {_f(rc6.get('min'))}–{_f(rc6.get('max'))} | "
+                     f"{_stat(s['wall_s'])} |")
     neigh = {k: v for k, v in by.items() if k != "centre"}
     if neigh:
         for v in ("V1", "V2"):
@@ -125,29 +126,34 @@ def fig_family(res: dict, path: str) -> str:
     by = res["by_size"]
     d = np.array([int(x) for x in by], float)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for v, mk in (("V1", "o-"), ("V2", "s--")):
+    # V1 and V2 (and attacked / certified) drawn side by side: equal values stay visible
+    for v, mk, dx in (("V1", "o-", 1 / 1.05), ("V2", "s--", 1.05)):
         k = np.array([by[x][v]["all"]["holds"] for x in by], float)
         n = np.array([by[x]["n"] for x in by], float)
         lo_hi = np.array([wilson(int(a), int(b)) for a, b in zip(k, n)])
         fr = k / n
-        a1.errorbar(d, fr, yerr=[fr - lo_hi[:, 0], lo_hi[:, 1] - fr], fmt=mk, capsize=3,
+        a1.errorbar(d * dx, fr, yerr=np.clip([fr - lo_hi[:, 0], lo_hi[:, 1] - fr], 0, None), fmt=mk, capsize=3,
                     label=f"all claims hold ({v})")
     a1.axhline(REGION_MIN / REGION_OF, color="grey", lw=1, ls=":", label="goal: 19 of 20 seeds")
     a1.set_xscale("log", base=2)
     a1.set_ylim(-0.05, 1.05)
     a1.set_xlabel("non-robust dimension $d_N$")
     a1.set_ylabel("fraction of seeds")
-    a1.legend(fontsize=8, loc="center right")
+    a1.legend(fontsize=8, loc="center", bbox_to_anchor=(0.5, 0.77))
     a1.set_title("claims P1–P4 (95% Wilson intervals)", fontsize=10)
-    for key, lab, mk in (("at_robust_acc", "AT attacked (E2)", "o-"), ("at_certified_acc", "AT certified (E5)", "s--")):
+    for key, lab, mk, dx in (("at_robust_acc", "AT attacked (E2, upper bound)", "o-", 1 / 1.05),
+                             ("at_certified_acc", "AT certified (E5, lower bound)", "s--", 1.05)):
         y = np.array([(by[x].get(key) or {}).get("mean", np.nan) for x in by], float)
-        a2.plot(d, y, mk, label=lab)
+        a2.plot(d * dx, y, mk, label=lab)
     a2.set_xscale("log", base=2)
     a2.set_ylim(-0.05, 1.05)
     a2.set_xlabel("non-robust dimension $d_N$")
     a2.set_ylabel("robust accuracy (mean over seeds)")
-    a2.legend(fontsize=8, loc="center right")
+    a2.legend(fontsize=8, loc="center", bbox_to_anchor=(0.5, 0.77))
     a2.set_title("AT's robust accuracy at $\\varepsilon = 1.25/\\sqrt{d_N}$", fontsize=10)
+    for ax in (a1, a2):
+        ax.set_xticks(d, [str(int(x)) for x in d])
+        ax.minorticks_off()
     n_seeds = min(by[x]["n"] for x in by)
     fig.suptitle(f"q = 3 family theorem_family(d_N): seeds 0–{n_seeds - 1} per size, ℓ∞ threat", fontsize=10)
     fig.tight_layout()
