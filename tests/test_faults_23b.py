@@ -113,3 +113,162 @@ def test_a_wrongly_typed_report_value_is_refused_before_writing(small, tmp_path,
     code, err, out = _verify(tmp_path, capsys, doc)
     assert code == 2 and "seed 2" in err and "at.gamma_j must be a number" in err, err
     assert not (out / "REPORT.md").exists()
+
+
+# ---------------------------------------------------------------- data imports (item 2)
+import errno  # noqa: E402
+import tarfile  # noqa: E402
+import zipfile  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reffeat.cli import data as data_cli  # noqa: E402
+from reffeat.real.datasets import DataError, DiskFullError, fetch, load  # noqa: E402
+from reffeat.real.datasets import mnist as mnist_files  # noqa: E402
+
+NUMPY_WORDS = ("zero-size array", "need at least one array", "Traceback", "allow_pickle")
+
+
+def _npm(root: Path, per_digit: int = 3) -> Path:
+    d = root / "npm" / "package" / "src" / "digits"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        (d / f"{digit}.json").write_text(json.dumps({"data": np.round(rng.random(784 * per_digit), 3).tolist()}))
+    return root / "npm"
+
+
+def _left(root: Path) -> list:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def _enospc(*a, **k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _fetch(argv, capsys):
+    code = data_cli.main(["fetch", "mnist", "--quiet", *argv])
+    err = capsys.readouterr().err
+    assert all(w not in err for w in NUMPY_WORDS), err
+    assert len(err.strip().splitlines()) == 1, err
+    return code, err
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_a_full_disk_while_extracting_is_reported_as_such_and_leaves_nothing(kind, tmp_path, monkeypatch,
+                                                                              capsys):
+    src = _npm(tmp_path)
+    if kind == "tar":
+        arch = tmp_path / "a.tgz"
+        with tarfile.open(arch, "w:gz") as t:
+            t.add(src, arcname="package")
+        monkeypatch.setattr(tarfile.TarFile, "makefile", _enospc)
+    else:
+        arch = tmp_path / "a.zip"
+        with zipfile.ZipFile(arch, "w") as z:
+            for p in src.rglob("*.json"):
+                z.write(p, p.relative_to(src))
+        monkeypatch.setattr(zipfile.ZipFile, "_extract_member", _enospc)
+    code, err = _fetch(["--from", str(arch), "--dir", str(tmp_path / "data")], capsys)
+    assert code == 1, err
+    assert "no space left on device" in err and str(arch) in err and "not a readable" not in err, err
+    assert _left(tmp_path / "data") == []
+
+
+@pytest.mark.parametrize("at", ["idx", "manifest"])
+def test_a_full_disk_during_an_npm_import_leaves_no_file(at, tmp_path, monkeypatch, capsys):
+    src = _npm(tmp_path)
+    if at == "idx":
+        calls = {"n": 0}
+        real = fetch._mnist.write_idx
+
+        def write(path, arr, compress=True):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                Path(path).write_bytes(b"half")
+                _enospc()
+            real(path, arr, compress=compress)
+        monkeypatch.setattr(fetch._mnist, "write_idx", write)
+    else:
+        monkeypatch.setattr(fetch, "atomic_write_json", _enospc)
+    code, err = _fetch(["--from", str(src), "--dir", str(tmp_path / "data")], capsys)
+    assert code == 1 and "no space left on device" in err, err
+    assert ("SOURCE.json" if at == "manifest" else "-idx") in err, err
+    assert _left(tmp_path / "data") == []
+
+
+def test_a_full_disk_while_copying_removes_the_files_this_import_added(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "src" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for b in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
+        (folder / b).write_bytes(b"x" * 10)
+    calls = {"n": 0}
+    real = fetch.atomic_write_bytes
+
+    def write(path, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            _enospc()
+        real(path, data)
+    monkeypatch.setattr(fetch, "atomic_write_bytes", write)
+    code = data_cli.main(["fetch", "cifar10", "--quiet", "--from", str(tmp_path / "src"),
+                          "--dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 1 and "data_batch_3: no space left on device" in err, err
+    assert _left(tmp_path / "data") == []
+
+
+def test_a_full_disk_while_downloading_is_not_a_network_failure(tmp_path, monkeypatch):
+    class Resp:
+        status, headers = 200, {"Content-Length": "4"}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def read(self, n):
+            return b"data"
+
+    class Full:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def write(self, b):
+            _enospc()
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", lambda *a, **k: Resp())
+    monkeypatch.setattr(fetch, "open", lambda *a, **k: Full(), raising=False)
+    with pytest.raises(DiskFullError, match="train-images-idx3-ubyte.gz.part: no space left"):
+        fetch.fetch("mnist", tmp_path / "data", quiet=True)
+
+
+@pytest.mark.parametrize("per_digit, fraction", [(1, 0.2), (1, 0.9), (2, 0.01)])
+def test_an_npm_import_that_would_leave_a_split_empty_is_refused_naming_the_file(per_digit, fraction, tmp_path,
+                                                                                 capsys):
+    src = _npm(tmp_path, per_digit)
+    code, err = _fetch(["--from", str(src), "--dir", str(tmp_path / "data"), "--test-fraction", str(fraction)],
+                       capsys)
+    assert code == 2 and "0.json" in err and "each split needs at least one" in err, err
+    assert _left(tmp_path / "data") == []
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_split_on_disk_is_one_line_naming_the_files(split, tmp_path, capsys):
+    d = tmp_path / "data" / "mnist"
+    d.mkdir(parents=True)
+    for sp, (img, lab) in mnist_files.SPLIT_FILES.items():
+        n = 0 if sp == split else 3
+        mnist_files.write_idx(d / (img + ".gz"), np.zeros((n, 28, 28), np.uint8))
+        mnist_files.write_idx(d / (lab + ".gz"), np.zeros(n, np.uint8))
+    from reffeat.real.datasets._common import sha256_file
+    (d / "SOURCE.json").write_text(json.dumps({"canonical": False, "source": "test", "sha256": {
+        p.name: sha256_file(p) for p in d.glob("*.gz")}}))
+    with pytest.raises(DataError, match=f"idx3-ubyte.gz.*the {split} split of mnist holds no images"):
+        load("mnist", split, data_dir=tmp_path / "data", verify=False)
+    code = data_cli.main(["where", "mnist", "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds no images" in err and "need at least one" not in err, err
