@@ -272,3 +272,103 @@ def test_an_empty_split_on_disk_is_one_line_naming_the_files(split, tmp_path, ca
     code = data_cli.main(["where", "mnist", "--data-dir", str(tmp_path / "data")])
     err = capsys.readouterr().err
     assert code == 2 and "holds no images" in err and "need at least one" not in err, err
+
+
+# ---------------------------------------------------------------- worker waits and orphans (item 3)
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+SLEEP_JOB = '''
+import os, time
+def slow(cfg):
+    with open(os.environ["MARK"] + f".{os.getpid()}", "w") as fh:
+        fh.write("started")
+    time.sleep(600)
+    return {}
+'''
+PARENT = '''
+import sys
+from reffeat import Config
+from reffeat.cli.common import command
+from reffeat.jobs import Runner
+import sleepjob
+
+@command
+def main(argv, policy):
+    Runner(workers=int(argv[0]), progress=None).map(sleepjob.slow, [Config(seed=s) for s in range(int(argv[0]))])
+    return 0
+
+if __name__ == "__main__":                       # (spawned workers import this file as __mp_main__)
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.fixture
+def cleanup():
+    """Processes a test started, killed at its end whatever happened (no orphan sleeps on)."""
+    started: list = []
+    yield started
+    for p in started:
+        if isinstance(p, subprocess.Popen):
+            if p.poll() is None:
+                p.kill()
+                p.communicate(timeout=30)
+        elif _alive(p):
+            os.kill(p, signal.SIGKILL)
+
+
+def _start_parent(tmp_path, cleanup, workers: int = 2):
+    (tmp_path / "sleepjob.py").write_text(SLEEP_JOB)
+    (tmp_path / "parent.py").write_text(PARENT)
+    env = dict(os.environ, MARK=str(tmp_path / "started"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"), str(workers)], cwd=str(tmp_path),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cleanup.append(proc)
+    workers_pids: list = []
+    for _ in range(1200):                         # a hang guard, not a timing assertion
+        workers_pids = [int(p.name.rsplit(".", 1)[1]) for p in tmp_path.glob("started.*")]
+        if len(workers_pids) == workers or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    cleanup.extend(workers_pids)
+    assert len(workers_pids) == workers, proc.communicate(timeout=30)
+    return proc, workers_pids
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["term", "int"])
+def test_a_signal_stops_a_runner_waiting_on_workers_and_no_worker_survives(sig, code, tmp_path, cleanup):
+    proc, pids = _start_parent(tmp_path, cleanup)
+    assert all(_alive(p) for p in pids)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)         # the job sleeps 600 s: a blocking wait would hang here
+    assert proc.returncode == code, err
+    assert "Traceback" not in err, err
+    for _ in range(100):
+        if not any(_alive(p) for p in pids):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), f"workers {pids} outlived their client"
+
+
+def test_workers_exit_by_themselves_when_their_client_is_killed(tmp_path, cleanup):
+    proc, pids = _start_parent(tmp_path, cleanup)
+    proc.kill()                                   # SIGKILL: no handler, no clean-up in the client
+    proc.communicate(timeout=60)
+    for _ in range(300):                          # a hang guard: they go within POLL seconds
+        if not any(_alive(p) for p in pids):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), f"workers {pids} kept running after their client was killed"
