@@ -372,3 +372,72 @@ def test_workers_exit_by_themselves_when_their_client_is_killed(tmp_path, cleanu
             break
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids), f"workers {pids} kept running after their client was killed"
+
+
+# ---------------------------------------------------------------- memory estimate (item 4)
+from reffeat import Config  # noqa: E402
+from reffeat.cli import sweep as sweep_cli  # noqa: E402
+from reffeat.experiments import memory  # noqa: E402
+
+
+def test_the_synthetic_estimate_covers_the_measured_peak_of_a_certify_heavy_run():
+    """k = 4: E5's (k−1)·n·P-sized arrays dominate the evaluation; the old estimate
+    (4.5 copies of the test inputs) was 4.4× below the measured peak."""
+    import tracemalloc
+
+    from reffeat.experiments.synthetic import sweep_record
+    cfg = Config(k=4, n_train=20, n_test=300, P=8, d_N=32, m=8, T=2, log_every=1, eval_apgd_K=3)
+    sweep_record(Config(n_train=4, n_test=4, P=4, d_N=8, m=2, T=1, log_every=1))   # compile outside
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    sweep_record(cfg)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    est = memory.synthetic(cfg)
+    assert peak <= est < 4 * peak, (peak, est)
+
+
+def test_the_estimate_grows_with_apgd_and_e5_sizes():
+    base = Config(n_test=1000, k=3)
+    assert memory.evaluation(base.replace(k=6)) > 2 * memory.evaluation(base)        # E5: (k−1)·n pairs
+    cfg = Config(k=2, m=1, n_test=2000, eval_apgd_K=10**6)          # APGD's loss traces: 2·(K+1)·500 floats
+    assert memory.evaluation(cfg) > memory.evaluation(cfg.replace(eval_apgd_K=0)) + 2 * 10**6 * 500 * 8 * 0.99
+
+
+def test_the_real_estimate_covers_lenses_eval_and_the_full_test_split():
+    from reffeat.experiments.real_config import resolve
+    c = resolve("fashion-mnist", {"n_train": 600, "n_eval": 200, "n_lens": 100}, quick=True)
+    off = resolve("fashion-mnist", {"n_train": 600, "n_eval": 200, "n_lens": 100, "lenses": False}, quick=True)
+    assert memory.real(c) - memory.real(off) == 8 * 100 * 28 * 28 * 8
+    more_eval = resolve("fashion-mnist", {"n_train": 600, "n_eval": 1200, "n_lens": 100}, quick=True)
+    assert memory.real(more_eval) - memory.real(c) == 7 * 1000 * 28 * 28 * 8
+    assert memory.real(c) > 3.5 * 10000 * 28 * 28 * 8          # the full test split, ~3.5 copies
+    overlap = resolve("fashion-mnist", {"n_train": 600, "n_eval": 200, "n_lens": 100, "p": 7, "stride": 3},
+                      quick=True)
+    assert memory.real(overlap) > memory.real(c)                # P·p² = 3136 > 784 floats per image
+
+
+def test_a_sweep_that_cannot_fit_is_refused_before_any_work(tmp_path, capsys):
+    grid = tmp_path / "big.toml"
+    grid.write_text("seeds = 2\n[base]\nT = 1\nn_test = 100000\n[grid]\nk = [10, 20]\n")
+    code = sweep_cli.main([str(grid), "--out", str(tmp_path / "o"), "--workers", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "this sweep (4 jobs, 2 at a time" in err, err
+    assert "GB of memory; this machine has" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_sweep_estimate_sums_the_largest_jobs_running_at_once():
+    small, big = Config(k=3), Config(k=3, n_test=4000)
+    assert memory.sweep([small, big], 3, at_once=1) == memory.synthetic(big)
+    assert memory.sweep([small, big], 3, at_once=2) == 2 * memory.synthetic(big)
+    assert memory.sweep([small, big], 1, at_once=2) == memory.synthetic(big) + memory.synthetic(small)
+
+
+def test_run_real_refuses_lenses_that_cannot_fit(tmp_path, capsys):
+    from reffeat.cli import real as real_cli
+    code = real_cli.main(["--dataset", "mnist", "--n-lens", "1000000000", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "GB of memory; this machine has" in err, err
+    assert not (tmp_path / "o").exists()
