@@ -262,8 +262,10 @@ def main(argv, policy) -> int:
                           progress=None if args.quiet else sys.stderr)
         if args.scheduler and runner.kind in ("local-cluster", "address"):
             import_distributed()
-    except (UsageError, ValueError):
+    except (UsageError, ValueError) as exc:
         dirs.undo()
+        if isinstance(exc, ValueError) and str(exc).startswith(("scheduler ", "workers ")):
+            raise UsageError(f"--{exc}") from None      # the Runner's words, named as the option
         raise
     try:
         metrics = check_metrics(args.metric, spec["modes"]) if args.metric else [
