@@ -18,7 +18,8 @@ Sources without network (use them only as inputs to ``--from``):
                  10,000 real digits, NOT the official split — imported with a
                  stratified seeded train/test split (--seed, --test-fraction)
 
-Exit codes: 0 ok, 2 bad arguments or missing/corrupt data, 1 network failure.
+Exit codes: 0 ok, 2 bad arguments or missing/corrupt data, 1 network failure or a full disk
+(one line naming the file; a failed import leaves no file of its own behind).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import sys
 from numbers import Integral, Real
 
 from ..constraints import Interval
-from ..real.datasets import NAMES, default_root, load, locate
+from ..real.datasets import NAMES, DiskFullError, default_root, load, locate
 from ..real.datasets import fetch as _fetch
 from .common import EXIT_USAGE, Parser, command, option, output_dir
 
@@ -90,8 +91,8 @@ def main(argv, policy) -> int:
                 print(json.dumps({"dataset": args.name, "split": split, "n": int(y.size),
                                   "directory": str(d), "verified": info["verified"],
                                   "source": info["source"]}))
-    except ConnectionError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConnectionError, DiskFullError) as e:   # a failure of the fetch, not bad input: exit 1
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         policy.stopped(exc)

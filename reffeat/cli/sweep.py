@@ -40,6 +40,7 @@ from numbers import Integral
 from .. import stopping
 from ..config import FIELD_NAMES, Config
 from ..constraints import Interval, read_small_file
+from ..experiments import memory
 from ..jobs import Runner, import_distributed
 from ..sweep import sweep
 from .common import (
@@ -48,6 +49,7 @@ from .common import (
     OutputLock,
     Parser,
     UsageError,
+    check_memory,
     command,
     option,
     output_dirs,
@@ -223,6 +225,28 @@ def heatmap(table, x: str, y: str, metrics, seeds, path: str, title: str) -> str
     return path
 
 
+def jobs_at_once(runner: Runner, n_jobs: int) -> int:
+    """How many jobs run side by side on this machine (0: on a remote Dask cluster)."""
+    if runner.kind == "inline":
+        return 1
+    if runner.kind == "processes":
+        return max(1, min(runner.workers or os.cpu_count() or 1, n_jobs))
+    if runner.kind == "local-cluster":
+        return max(1, min(int(runner.target), n_jobs))
+    return 0
+
+
+def check_sweep_memory(spec: dict, runner: Runner) -> None:
+    """Refuse (UsageError, before any work) a sweep whose ``jobs_at_once`` largest
+    jobs need more memory than this machine has (``experiments.memory.sweep``)."""
+    n_jobs = len(spec["configs"]) * len(spec["seeds"])
+    at_once = jobs_at_once(runner, n_jobs)
+    if at_once:
+        check_memory(memory.sweep(spec["configs"], len(spec["seeds"]), spec["modes"], at_once),
+                     f"this sweep ({n_jobs} jobs, {at_once} at a time on {runner.describe()}; "
+                     "fewer --workers or smaller sizes in GRID.toml)")
+
+
 @command
 def main(argv, policy) -> int:
     """``python -m reffeat.sweep GRID.toml``: see the module docstring."""
@@ -238,13 +262,20 @@ def main(argv, policy) -> int:
                           progress=None if args.quiet else sys.stderr)
         if args.scheduler and runner.kind in ("local-cluster", "address"):
             import_distributed()
-    except (UsageError, ValueError):
+    except (UsageError, ValueError) as exc:
         dirs.undo()
+        if isinstance(exc, ValueError) and str(exc).startswith(("scheduler ", "workers ")):
+            raise UsageError(f"--{exc}") from None      # the Runner's words, named as the option
         raise
     try:
         metrics = check_metrics(args.metric, spec["modes"]) if args.metric else [
             m for m in DEFAULT_METRICS if m.split(".")[0] in ("claims", *spec["modes"])]
     except ValueError:
+        dirs.undo()
+        raise
+    try:
+        check_sweep_memory(spec, runner)
+    except UsageError:
         dirs.undo()
         raise
     policy.hold(OutputLock(out, "--out"))

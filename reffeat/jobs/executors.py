@@ -9,6 +9,14 @@ the executor: :func:`execute` calls ``kernels.configure_threads(threads)``
 process (:data:`THREAD_VARS`). Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536,
 which made jobs 1.6–2.2× slower; the job undoes it in its process
 (:func:`undo_malloc_trim`).
+
+Stopping. The client never blocks on a worker without a timeout: every wait
+is a loop of short waits (:data:`POLL` s) that asks ``reffeat.stopping`` in
+between, so SIGINT/SIGTERM (whose handler only sets the flag) stops the
+sweep within a fraction of a second, the running workers killed. A local
+worker whose client dies (killed, even by SIGKILL) exits by itself within
+:data:`POLL` s (it watches its parent process id), so no orphan keeps
+computing.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import provenance
+from .. import provenance, stopping
 from .._version import __version__
 from ..output import encode
 
@@ -32,6 +40,12 @@ from ..output import encode
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 _MALLOC: list = []          # what undo_malloc_trim did in this process (once)
+
+#: seconds between the client's checks for a stop request while it waits, and
+#: between a local worker's checks that its client is still alive
+POLL = 0.25
+#: exit code of a local worker that finds its client gone
+ORPHANED = 70
 
 
 def undo_malloc_trim() -> str | None:
@@ -100,9 +114,33 @@ def _environ(values: dict):
                 os.environ[k] = v
 
 
-def _init_local_worker():
+def _watch_parent(parent: int, poll: float = POLL) -> None:
+    """In a local worker: exit at once (``os._exit(ORPHANED)``) when the client
+    process ``parent`` is gone (this process was re-parented), whatever job runs."""
+    while True:
+        time.sleep(poll)
+        if os.getppid() != parent:
+            os._exit(ORPHANED)
+
+
+def _init_local_worker(parent: int | None = None):
     import signal
+    import threading
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the client's to handle
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), name="reffeat-watch-client",
+                         daemon=True).start()
+
+
+def _kill_pool(pool) -> None:
+    """Kill the worker processes of a ProcessPoolExecutor and reap them (briefly)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.kill()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(timeout=2.0)
 
 
 def parse_scheduler(scheduler) -> tuple:
@@ -160,11 +198,15 @@ def process_events(jobs, workers, threads, retries):
                     if slot in busy or not queue:
                         continue
                     if pools[slot] is None:
-                        pools[slot] = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_local_worker)
+                        pools[slot] = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_local_worker,
+                                                          initargs=(os.getpid(),))
                     i = queue.popleft()
                     job = jobs[i]
                     inflight[pools[slot].submit(execute, job.fn, job.config, job.kwargs, threads)] = (slot, i)
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                done: set = set()
+                while not done:                     # short waits: a stop request is seen at once
+                    stopping.check()
+                    done, _ = wait(list(inflight), timeout=POLL, return_when=FIRST_COMPLETED)
                 for fut in done:
                     slot, i = inflight.pop(fut)
                     try:
@@ -188,9 +230,7 @@ def process_events(jobs, workers, threads, retries):
                 if pool is None:
                     continue
                 if not finished:                        # interrupted: do not wait for running jobs
-                    for p in list(getattr(pool, "_processes", {}).values()):
-                        with contextlib.suppress(Exception):
-                            p.kill()
+                    _kill_pool(pool)
                 pool.shutdown(wait=finished, cancel_futures=True)
 
 
@@ -270,16 +310,24 @@ def dask_events(jobs, target, threads, retries):
                                 key=f"reffeat-{job.key}-seed{job.seed}-{tag}")
             futures[fut] = i
         lost = _LostWorkers(client, {f.key: i for f, i in futures.items()}, t_start)
-        for fut in distributed.as_completed(list(futures)):
-            i = futures[fut]
-            yield from lost.events()
-            try:
-                rec = fut.result()
-            except Exception as exc:
-                yield ("failed", i, exc)
-            else:
-                yield ("done", i, rec)
-            fut.release()
+        pending = dict(futures)
+        while pending:                               # short waits: a stop request is seen at once
+            stopping.check()
+            done = [f for f in pending if f.done()]
+            if not done:
+                yield from lost.events()
+                time.sleep(POLL)
+                continue
+            for fut in done:
+                i = pending.pop(fut)
+                yield from lost.events()
+                try:
+                    rec = fut.result()
+                except Exception as exc:
+                    yield ("failed", i, exc)
+                else:
+                    yield ("done", i, rec)
+                fut.release()
         yield from lost.events(force=True)           # a removal logged after the last check
     finally:
         if client is not None:

