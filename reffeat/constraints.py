@@ -478,6 +478,8 @@ def read_small_file(path, what: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
     which, e.g. "config file"); FileNotFoundError passes through as ValueError."""
     import os
     import stat
+    if "\x00" in str(path):
+        raise ValueError(f"{what} path must not contain a NUL byte (got {str(path)!r})")
     try:
         st = os.stat(path)
     except FileNotFoundError:

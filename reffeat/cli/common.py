@@ -121,6 +121,8 @@ def _make_dir(path, option: str):
     """(directory, the folders this call created) or UsageError, leaving nothing behind."""
     if path is None or str(path).strip() == "":
         raise UsageError(f"{option} must be a directory path (got {str(path)!r})")
+    if "\x00" in str(path):
+        raise UsageError(f"{option} must be a directory path without NUL bytes (got {str(path)!r})")
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise UsageError(f"{option} {p} exists and is not a directory; give a directory path")
@@ -196,6 +198,8 @@ def output_file(path, option: str) -> Path:
     itself is not a directory."""
     if path is None or str(path).strip() == "":
         raise UsageError(f"{option} must be a file path (got {str(path)!r})")
+    if "\x00" in str(path):
+        raise UsageError(f"{option} must be a file path without NUL bytes (got {str(path)!r})")
     p = Path(path).expanduser()
     if p.is_dir():
         raise UsageError(f"{option} {p} is a directory; give a file path")
@@ -207,6 +211,8 @@ def input_file(path, option: str) -> Path:
     """An existing, readable regular file."""
     if path is None or str(path).strip() == "":
         raise UsageError(f"{option} must be a file path (got {str(path)!r})")
+    if "\x00" in str(path):
+        raise UsageError(f"{option} must be a file path without NUL bytes (got {str(path)!r})")
     p = Path(path).expanduser()
     if not p.exists():
         raise UsageError(f"{option} {p}: no such file")

@@ -420,7 +420,10 @@ def main(argv, policy) -> int:
         if runner.kind in ("local-cluster", "address"):
             import_distributed()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        msg = str(exc)
+        if msg.startswith(("scheduler", "workers")):      # the Runner's words: name the option
+            msg = "--" + msg
+        print(f"error: {msg}", file=sys.stderr)
         return 2
     if progress:
         print(f"[verify] jobs run on {runner.describe()}; result store {runner.store}", file=progress)
