@@ -4,7 +4,7 @@ around fused numba loops.  The plain-numpy code in ``model.py`` /
 public function here carries its reference twin's name and returns what it
 returns (tests/test_kernels.py, tests/test_backend.py: ≤ 1e-10 relative in
 float64 on random shapes incl. n = P = m = d = 1, partial chunks, all three
-threat norms, targeted, clipped; identical for 1 and 2 threads).  Which one a
+threat norms, targeted, clipped; identical for 1, 2 and 3 threads).  Which one a
 call runs on is chosen in ``reffeat.backend``.
 
 Per kernel, what runs it and why (the measured speeds are in the output of
@@ -36,14 +36,16 @@ installing compiles, and how long it takes, is in ``python -m reffeat.bench``.
 
 Work split and threads.  A batch is cut into chunks of whole samples
 (≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``) and the chunks are dealt to
-``SLOTS`` work slots (chunk c to slot c mod S); each slot has its own buffers and
-G2/C4 partials, and the partials are added in slot order.  Chunk size and slot
+S = min(``SLOTS``, chunks) work slots (chunk c to slot c mod S); each slot has its
+own G2/C4 partials, and the partials are added in slot order.  Chunk size and slot
 count depend only on the shapes (never on the machine or the thread setting), so
 the summation order, hence every bit of the result, is the same on any machine
-with the same BLAS.  The kernels are serial numba functions that release the GIL
-(``nogil``); the slots of one call run on a small thread pool of
-``configure_threads()`` threads (default: one — run in the caller's thread;
-the pool and the OpenBLAS control live in ``reffeat._threads``).  There is no
+with the same BLAS and for any thread count.  The kernels are serial numba
+functions that release the GIL (``nogil``); the slots of one call run on
+T = min(``configure_threads()``, S) threads (default: one — run in the caller's
+thread; the pool and the OpenBLAS control live in ``reffeat._threads``), each
+taking the next free slot; the chunk buffers are per thread (T sets), only the
+partials are per slot.  There is no
 numba ``parallel=True``: its compile cost (seconds per kernel) is paid on every
 first run, and a fixed set of slots needs no parfor scheduling.
 
@@ -61,7 +63,7 @@ of the same source share one cache (the locator: ``reffeat._kcache``).
 Memory: nothing of size (n, P, k, m) is materialised except where the API
 returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
 allocated by the drivers (the kernels allocate nothing), so ``tracemalloc`` sees
-the whole footprint: an AT step needs X^adv, S chunk buffers and S G2 partials.
+the whole footprint: an AT step needs X^adv, T chunk buffers and S G2 partials.
 
 dtype: float64 by default; float32 W and X (both) select float32 kernels
 (compiled on first use; the real-image pipeline's ``--dtype float32``).
@@ -69,10 +71,12 @@ dtype: float64 by default; float32 W and X (both) select float32 kernels
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import _kcache
-from ._threads import SLOTS, configure_threads, run_slots, threads
+from ._threads import SLOTS, configure_threads, run_slots, slot_threads, threads
 
 __all__ = ["CHUNK_ROWS", "CHUNK_BYTES", "SLOTS", "WANT_F", "WANT_G2", "WANT_G3", "WANT_SLOPES", "WANT_A",
            "WANT_C4", "WANT_G2_C4", "WANT_ASCENT", "cache_dir", "configure_threads", "threads",
@@ -356,12 +360,13 @@ def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
 
 
 @_jit
-def _pass(s, want, X, Xa, W2, y, P, k, m, act, b, F, losses, Zbuf, acc, work, G, gx, ball, c4):
-    """Slot s of one chunked pass over the batch: per chunk, GEMM (z = X Wᵀ) →
-    _activate → what ``want`` asks for.  The one driver of every fast path.
+def _pass(s, t, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, work, G, gx, ball, c4):
+    """Slot s of S of one chunked pass over the batch, run by thread t (whose scratch
+    buffers it uses): per chunk, GEMM (z = X Wᵀ) → _activate → what ``want`` asks
+    for.  The one driver of every fast path.
 
     want  WANT_F        F only (N3);
-          WANT_G2       also G[s] += Aᵀ X (G2 partial, via work[s] (k·m, d));
+          WANT_G2       also G[s] += Aᵀ X (G2 partial, via work[t] (k·m, d));
           WANT_G3       also gx = A W (G3);
           WANT_SLOPES   gx (n·P, k·m) ← σ'(z) (N2);  WANT_A: gx ← A (G1 × N2) — these two
                         return a full array, so the chunk is computed in place in gx;
@@ -370,21 +375,22 @@ def _pass(s, want, X, Xa, W2, y, P, k, m, act, b, F, losses, Zbuf, acc, work, G,
                         u_j / v_j, so the step's own A serves both (the training loop logs
                         C4 at every step: a separate pass cost as much again as G2);
           WANT_ASCENT   T2: all K steps of one chunk (GEMM → _activate → GEMM (G3, into
-                        work[s] (b·P, d)) → _step on Xa) before the next chunk, so the
+                        work[t] (b·P, d)) → _step on Xa) before the next chunk, so the
                         chunk stays in cache; Xa (n·P, d) updated in place.
     act = (qcase, q − 1, 1/q, ρ, 1/ρ);  ball = (K, ±γ, ε, norm code, plain, lo, hi, clip)
     (ascent only);  c4 = (patch types (n, P), codes (3,), [U; V] (2k, d), step/n,
-    proj (S, b·P, 2k), out (S, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
+    proj (T, b·P, 2k), out (S, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
     use are small dummies of the same types, so ONE compiled kernel serves every
     call: numba re-optimises and re-emits everything a kernel calls, for each
     kernel, and three kernels cost ~1 s more to compile on the first run.
-    Slot s handles chunks s, s+S, s+2S, … of b samples each with its own buffers
-    Zbuf[s], acc[s], work[s] and partials G[s], out[s] (S = Zbuf.shape[0]; slots are
-    fixed by the shapes, not by the threads), so results do not depend on which
-    thread runs which slot.
+    Slot s handles chunks s, s+S, s+2S, … of b samples each, with its own partials
+    G[s], out[s], and the buffers Zbuf[t], acc[t], work[t], proj[t] of the thread
+    that runs it (T of each, T the threads of the call; a thread runs one slot at a
+    time and each chunk overwrites what it reads of them); slots are fixed by the
+    shapes, not by the threads, so results do not depend on which thread runs which
+    slot.
     """
     n = F.shape[0]
-    S = Zbuf.shape[0]
     nch = (n + b - 1) // b
     qcase, qm1, inv_q, rho, inv_rho = act
     Wt = W2.T
@@ -394,28 +400,28 @@ def _pass(s, want, X, Xa, W2, y, P, k, m, act, b, F, losses, Zbuf, acc, work, G,
         i0 = c * b
         i1 = min(n, i0 + b)
         r0, r1 = i0 * P, i1 * P
-        Zc = gx[r0:r1] if full else Zbuf[s, : r1 - r0]
+        Zc = gx[r0:r1] if full else Zbuf[t, : r1 - r0]
         if want == WANT_ASCENT:
             steps, coef, eps, norm, plain, lo, hi, clip = ball
-            gc = work[s, : r1 - r0]
+            gc = work[t, : r1 - r0]
             for _ in range(steps):
                 _gemm(Xa[r0:r1], Wt, Zc)
                 _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                          F[i0:i1], losses[i0:i1], acc[s])
+                          F[i0:i1], losses[i0:i1], acc[t])
                 _gemm(Zc, W2, gc)                                    # G3
                 _step(Xa[r0:r1], X[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
             continue
         _gemm(X[r0:r1], Wt, Zc)                                      # pre-activations
         _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                  F[i0:i1], losses[i0:i1], acc[s])
+                  F[i0:i1], losses[i0:i1], acc[t])
         if want == WANT_G2 or want == WANT_G2_C4:
-            _gemm(Zc.T, X[r0:r1], work[s])                           # G2 partial
-            _add_into(G[s], work[s])
+            _gemm(Zc.T, X[r0:r1], work[t])                           # G2 partial
+            _add_into(G[s], work[t])
         elif want == WANT_G3:
             _gemm(Zc, W2, gx[r0:r1])                                 # G3
         if want == WANT_C4 or want == WANT_G2_C4:
             types, codes, UV, scale, proj, out = c4
-            pc = proj[s, : r1 - r0]
+            pc = proj[t, : r1 - r0]
             _gemm(X[r0:r1], UV.T, pc)                                # ⟨x, u_j⟩, ⟨x, v_j⟩
             _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
 
@@ -458,7 +464,9 @@ def chunk_samples(P: int, km: int, d: int, itemsize: int = 8) -> int:
 
 
 def _layout(n, P, d, km, dt):
-    """(samples per chunk b, number of slots S) — fixed by the sizes, never by the threads."""
+    """(samples per chunk b, number of slots S) — fixed by the sizes, never by the
+    threads: S = min(SLOTS, chunks), the chunks rounded up to a multiple of S (same
+    number of chunks per slot, b shrunk to match)."""
     if n == 0:
         return 1, 1
     b = max(1, min(n, chunk_samples(P, km, d, np.dtype(dt).itemsize)))
@@ -467,6 +475,22 @@ def _layout(n, P, d, km, dt):
     nch = -(-nch // S) * S                      # a multiple of S chunks: balanced slots
     b = -(-n // nch)
     return b, S
+
+
+@contextmanager
+def _slot_count(slots: int):
+    """Within the block, cut kernel calls into at most ``slots`` slots instead of
+    ``SLOTS`` (for ``python -m reffeat.bench --slots-compare``, which measures what
+    the fixed slot count costs; results then differ in their last bits from the
+    library's).  Not for concurrent use: it rebinds the module's ``SLOTS``."""
+    global SLOTS
+    if isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1:
+        raise ValueError(f"slots must be an integer >= 1 (got {slots!r})")
+    old, SLOTS = SLOTS, int(slots)
+    try:
+        yield
+    finally:
+        SLOTS = old
 
 
 def _sum_slots(partials):
@@ -493,20 +517,21 @@ def _fused_call(W, X, y, q, rho, want):
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
+    T = slot_threads(S)
     yy = _labels(y, n, k) if y is not None else np.zeros(n, dtype=np.int64)
     F = np.empty((n, k), dtype=dt)
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, c4 = _dummies(dt)
     full = want in (WANT_SLOPES, WANT_A)
     # WANT_SLOPES / WANT_A return the full array: chunks land in it, the slot buffers are dummies
-    Zbuf = np.empty((S, 1, 1) if full else (S, b * P, km), dtype=dt)
-    acc = np.empty((S, km), dtype=dt)
+    Zbuf = np.empty((T, 1, 1) if full else (T, b * P, km), dtype=dt)
+    acc = np.empty((T, km), dtype=dt)
     G = np.zeros((S, km, d), dtype=dt) if want == WANT_G2 else one3
-    work = np.empty((S, km, d), dtype=dt) if want == WANT_G2 else one3
+    work = np.empty((T, km, d), dtype=dt) if want == WANT_G2 else one3
     gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
-    run_slots(_pass, S, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, F, losses, Zbuf, acc,
-               work, G, gx, ball, c4)
+    run_slots(_pass, S, T, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, S, F, losses, Zbuf,
+              acc, work, G, gx, ball, c4)
     if want == WANT_G3:
         return F, losses, G, gx.reshape(n, P, d)
     if full:
@@ -572,14 +597,15 @@ def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     km = k * m
     Xa = np.ascontiguousarray(Xa, dtype=dt)            # shape of X (made by attacks._apply)
     b, S = _layout(n, P, d, km, dt)
+    T = slot_threads(S)
     lo, hi, do_clip = (0.0, 0.0, False) if clip is None else (float(clip[0]), float(clip[1]), True)
     ball = (int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
             ascent == "plain", lo, hi, do_clip)
     one, one3, _, c4 = _dummies(dt)
-    run_slots(_pass, S, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
-               _qargs(q, rho), b, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
-               np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
-               np.empty((S, b * P, d), dtype=dt), one3, one, ball, c4)
+    run_slots(_pass, S, T, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
+              _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
+              np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
+              np.empty((T, b * P, d), dtype=dt), one3, one, ball, c4)
     return Xa
 
 
@@ -588,6 +614,7 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
+    T = slot_threads(S)
     types = np.ascontiguousarray(patch_types, dtype=np.int64)     # shapes: metrics._check_c4
     codes = np.array([ROBUST, NONROBUST, NOISE], dtype=np.int64)
     UV = np.ascontiguousarray(np.concatenate([U, V]), dtype=dt)      # (2k, d)
@@ -595,11 +622,11 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     one, one3, ball, _ = _dummies(dt)
     G = np.zeros((S, km, d), dtype=dt) if want_g else one3
     out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
-    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((S, b * P, 2 * k), dtype=dt), out)
-    run_slots(_pass, S, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k, m,
-               _qargs(q, rho), b, np.empty((n, k), dtype=dt), losses,
-               np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
-               np.empty((S, km, d), dtype=dt) if want_g else one3, G, one, ball, c4)
+    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((T, b * P, 2 * k), dtype=dt), out)
+    run_slots(_pass, S, T, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k,
+              m, _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), losses,
+              np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
+              np.empty((T, km, d), dtype=dt) if want_g else one3, G, one, ball, c4)
     tot = _sum_slots(out)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:
