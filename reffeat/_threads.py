@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-#: Number of work slots (each with its own G2/C4 partial; the chunk buffers are
-#: per thread): a constant, so the summation order is the same on every machine
+#: Number of work slots (each with its own G2/C4 partial, added to the total in
+#: slot order; the buffers are per thread): a constant, so the summation order is the same on every machine
 #: and for every thread count 1..SLOTS.  16 lets a workstation use 16 cores; it
 #: was 2 until issue 21 (results recorded with 2 slots differ in their last bits;
 #: the cost of 16 against 2 at 1 and 2 threads: ``python -m reffeat.bench
@@ -133,14 +133,18 @@ def slot_threads(S: int) -> int:
     return max(1, min(threads(), int(S)))
 
 
-def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any) -> None:
+def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
+              fold: Callable[[int, int], None] | None = None) -> None:
     """kernel(s, t, *args) for every slot s < S, on at most T threads (t < T the
-    index of the thread, for its scratch buffers): this thread and T − 1 of the
-    pool's, each taking the next slot not yet taken (slots in increasing order),
-    so the slots are shared evenly whatever their number.  Each slot writes only
-    its own rows and partials, and a thread's scratch buffers only between the
-    start and the end of one slot, so the result is the same whichever thread
-    runs which slot."""
+    index of the thread, for its buffers): this thread and T − 1 of the pool's,
+    each taking the next slot not yet taken (slots in increasing order), so the
+    slots are shared evenly whatever their number.  After its kernel call, slot s
+    is passed to ``fold(s, t)`` in slot order (fold(s, ·) only after fold(s − 1, ·)
+    returned; the thread waits for its turn), so a slot's partials can live in its
+    thread's buffer and be added to the total in the fixed slot order: memory for
+    T partials, not S.  Each slot writes only its own rows, and a thread's buffers
+    only between the start of one of its slots and that slot's fold, so the result
+    is the same whichever thread runs which slot."""
     if _threads is None:
         configure_threads()
     pool = _pool
@@ -149,18 +153,37 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any) -> None:
         if pool is None or T == 1:
             for s in range(S):
                 kernel(s, 0, *args)
+                if fold is not None:
+                    fold(s, 0)
             return
-        lock = threading.Lock()
-        nxt = [0]
+        cond = threading.Condition()
+        state = {"next": 0, "folded": 0, "failed": False}
 
         def work(t: int) -> None:
-            while True:
-                with lock:
-                    s = nxt[0]
-                    nxt[0] += 1
-                if s >= S:
-                    return
-                kernel(s, t, *args)
+            try:
+                while True:
+                    with cond:
+                        s = state["next"]
+                        state["next"] += 1
+                        if state["failed"] or s >= S:
+                            return
+                    kernel(s, t, *args)
+                    if fold is None:
+                        continue
+                    with cond:
+                        while state["folded"] != s and not state["failed"]:
+                            cond.wait()
+                        if state["failed"]:
+                            return
+                    fold(s, t)                  # alone: every other fold waits for folded > s
+                    with cond:
+                        state["folded"] += 1
+                        cond.notify_all()
+            except BaseException:
+                with cond:
+                    state["failed"] = True
+                    cond.notify_all()
+                raise
 
         futures = [pool.submit(work, t) for t in range(1, T)]
         try:

@@ -37,15 +37,18 @@ installing compiles, and how long it takes, is in ``python -m reffeat.bench``.
 Work split and threads.  A batch is cut into chunks of whole samples
 (≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``) and the chunks are dealt to
 S = min(``SLOTS``, chunks) work slots (chunk c to slot c mod S); each slot has its
-own G2/C4 partials, and the partials are added in slot order.  Chunk size and slot
+own G2/C4 partials, and the partials are added in slot order (total = p_0, then
++= p_1, += p_2, …).  Chunk size and slot
 count depend only on the shapes (never on the machine or the thread setting), so
 the summation order, hence every bit of the result, is the same on any machine
 with the same BLAS and for any thread count.  The kernels are serial numba
 functions that release the GIL (``nogil``); the slots of one call run on
 T = min(``configure_threads()``, S) threads (default: one — run in the caller's
 thread; the pool and the OpenBLAS control live in ``reffeat._threads``), each
-taking the next free slot; the chunk buffers are per thread (T sets), only the
-partials are per slot.  There is no
+taking the next free slot.  The buffers are per thread (T sets), the partials
+included: a slot's partial is made in its thread's buffer and added to the total
+before the thread takes another slot, waiting until the slots before it have
+been added (``run_slots``'s ``fold``), so memory does not grow with S.  There is no
 numba ``parallel=True``: its compile cost (seconds per kernel) is paid on every
 first run, and a fixed set of slots needs no parfor scheduling.
 
@@ -63,7 +66,8 @@ of the same source share one cache (the locator: ``reffeat._kcache``).
 Memory: nothing of size (n, P, k, m) is materialised except where the API
 returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
 allocated by the drivers (the kernels allocate nothing), so ``tracemalloc`` sees
-the whole footprint: an AT step needs X^adv, T chunk buffers and S G2 partials.
+the whole footprint: an AT step needs X^adv, T chunk buffers and T + 1 G2 arrays
+(partials and total, each k·m·d).
 
 dtype: float64 by default; float32 W and X (both) select float32 kernels
 (compiled on first use; the real-image pipeline's ``--dtype float32``).
@@ -366,12 +370,12 @@ def _pass(s, t, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, wo
     for.  The one driver of every fast path.
 
     want  WANT_F        F only (N3);
-          WANT_G2       also G[s] += Aᵀ X (G2 partial, via work[t] (k·m, d));
+          WANT_G2       also G[t] += Aᵀ X (slot s's G2 partial, via work[t] (k·m, d));
           WANT_G3       also gx = A W (G3);
           WANT_SLOPES   gx (n·P, k·m) ← σ'(z) (N2);  WANT_A: gx ← A (G1 × N2) — these two
                         return a full array, so the chunk is computed in place in gx;
           WANT_C4, WANT_G2_C4   C3/C4 (and G2) from ONE backward pass: proj = X [U; V]ᵀ
-                        (GEMM) → _c4_accumulate into out[s].  C3 is −step·G2 projected on
+                        (GEMM) → _c4_accumulate into out[t].  C3 is −step·G2 projected on
                         u_j / v_j, so the step's own A serves both (the training loop logs
                         C4 at every step: a separate pass cost as much again as G2);
           WANT_ASCENT   T2: all K steps of one chunk (GEMM → _activate → GEMM (G3, into
@@ -379,16 +383,16 @@ def _pass(s, t, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, wo
                         chunk stays in cache; Xa (n·P, d) updated in place.
     act = (qcase, q − 1, 1/q, ρ, 1/ρ);  ball = (K, ±γ, ε, norm code, plain, lo, hi, clip)
     (ascent only);  c4 = (patch types (n, P), codes (3,), [U; V] (2k, d), step/n,
-    proj (T, b·P, 2k), out (S, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
+    proj (T, b·P, 2k), out (T, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
     use are small dummies of the same types, so ONE compiled kernel serves every
     call: numba re-optimises and re-emits everything a kernel calls, for each
     kernel, and three kernels cost ~1 s more to compile on the first run.
-    Slot s handles chunks s, s+S, s+2S, … of b samples each, with its own partials
-    G[s], out[s], and the buffers Zbuf[t], acc[t], work[t], proj[t] of the thread
-    that runs it (T of each, T the threads of the call; a thread runs one slot at a
-    time and each chunk overwrites what it reads of them); slots are fixed by the
-    shapes, not by the threads, so results do not depend on which thread runs which
-    slot.
+    Slot s handles chunks s, s+S, s+2S, … of b samples each, in the buffers of the
+    thread t that runs it: Zbuf[t], acc[t], work[t], proj[t] (each chunk overwrites
+    what it reads of them) and the partials G[t], out[t] (zero at the start of the
+    slot; the driver's fold adds them to the total in slot order and zeroes them
+    again).  T of each, T the threads of the call; slots are fixed by the shapes,
+    not by the threads, so results do not depend on which thread runs which slot.
     """
     n = F.shape[0]
     nch = (n + b - 1) // b
@@ -416,14 +420,14 @@ def _pass(s, t, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, wo
                   F[i0:i1], losses[i0:i1], acc[t])
         if want == WANT_G2 or want == WANT_G2_C4:
             _gemm(Zc.T, X[r0:r1], work[t])                           # G2 partial
-            _add_into(G[s], work[t])
+            _add_into(G[t], work[t])
         elif want == WANT_G3:
             _gemm(Zc, W2, gx[r0:r1])                                 # G3
         if want == WANT_C4 or want == WANT_G2_C4:
             types, codes, UV, scale, proj, out = c4
             pc = proj[t, : r1 - r0]
             _gemm(X[r0:r1], UV.T, pc)                                # ⟨x, u_j⟩, ⟨x, v_j⟩
-            _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
+            _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[t])
 
 
 # ---------------------------------------------------------------- drivers
@@ -493,13 +497,19 @@ def _slot_count(slots: int):
         SLOTS = old
 
 
-def _sum_slots(partials):
-    """Σ_s partials[s], added in slot order (in place into partials[0]): the
-    fixed order that keeps G2 and C4 independent of the thread count."""
-    tot = partials[0]
-    for s in range(1, partials.shape[0]):
-        tot += partials[s]
-    return tot
+def _slot_sum(*pairs):
+    """``run_slots``'s fold for (partials (T, …), total) pairs: total = slot 0's
+    partial, then += slot 1's, += slot 2's, … (called in slot order): the fixed
+    order that keeps G2 and C4 independent of the thread count.  The thread's
+    partial is zeroed for its next slot."""
+    def fold(s, t):
+        for part, tot in pairs:
+            if s == 0:
+                tot[...] = part[t]
+            else:
+                tot += part[t]
+            part[t].fill(0.0)
+    return fold
 
 
 def _dummies(dt):
@@ -513,7 +523,8 @@ def _dummies(dt):
 
 
 def _fused_call(W, X, y, q, rho, want):
-    """``want`` WANT_F … WANT_A of ``_pass`` → (F, losses, G2 slot partials, G3/σ'/A or None)."""
+    """``want`` WANT_F … WANT_A of ``_pass`` → (F, losses, Σ of the G2 slot partials
+    (k·m, d) or None, G3/σ'/A or None)."""
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
@@ -526,17 +537,18 @@ def _fused_call(W, X, y, q, rho, want):
     # WANT_SLOPES / WANT_A return the full array: chunks land in it, the slot buffers are dummies
     Zbuf = np.empty((T, 1, 1) if full else (T, b * P, km), dtype=dt)
     acc = np.empty((T, km), dtype=dt)
-    G = np.zeros((S, km, d), dtype=dt) if want == WANT_G2 else one3
+    G = np.zeros((T, km, d), dtype=dt) if want == WANT_G2 else one3
     work = np.empty((T, km, d), dtype=dt) if want == WANT_G2 else one3
+    Gtot = np.empty((km, d), dtype=dt) if want == WANT_G2 else None
     gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
     run_slots(_pass, S, T, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, S, F, losses, Zbuf,
-              acc, work, G, gx, ball, c4)
+              acc, work, G, gx, ball, c4, fold=_slot_sum((G, Gtot)) if Gtot is not None else None)
     if want == WANT_G3:
-        return F, losses, G, gx.reshape(n, P, d)
+        return F, losses, Gtot, gx.reshape(n, P, d)
     if full:
-        return F, losses, G, gx.reshape(n, P, k, m)
-    return F, losses, G, None
+        return F, losses, Gtot, gx.reshape(n, P, k, m)
+    return F, losses, Gtot, None
 
 
 def forward(W, X, q, rho):
@@ -563,7 +575,7 @@ def grad_w(W, X, y, q, rho):
     k, m, d = W.shape
     n = X.shape[0]
     _, losses, G, _ = _fused_call(W, X, y, q, rho, WANT_G2)
-    return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d)
+    return float(losses.mean()), (G / n).reshape(k, m, d)
 
 
 def grad_x(W, X, y, q, rho):
@@ -620,18 +632,20 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     UV = np.ascontiguousarray(np.concatenate([U, V]), dtype=dt)      # (2k, d)
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, _ = _dummies(dt)
-    G = np.zeros((S, km, d), dtype=dt) if want_g else one3
-    out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
+    G = np.zeros((T, km, d), dtype=dt) if want_g else one3
+    out = np.zeros((T, 2, 2, 3, k, m), dtype=dt)
+    tot = np.empty((2, 2, 3, k, m), dtype=dt)
+    Gtot = np.empty((km, d), dtype=dt) if want_g else one
+    fold = _slot_sum((G, Gtot), (out, tot)) if want_g else _slot_sum((out, tot))
     c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((T, b * P, 2 * k), dtype=dt), out)
     run_slots(_pass, S, T, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k,
               m, _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), losses,
               np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
-              np.empty((T, km, d), dtype=dt) if want_g else one3, G, one, ball, c4)
-    tot = _sum_slots(out)
+              np.empty((T, km, d), dtype=dt) if want_g else one3, G, one, ball, c4, fold=fold)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:
         return parts
-    return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d), parts
+    return float(losses.mean()), (Gtot / n).reshape(k, m, d), parts
 
 
 def c4_decomposition(W, X, y, patch_types, U, V, q, rho, step):

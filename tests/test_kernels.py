@@ -423,3 +423,32 @@ def test_slot_count_override_is_scoped():
     with pytest.raises(ValueError, match="slots must be an integer >= 1"):
         with kernels._slot_count(0):
             pass
+
+
+def test_run_slots_folds_in_slot_order_and_propagates_errors():
+    """``_threads.run_slots`` with 3 threads: every slot runs once, the folds come in
+    slot order whatever order the slots finish in, and an error in one slot is raised
+    (the threads waiting for their turn to fold do not hang)."""
+    import time
+
+    from reffeat import _threads
+    kernels.configure_threads(3)
+    try:
+        ran, folded = [], []
+
+        def kern(s, t):
+            time.sleep(0.002 * ((7 * s) % 5))           # slots finish out of order
+            ran.append(s)
+
+        _threads.run_slots(kern, 16, 3, fold=lambda s, t: folded.append(s))
+        assert sorted(ran) == list(range(16)) and folded == list(range(16))
+
+        def bad(s, t):
+            time.sleep(0.001 * (s % 3))
+            if s == 5:
+                raise RuntimeError("slot 5 failed")
+
+        with pytest.raises(RuntimeError, match="slot 5 failed"):
+            _threads.run_slots(bad, 16, 3, fold=lambda s, t: None)
+    finally:
+        kernels.configure_threads()
