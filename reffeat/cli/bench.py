@@ -36,10 +36,11 @@ from it by a second process (``compile``); the first calls of this process
 ``--slots-compare`` adds what the fixed number of work slots costs
 (``kernels.SLOTS`` = 16, which keeps the bits the same for 1..16 threads,
 against the 2 slots it replaced): for each config, at 1 and at 2 kernel
-threads, the ST and AT steps timed with 16 and with 2 slots
-(``kernels._slot_count``) in ``SLOTS_ROUNDS`` alternating rounds (which one goes
-first alternates too); the ratio is the median of the per-round ratios
-time(16) / time(2), and the peak memory of one AT step is given for both.
+threads, the ST and AT steps with 16 and with 2 slots (``kernels._slot_count``)
+alternate call by call (``_interleaved_times``: both see the same load) in
+``SLOTS_ROUNDS`` rounds (which one goes first alternates); the ratio is the
+median of the per-round ratios median time(16) / median time(2), and the peak
+memory of one AT step is given for both.
 
 ``--json`` prints one JSON object instead of the table.
 """
@@ -80,7 +81,7 @@ WARM_S = 0.25
 #: rounds of alternating fast / reference measurements per config (see ``bench_config``).
 ROUNDS = 3
 #: rounds of alternating 16-slot / 2-slot measurements (see ``slots_compare``).
-SLOTS_ROUNDS = 5
+SLOTS_ROUNDS = 7
 #: the slot count ``kernels.SLOTS`` replaced, and the thread counts it is compared at
 OLD_SLOTS = 2
 COMPARE_THREADS = (1, 2)
@@ -246,13 +247,42 @@ def _peak_mem(fn) -> int:
     return int(peak)
 
 
+def _interleaved_times(fns, reps: int) -> list[float]:
+    """Median wall time of each of ``fns``, called in turn (f0, f1, …, f0, f1, …):
+    ``reps`` timed calls of each, after ``WARM_S`` seconds (and at least two turns)
+    of the same calls untimed.  Alternating call by call, the functions compared
+    share whatever load the (shared) machine has at the time."""
+    t_end = time.perf_counter() + WARM_S
+    turns = 0
+    while turns < 2 or time.perf_counter() < t_end:
+        for fn in fns:
+            fn()
+        turns += 1
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def _with_slots(fn, slots: int):
+    from .. import kernels
+
+    def call():
+        with kernels._slot_count(slots):
+            return fn()
+    return call
+
+
 def slots_compare(names, reps: int, rounds: int | None = None) -> dict:
     """What ``kernels.SLOTS`` costs against OLD_SLOTS, measured in this process: for
-    each thread count in COMPARE_THREADS and each config, the ST and AT steps timed
-    (``_median_time``) with SLOTS and with OLD_SLOTS slots in ``rounds`` alternating
-    rounds (default SLOTS_ROUNDS; the first of the pair alternates); ratio = median over rounds of
-    time(SLOTS) / time(OLD_SLOTS) (> 1: the fixed 16 slots cost time).  The thread
-    setting is restored after."""
+    each thread count in COMPARE_THREADS and each config, the ST and AT steps with
+    SLOTS and with OLD_SLOTS slots timed call by call in turn (``_interleaved_times``)
+    in ``rounds`` rounds (default SLOTS_ROUNDS; which goes first alternates); ratio =
+    median over rounds of time(SLOTS) / time(OLD_SLOTS) (> 1: the fixed 16 slots
+    cost time).  The thread setting is restored after."""
     from .. import kernels
     rounds = SLOTS_ROUNDS if rounds is None else rounds
     before = kernels.threads()
@@ -272,14 +302,13 @@ def slots_compare(names, reps: int, rounds: int | None = None) -> dict:
                             X.shape[0], X.shape[1], X.shape[2], W.shape[0] * W.shape[1], np.float64)[1])
                         res[f"peak_mem_at_bytes_{slots}"] = _peak_mem(at)
                 for what, fn in (("st", st), ("at", at)):
+                    new, old = _with_slots(fn, kernels.SLOTS), _with_slots(fn, OLD_SLOTS)
                     pairs = []
                     for r in range(rounds):
-                        order = (kernels.SLOTS, OLD_SLOTS) if r % 2 == 0 else (OLD_SLOTS, kernels.SLOTS)
-                        tm = {}
-                        for slots in order:
-                            with kernels._slot_count(slots):
-                                tm[slots] = _median_time(fn, reps)
-                        pairs.append((tm[kernels.SLOTS], tm[OLD_SLOTS]))
+                        if r % 2 == 0:
+                            pairs.append(tuple(_interleaved_times([new, old], reps)))
+                        else:
+                            pairs.append(tuple(_interleaved_times([old, new], reps))[::-1])
                     res[f"{what}_rounds_s"] = pairs
                     res[f"{what}_step_s"] = float(np.median([a for a, _ in pairs]))
                     res[f"{what}_step_old_s"] = float(np.median([b for _, b in pairs]))
