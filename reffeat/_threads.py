@@ -135,26 +135,26 @@ def slot_threads(S: int) -> int:
 
 def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
               fold: Callable[[int, int], None] | None = None) -> None:
-    """kernel(s, t, *args) for every slot s < S, on at most T threads (t < T the
-    index of the thread, for its buffers): this thread and T − 1 of the pool's,
-    each taking the next slot not yet taken (slots in increasing order), so the
-    slots are shared evenly whatever their number.  After its kernel call, slot s
-    is passed to ``fold(s, t)`` in slot order (fold(s, ·) only after fold(s − 1, ·)
-    returned; the thread waits for its turn), so a slot's partials can live in its
-    thread's buffer and be added to the total in the fixed slot order: memory for
-    T partials, not S.  Each slot writes only its own rows, and a thread's buffers
-    only between the start of one of its slots and that slot's fold, so the result
-    is the same whichever thread runs which slot."""
+    """The S slots of a kernel call on at most T threads.  ``kernel(s0, s1, t,
+    fold_here, *args)`` runs slots s0 … s1 − 1 in order with the buffers of thread t
+    (t < T) and, if ``fold_here``, adds each slot's partials to the totals itself.
+
+    One thread (T = 1 or no pool): one call, kernel(0, S, 0, True, …).  Several: this
+    thread and T − 1 of the pool's each take the next slot not yet taken (slots in
+    increasing order, so they are shared evenly whatever their number) and call
+    kernel(s, s + 1, t, False, …); then ``fold(s, t)`` adds slot s's partials to the
+    totals in slot order (fold(s, ·) only after fold(s − 1, ·) returned; the thread
+    waits for its turn), so a slot's partials live in its thread's buffer: memory
+    for T partials, not S.  Each slot writes only its own rows, and a thread's
+    buffers only between the start of one of its slots and that slot's fold, so the
+    result is the same whichever thread runs which slot."""
     if _threads is None:
         configure_threads()
     pool = _pool
     T = max(1, min(int(T), int(S), _threads or 1))
     with Blas():
         if pool is None or T == 1:
-            for s in range(S):
-                kernel(s, 0, *args)
-                if fold is not None:
-                    fold(s, 0)
+            kernel(0, S, 0, True, *args)
             return
         cond = threading.Condition()
         state = {"next": 0, "folded": 0, "failed": False}
@@ -167,7 +167,7 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
                         state["next"] += 1
                         if state["failed"] or s >= S:
                             return
-                    kernel(s, t, *args)
+                    kernel(s, s + 1, t, False, *args)
                     if fold is None:
                         continue
                     with cond:

@@ -275,6 +275,23 @@ def _add_into(acc, part):
 
 
 @_jit
+def _fold_into(tot, part, first):
+    """tot ← part (first) or tot += part, elementwise (2-D, same shape): one slot's
+    partial into the total, in slot order."""
+    for i in range(tot.shape[0]):
+        for j in range(tot.shape[1]):
+            tot[i, j] = part[i, j] if first else tot[i, j] + part[i, j]
+
+
+@_jit
+def _zero(a):
+    """a ← 0 (2-D)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] = 0.0
+
+
+@_jit
 def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
     """T2 step on a block of whole samples, in place (serial):
     Xa ← X + Π_{B(0,ε)}((Xa − X) + coef·D(g)), then clip to [lo, hi] if clip.
@@ -364,35 +381,42 @@ def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
 
 
 @_jit
-def _pass(s, t, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, work, G, gx, ball, c4):
-    """Slot s of S of one chunked pass over the batch, run by thread t (whose scratch
-    buffers it uses): per chunk, GEMM (z = X Wᵀ) → _activate → what ``want`` asks
-    for.  The one driver of every fast path.
+def _pass(s0, s1, t, fold, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, work, G,
+          Gtot, gx, ball, c4):
+    """Slots s0 … s1 − 1 of the S slots of one chunked pass over the batch, in this
+    order, run by thread t (whose buffers they use): per chunk, GEMM (z = X Wᵀ) →
+    _activate → what ``want`` asks for.  The one driver of every fast path.
 
     want  WANT_F        F only (N3);
-          WANT_G2       also G[t] += Aᵀ X (slot s's G2 partial, via work[t] (k·m, d));
+          WANT_G2       also G[t] = Σ_chunks Aᵀ X (slot s's G2 partial: the slot's first
+                        chunk's GEMM straight into G[t], the others via work[t] (k·m, d));
           WANT_G3       also gx = A W (G3);
           WANT_SLOPES   gx (n·P, k·m) ← σ'(z) (N2);  WANT_A: gx ← A (G1 × N2) — these two
                         return a full array, so the chunk is computed in place in gx;
           WANT_C4, WANT_G2_C4   C3/C4 (and G2) from ONE backward pass: proj = X [U; V]ᵀ
-                        (GEMM) → _c4_accumulate into out[t].  C3 is −step·G2 projected on
-                        u_j / v_j, so the step's own A serves both (the training loop logs
-                        C4 at every step: a separate pass cost as much again as G2);
+                        (GEMM) → _c4_accumulate into out[t] (zeroed at the slot's start).
+                        C3 is −step·G2 projected on u_j / v_j, so the step's own A serves
+                        both (the training loop logs C4 at every step: a separate pass
+                        cost as much again as G2);
           WANT_ASCENT   T2: all K steps of one chunk (GEMM → _activate → GEMM (G3, into
                         work[t] (b·P, d)) → _step on Xa) before the next chunk, so the
                         chunk stays in cache; Xa (n·P, d) updated in place.
+    fold: after each slot, add its partials to the totals here (Gtot ← G[t] for slot 0,
+    Gtot += G[t] after; out likewise) — when one thread runs all slots in order;
+    otherwise ``run_slots`` calls the driver's fold in slot order.
     act = (qcase, q − 1, 1/q, ρ, 1/ρ);  ball = (K, ±γ, ε, norm code, plain, lo, hi, clip)
     (ascent only);  c4 = (patch types (n, P), codes (3,), [U; V] (2k, d), step/n,
-    proj (T, b·P, 2k), out (T, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
-    use are small dummies of the same types, so ONE compiled kernel serves every
-    call: numba re-optimises and re-emits everything a kernel calls, for each
-    kernel, and three kernels cost ~1 s more to compile on the first run.
+    proj (T, b·P, 2k), out (T, 1, 12·k·m), out total (1, 12·k·m)) (C4 only).
+    Arguments a pass does not use are small dummies of the same types, so ONE
+    compiled kernel serves every call: numba re-optimises and re-emits everything a
+    kernel calls, for each kernel, and three kernels cost ~1 s more to compile on
+    the first run.
     Slot s handles chunks s, s+S, s+2S, … of b samples each, in the buffers of the
     thread t that runs it: Zbuf[t], acc[t], work[t], proj[t] (each chunk overwrites
-    what it reads of them) and the partials G[t], out[t] (zero at the start of the
-    slot; the driver's fold adds them to the total in slot order and zeroes them
-    again).  T of each, T the threads of the call; slots are fixed by the shapes,
-    not by the threads, so results do not depend on which thread runs which slot.
+    what it reads of them) and the partials G[t], out[t] (made anew by each slot and
+    added to the totals before the thread's next slot).  T of each, T the threads of
+    the call; slots are fixed by the shapes, not by the threads, so results do not
+    depend on which thread runs which slot.
     """
     n = F.shape[0]
     nch = (n + b - 1) // b
@@ -400,34 +424,48 @@ def _pass(s, t, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, wo
     Wt = W2.T
     mode = _MODE_F if want == WANT_F else _MODE_SLOPES if want == WANT_SLOPES else _MODE_BACKWARD
     full = want == WANT_SLOPES or want == WANT_A
-    for c in range(s, nch, S):
-        i0 = c * b
-        i1 = min(n, i0 + b)
-        r0, r1 = i0 * P, i1 * P
-        Zc = gx[r0:r1] if full else Zbuf[t, : r1 - r0]
-        if want == WANT_ASCENT:
-            steps, coef, eps, norm, plain, lo, hi, clip = ball
-            gc = work[t, : r1 - r0]
-            for _ in range(steps):
-                _gemm(Xa[r0:r1], Wt, Zc)
-                _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                          F[i0:i1], losses[i0:i1], acc[t])
-                _gemm(Zc, W2, gc)                                    # G3
-                _step(Xa[r0:r1], X[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
-            continue
-        _gemm(X[r0:r1], Wt, Zc)                                      # pre-activations
-        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                  F[i0:i1], losses[i0:i1], acc[t])
-        if want == WANT_G2 or want == WANT_G2_C4:
-            _gemm(Zc.T, X[r0:r1], work[t])                           # G2 partial
-            _add_into(G[t], work[t])
-        elif want == WANT_G3:
-            _gemm(Zc, W2, gx[r0:r1])                                 # G3
-        if want == WANT_C4 or want == WANT_G2_C4:
-            types, codes, UV, scale, proj, out = c4
-            pc = proj[t, : r1 - r0]
-            _gemm(X[r0:r1], UV.T, pc)                                # ⟨x, u_j⟩, ⟨x, v_j⟩
-            _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[t])
+    g2 = want == WANT_G2 or want == WANT_G2_C4
+    wc4 = want == WANT_C4 or want == WANT_G2_C4
+    types, codes, UV, scale, proj, out, out_tot = c4
+    for s in range(s0, s1):
+        if wc4:
+            _zero(out[t])
+        for c in range(s, nch, S):
+            i0 = c * b
+            i1 = min(n, i0 + b)
+            r0, r1 = i0 * P, i1 * P
+            Zc = gx[r0:r1] if full else Zbuf[t, : r1 - r0]
+            if want == WANT_ASCENT:
+                steps, coef, eps, norm, plain, lo, hi, clip = ball
+                gc = work[t, : r1 - r0]
+                for _ in range(steps):
+                    _gemm(Xa[r0:r1], Wt, Zc)
+                    _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                              F[i0:i1], losses[i0:i1], acc[t])
+                    _gemm(Zc, W2, gc)                                # G3
+                    _step(Xa[r0:r1], X[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
+                continue
+            _gemm(X[r0:r1], Wt, Zc)                                  # pre-activations
+            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                      F[i0:i1], losses[i0:i1], acc[t])
+            if g2:
+                if c == s:
+                    _gemm(Zc.T, X[r0:r1], G[t])                      # G2 partial
+                else:
+                    _gemm(Zc.T, X[r0:r1], work[t])
+                    _add_into(G[t], work[t])
+            elif want == WANT_G3:
+                _gemm(Zc, W2, gx[r0:r1])                             # G3
+            if wc4:
+                pc = proj[t, : r1 - r0]
+                _gemm(X[r0:r1], UV.T, pc)                            # ⟨x, u_j⟩, ⟨x, v_j⟩
+                _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale,
+                               out[t].reshape((2, 2, 3, k, m)))
+        if fold:
+            if g2:
+                _fold_into(Gtot, G[t], s == 0)
+            if wc4:
+                _fold_into(out_tot, out[t], s == 0)
 
 
 # ---------------------------------------------------------------- drivers
@@ -498,17 +536,16 @@ def _slot_count(slots: int):
 
 
 def _slot_sum(*pairs):
-    """``run_slots``'s fold for (partials (T, …), total) pairs: total = slot 0's
-    partial, then += slot 1's, += slot 2's, … (called in slot order): the fixed
-    order that keeps G2 and C4 independent of the thread count.  The thread's
-    partial is zeroed for its next slot."""
+    """``run_slots``'s fold for (partials (T, …), total) pairs, when the slots run on
+    several threads: total = slot 0's partial, then += slot 1's, += slot 2's, …
+    (called in slot order; what ``_pass`` does itself when one thread runs them
+    all): the fixed order that keeps G2 and C4 independent of the thread count."""
     def fold(s, t):
         for part, tot in pairs:
             if s == 0:
                 tot[...] = part[t]
             else:
                 tot += part[t]
-            part[t].fill(0.0)
     return fold
 
 
@@ -518,7 +555,7 @@ def _dummies(dt):
     one = np.zeros((1, 1), dtype=dt)
     ball = (0, 0.0, 0.0, 0, False, 0.0, 0.0, False)
     c4 = (np.zeros((1, 1), dtype=np.int64), np.zeros(3, dtype=np.int64), one, 0.0,
-          np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 2, 2, 3, 1, 1), dtype=dt))
+          np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 1, 12), dtype=dt), np.zeros((1, 12), dtype=dt))
     return one, np.zeros((1, 1, 1), dtype=dt), ball, c4
 
 
@@ -539,16 +576,16 @@ def _fused_call(W, X, y, q, rho, want):
     acc = np.empty((T, km), dtype=dt)
     G = np.zeros((T, km, d), dtype=dt) if want == WANT_G2 else one3
     work = np.empty((T, km, d), dtype=dt) if want == WANT_G2 else one3
-    Gtot = np.empty((km, d), dtype=dt) if want == WANT_G2 else None
+    Gtot = np.empty((km, d), dtype=dt) if want == WANT_G2 else one
     gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
     run_slots(_pass, S, T, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, S, F, losses, Zbuf,
-              acc, work, G, gx, ball, c4, fold=_slot_sum((G, Gtot)) if Gtot is not None else None)
+              acc, work, G, Gtot, gx, ball, c4, fold=_slot_sum((G, Gtot)) if want == WANT_G2 else None)
     if want == WANT_G3:
-        return F, losses, Gtot, gx.reshape(n, P, d)
+        return F, losses, None, gx.reshape(n, P, d)
     if full:
-        return F, losses, Gtot, gx.reshape(n, P, k, m)
-    return F, losses, Gtot, None
+        return F, losses, None, gx.reshape(n, P, k, m)
+    return F, losses, Gtot if want == WANT_G2 else None, None
 
 
 def forward(W, X, q, rho):
@@ -617,7 +654,7 @@ def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     run_slots(_pass, S, T, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
               _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
               np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
-              np.empty((T, b * P, d), dtype=dt), one3, one, ball, c4)
+              np.empty((T, b * P, d), dtype=dt), one3, one, one, ball, c4)
     return Xa
 
 
@@ -633,15 +670,16 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, _ = _dummies(dt)
     G = np.zeros((T, km, d), dtype=dt) if want_g else one3
-    out = np.zeros((T, 2, 2, 3, k, m), dtype=dt)
-    tot = np.empty((2, 2, 3, k, m), dtype=dt)
+    out = np.zeros((T, 1, 12 * km), dtype=dt)                       # (2, 2, 3, k, m) per slot
+    out_tot = np.empty((1, 12 * km), dtype=dt)
     Gtot = np.empty((km, d), dtype=dt) if want_g else one
-    fold = _slot_sum((G, Gtot), (out, tot)) if want_g else _slot_sum((out, tot))
-    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((T, b * P, 2 * k), dtype=dt), out)
+    fold = _slot_sum((G, Gtot), (out, out_tot)) if want_g else _slot_sum((out, out_tot))
+    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((T, b * P, 2 * k), dtype=dt), out, out_tot)
     run_slots(_pass, S, T, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k,
               m, _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), losses,
               np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
-              np.empty((T, km, d), dtype=dt) if want_g else one3, G, one, ball, c4, fold=fold)
+              np.empty((T, km, d), dtype=dt) if want_g else one3, G, Gtot, one, ball, c4, fold=fold)
+    tot = out_tot.reshape(2, 2, 3, k, m)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:
         return parts

@@ -73,5 +73,6 @@ def test_slots_compare_contract(capsys, monkeypatch):
             ratios = sorted(a / b for a, b in t[f"{what}_rounds_s"])
             assert len(ratios) == 3 and t[f"ratio_{what}"] == pytest.approx(ratios[1])
             assert math.isfinite(t[f"ratio_{what}"]) and t[f"ratio_{what}"] > 0
+            assert math.isfinite(t[f"ratio_min_{what}"]) and t[f"ratio_min_{what}"] > 0
     assert cmp["max_ratio"] == max(t[f"ratio_{w}"] for row in cmp["by_threads"]
                                    for t in row["configs"].values() for w in ("st", "at"))

@@ -436,16 +436,17 @@ def test_run_slots_folds_in_slot_order_and_propagates_errors():
     try:
         ran, folded = [], []
 
-        def kern(s, t):
-            time.sleep(0.002 * ((7 * s) % 5))           # slots finish out of order
-            ran.append(s)
+        def kern(s0, s1, t, fold_here):
+            assert (s1, fold_here) == (s0 + 1, False)
+            time.sleep(0.002 * ((7 * s0) % 5))          # slots finish out of order
+            ran.append(s0)
 
         _threads.run_slots(kern, 16, 3, fold=lambda s, t: folded.append(s))
         assert sorted(ran) == list(range(16)) and folded == list(range(16))
 
-        def bad(s, t):
-            time.sleep(0.001 * (s % 3))
-            if s == 5:
+        def bad(s0, s1, t, fold_here):
+            time.sleep(0.001 * (s0 % 3))
+            if s0 == 5:
                 raise RuntimeError("slot 5 failed")
 
         with pytest.raises(RuntimeError, match="slot 5 failed"):

@@ -39,8 +39,9 @@ against the 2 slots it replaced): for each config, at 1 and at 2 kernel
 threads, the ST and AT steps with 16 and with 2 slots (``kernels._slot_count``)
 alternate call by call (``_interleaved_times``: both see the same load) in
 ``SLOTS_ROUNDS`` rounds (which one goes first alternates); the ratio is the
-median of the per-round ratios median time(16) / median time(2), and the peak
-memory of one AT step is given for both.
+median of the per-round ratios median time(16) / median time(2) (also given:
+the ratio of the fastest calls, which a burst of load on a shared machine
+cannot slow down), and the peak memory of one AT step is given for both.
 
 ``--json`` prints one JSON object instead of the table.
 """
@@ -247,8 +248,8 @@ def _peak_mem(fn) -> int:
     return int(peak)
 
 
-def _interleaved_times(fns, reps: int) -> list[float]:
-    """Median wall time of each of ``fns``, called in turn (f0, f1, …, f0, f1, …):
+def _interleaved_times(fns, reps: int) -> list[list[float]]:
+    """Wall times of each of ``fns``, called in turn (f0, f1, …, f0, f1, …):
     ``reps`` timed calls of each, after ``WARM_S`` seconds (and at least two turns)
     of the same calls untimed.  Alternating call by call, the functions compared
     share whatever load the (shared) machine has at the time."""
@@ -264,7 +265,7 @@ def _interleaved_times(fns, reps: int) -> list[float]:
             t0 = time.perf_counter()
             fn()
             times[i].append(time.perf_counter() - t0)
-    return [float(np.median(t)) for t in times]
+    return times
 
 
 def _with_slots(fn, slots: int):
@@ -303,12 +304,15 @@ def slots_compare(names, reps: int, rounds: int | None = None) -> dict:
                         res[f"peak_mem_at_bytes_{slots}"] = _peak_mem(at)
                 for what, fn in (("st", st), ("at", at)):
                     new, old = _with_slots(fn, kernels.SLOTS), _with_slots(fn, OLD_SLOTS)
-                    pairs = []
+                    pairs, mins = [], [np.inf, np.inf]
                     for r in range(rounds):
                         if r % 2 == 0:
-                            pairs.append(tuple(_interleaved_times([new, old], reps)))
+                            tn, to = _interleaved_times([new, old], reps)
                         else:
-                            pairs.append(tuple(_interleaved_times([old, new], reps))[::-1])
+                            to, tn = _interleaved_times([old, new], reps)
+                        pairs.append((float(np.median(tn)), float(np.median(to))))
+                        mins = [min(mins[0], min(tn)), min(mins[1], min(to))]
+                    res[f"ratio_min_{what}"] = float(mins[0] / mins[1])
                     res[f"{what}_rounds_s"] = pairs
                     res[f"{what}_step_s"] = float(np.median([a for a, _ in pairs]))
                     res[f"{what}_step_old_s"] = float(np.median([b for _, b in pairs]))
@@ -436,6 +440,7 @@ def format_table(res: dict) -> str:
                 mem_new, mem_old = c[f"peak_mem_at_bytes_{new}"], c[f"peak_mem_at_bytes_{old}"]
                 lines.append(
                     f"  threads {row['threads']} {name:8s} ST {c['ratio_st']:.3f} AT {c['ratio_at']:.3f} "
+                    f"(fastest calls: ST {c['ratio_min_st']:.3f} AT {c['ratio_min_at']:.3f}) "
                     f"(AT {1e3 * c['at_step_s']:.2f} vs {1e3 * c['at_step_old_s']:.2f} ms; slots "
                     f"{ls[str(new)]} vs {ls[str(old)]}; peak {mem_new / 1e6:.2f} vs {mem_old / 1e6:.2f} MB)")
         lines.append(f"  largest ratio {cmp['max_ratio']:.3f}")
