@@ -30,6 +30,9 @@ import numpy as np
 #: --slots-compare``, docs/performance.md).
 SLOTS = 16
 
+#: blocks of slots per thread in a call without partials (``run_slots``)
+_BLOCKS_PER_THREAD = 2
+
 _threads: int | None = None     # None: not configured yet (configure_threads() on first call)
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -145,9 +148,11 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
     kernel(s, s + 1, t, False, …); then ``fold(s, t)`` adds slot s's partials to the
     totals in slot order (fold(s, ·) only after fold(s − 1, ·) returned; the thread
     waits for its turn), so a slot's partials live in its thread's buffer: memory
-    for T partials, not S.  Each slot writes only its own rows, and a thread's
-    buffers only between the start of one of its slots and that slot's fold, so the
-    result is the same whichever thread runs which slot."""
+    for T partials, not S.  Without ``fold`` (no partials) a thread takes
+    ⌈S / (_BLOCKS_PER_THREAD·T)⌉ slots at a time (fewer kernel calls, each with its
+    Python overhead; still shared evenly).  Each slot writes only its own rows, and
+    a thread's buffers only between the start of one of its slots and that slot's
+    fold, so the result is the same whichever thread runs which slot."""
     if _threads is None:
         configure_threads()
     pool = _pool
@@ -158,16 +163,17 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
             return
         cond = threading.Condition()
         state = {"next": 0, "folded": 0, "failed": False}
+        grab = 1 if fold is not None else -(-S // (_BLOCKS_PER_THREAD * T))
 
         def work(t: int) -> None:
             try:
                 while True:
                     with cond:
                         s = state["next"]
-                        state["next"] += 1
+                        state["next"] += grab
                         if state["failed"] or s >= S:
                             return
-                    kernel(s, s + 1, t, False, *args)
+                    kernel(s, min(S, s + grab), t, False, *args)
                     if fold is None:
                         continue
                     with cond:
