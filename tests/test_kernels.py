@@ -443,6 +443,9 @@ def test_run_slots_folds_in_slot_order_and_propagates_errors():
 
         _threads.run_slots(kern, 16, 3, fold=lambda s, t: folded.append(s))
         assert sorted(ran) == list(range(16)) and folded == list(range(16))
+        covered = []                                    # no partials: blocks of slots per call
+        _threads.run_slots(lambda s0, s1, t, f: covered.extend(range(s0, s1)), 16, 3)
+        assert sorted(covered) == list(range(16))
 
         def bad(s0, s1, t, fold_here):
             time.sleep(0.001 * (s0 % 3))
