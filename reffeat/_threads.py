@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 #: Number of work slots (each with its own G2/C4 partial, added to the total in
-#: slot order; the buffers are per thread): a constant, so the summation order is the same on every machine
-#: and for every thread count 1..SLOTS.  16 lets a workstation use 16 cores; it
-#: was 2 until issue 21 (results recorded with 2 slots differ in their last bits;
-#: the cost of 16 against 2 at 1 and 2 threads: ``python -m reffeat.bench
-#: --slots-compare``, docs/performance.md).
+#: slot order; the buffers are per thread): a constant, so the summation order is
+#: the same on every machine and for every thread count 1..SLOTS.  16 lets a
+#: workstation use 16 cores; it was 2 until issue 21 (results recorded with 2
+#: slots differ in their last bits; the cost of 16 against 2 at 1 and 2 threads:
+#: ``python -m reffeat.bench --slots-compare``, docs/performance.md).
 SLOTS = 16
 
 #: blocks of slots per thread in a call without partials (``run_slots``)
