@@ -1,11 +1,12 @@
 """The threads of the numba kernels: a small pool that runs the work slots of a
 kernel call, and the control of scipy's OpenBLAS (one thread during a call).
 
-A kernel call is cut into ``SLOTS`` work slots (a constant, so the summation
-order, hence every bit of a result, does not depend on the machine or the
-thread count); the slots of one call run on ``configure_threads()`` threads
-(default: one — the caller's thread). Nothing happens at import: no
-environment variable, numba setting or BLAS thread count is touched.
+A kernel call is cut into at most ``SLOTS`` work slots (a constant, so the
+summation order, hence every bit of a result, does not depend on the machine or
+the thread count); the slots of one call run on ``configure_threads()`` threads
+(default: one — the caller's thread), each thread taking the next slot not yet
+taken. Nothing happens at import: no environment variable, numba setting or
+BLAS thread count is touched.
 
 No SPEC equation lives here; ``reffeat.kernels`` re-exports ``SLOTS``,
 ``configure_threads`` and ``threads`` as part of its API.
@@ -21,11 +22,16 @@ from typing import Any
 
 import numpy as np
 
-#: Number of work slots (each with its own chunk buffer and G2/C4 partial): a
-#: constant, so the summation order is the same on every machine.  More slots
-#: would let more than two threads work, at the cost of more buffers and of
-#: results whose last bits differ from those recorded with two slots.
-SLOTS = 2
+#: Number of work slots (each with its own G2/C4 partial, added to the total in
+#: slot order; the buffers are per thread): a constant, so the summation order is
+#: the same on every machine and for every thread count 1..SLOTS.  16 lets a
+#: workstation use 16 cores; it was 2 until issue 21 (results recorded with 2
+#: slots differ in their last bits; the cost of 16 against 2 at 1 and 2 threads:
+#: ``python -m reffeat.bench --slots-compare``, docs/performance.md).
+SLOTS = 16
+
+#: blocks of slots per thread in a call without partials (``run_slots``)
+_BLOCKS_PER_THREAD = 2
 
 _threads: int | None = None     # None: not configured yet (configure_threads() on first call)
 _pool: ThreadPoolExecutor | None = None
@@ -123,21 +129,71 @@ class Blas:
         return False
 
 
-def run_slots(kernel: Callable[..., Any], S: int, *args: Any) -> None:
-    """kernel(s, *args) for every slot s < S: slot 0 in this thread, the others on
-    the pool.  Each slot writes only its own rows and partials, so the result is
-    the same whichever thread runs which slot."""
+def slot_threads(S: int) -> int:
+    """Threads that run the S slots of one call: min(threads(), S).  The caller
+    allocates one set of scratch buffers per thread (not per slot) and passes
+    this number to ``run_slots``."""
+    return max(1, min(threads(), int(S)))
+
+
+def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
+              fold: Callable[[int, int], None] | None = None) -> None:
+    """The S slots of a kernel call on at most T threads.  ``kernel(s0, s1, t,
+    fold_here, *args)`` runs slots s0 … s1 − 1 in order with the buffers of thread t
+    (t < T) and, if ``fold_here``, adds each slot's partials to the totals itself.
+
+    One thread (T = 1 or no pool): one call, kernel(0, S, 0, True, …).  Several: this
+    thread and T − 1 of the pool's each take the next slot not yet taken (slots in
+    increasing order, so they are shared evenly whatever their number) and call
+    kernel(s, s + 1, t, False, …); then ``fold(s, t)`` adds slot s's partials to the
+    totals in slot order (fold(s, ·) only after fold(s − 1, ·) returned; the thread
+    waits for its turn), so a slot's partials live in its thread's buffer: memory
+    for T partials, not S.  Without ``fold`` (no partials) a thread takes
+    ⌈S / (_BLOCKS_PER_THREAD·T)⌉ slots at a time (fewer kernel calls, each with its
+    Python overhead; still shared evenly).  Each slot writes only its own rows, and
+    a thread's buffers only between the start of one of its slots and that slot's
+    fold, so the result is the same whichever thread runs which slot."""
     if _threads is None:
         configure_threads()
     pool = _pool
+    T = max(1, min(int(T), int(S), _threads or 1))
     with Blas():
-        if pool is None or S == 1:
-            for s in range(S):
-                kernel(s, *args)
+        if pool is None or T == 1:
+            kernel(0, S, 0, True, *args)
             return
-        futures = [pool.submit(kernel, s, *args) for s in range(1, S)]
+        cond = threading.Condition()
+        state = {"next": 0, "folded": 0, "failed": False}
+        grab = 1 if fold is not None else -(-S // (_BLOCKS_PER_THREAD * T))
+
+        def work(t: int) -> None:
+            try:
+                while True:
+                    with cond:
+                        s = state["next"]
+                        state["next"] += grab
+                        if state["failed"] or s >= S:
+                            return
+                    kernel(s, min(S, s + grab), t, False, *args)
+                    if fold is None:
+                        continue
+                    with cond:
+                        while state["folded"] != s and not state["failed"]:
+                            cond.wait()
+                        if state["failed"]:
+                            return
+                    fold(s, t)                  # alone: every other fold waits for folded > s
+                    with cond:
+                        state["folded"] += 1
+                        cond.notify_all()
+            except BaseException:
+                with cond:
+                    state["failed"] = True
+                    cond.notify_all()
+                raise
+
+        futures = [pool.submit(work, t) for t in range(1, T)]
         try:
-            kernel(0, *args)
+            work(0)
         finally:
             for f in futures:
                 f.result()

@@ -4,7 +4,7 @@ around fused numba loops.  The plain-numpy code in ``model.py`` /
 public function here carries its reference twin's name and returns what it
 returns (tests/test_kernels.py, tests/test_backend.py: ≤ 1e-10 relative in
 float64 on random shapes incl. n = P = m = d = 1, partial chunks, all three
-threat norms, targeted, clipped; identical for 1 and 2 threads).  Which one a
+threat norms, targeted, clipped; identical for 1, 2 and 3 threads).  Which one a
 call runs on is chosen in ``reffeat.backend``.
 
 Per kernel, what runs it and why (the measured speeds are in the output of
@@ -36,14 +36,19 @@ installing compiles, and how long it takes, is in ``python -m reffeat.bench``.
 
 Work split and threads.  A batch is cut into chunks of whole samples
 (≈ ``CHUNK_ROWS`` patch rows within ``CHUNK_BYTES``) and the chunks are dealt to
-``SLOTS`` work slots (chunk c to slot c mod S); each slot has its own buffers and
-G2/C4 partials, and the partials are added in slot order.  Chunk size and slot
+S = min(``SLOTS``, chunks) work slots (chunk c to slot c mod S); each slot has its
+own G2/C4 partials, and the partials are added in slot order (total = p_0, then
++= p_1, += p_2, …).  Chunk size and slot
 count depend only on the shapes (never on the machine or the thread setting), so
 the summation order, hence every bit of the result, is the same on any machine
-with the same BLAS.  The kernels are serial numba functions that release the GIL
-(``nogil``); the slots of one call run on a small thread pool of
-``configure_threads()`` threads (default: one — run in the caller's thread;
-the pool and the OpenBLAS control live in ``reffeat._threads``).  There is no
+with the same BLAS and for any thread count.  The kernels are serial numba
+functions that release the GIL (``nogil``); the slots of one call run on
+T = min(``configure_threads()``, S) threads (default: one — run in the caller's
+thread; the pool and the OpenBLAS control live in ``reffeat._threads``), each
+taking the next free slot.  The buffers are per thread (T sets), the partials
+included: a slot's partial is made in its thread's buffer and added to the total
+before the thread takes another slot, waiting until the slots before it have
+been added (``run_slots``'s ``fold``), so memory does not grow with S.  There is no
 numba ``parallel=True``: its compile cost (seconds per kernel) is paid on every
 first run, and a fixed set of slots needs no parfor scheduling.
 
@@ -61,7 +66,8 @@ of the same source share one cache (the locator: ``reffeat._kcache``).
 Memory: nothing of size (n, P, k, m) is materialised except where the API
 returns it (``forward_and_slopes``, ``backprop``).  All buffers are numpy arrays
 allocated by the drivers (the kernels allocate nothing), so ``tracemalloc`` sees
-the whole footprint: an AT step needs X^adv, S chunk buffers and S G2 partials.
+the whole footprint: an AT step needs X^adv, T chunk buffers and T + 1 G2 arrays
+(partials and total, each k·m·d).
 
 dtype: float64 by default; float32 W and X (both) select float32 kernels
 (compiled on first use; the real-image pipeline's ``--dtype float32``).
@@ -69,10 +75,12 @@ dtype: float64 by default; float32 W and X (both) select float32 kernels
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import _kcache
-from ._threads import SLOTS, configure_threads, run_slots, threads
+from ._threads import SLOTS, configure_threads, run_slots, slot_threads, threads
 
 __all__ = ["CHUNK_ROWS", "CHUNK_BYTES", "SLOTS", "WANT_F", "WANT_G2", "WANT_G3", "WANT_SLOPES", "WANT_A",
            "WANT_C4", "WANT_G2_C4", "WANT_ASCENT", "cache_dir", "configure_threads", "threads",
@@ -267,6 +275,23 @@ def _add_into(acc, part):
 
 
 @_jit
+def _fold_into(tot, part, first):
+    """tot ← part (first) or tot += part, elementwise (2-D, same shape): one slot's
+    partial into the total, in slot order."""
+    for i in range(tot.shape[0]):
+        for j in range(tot.shape[1]):
+            tot[i, j] = part[i, j] if first else tot[i, j] + part[i, j]
+
+
+@_jit
+def _zero(a):
+    """a ← 0 (2-D)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            a[i, j] = 0.0
+
+
+@_jit
 def _step(Xa, X, g, P, coef, eps, norm, plain, lo, hi, clip):
     """T2 step on a block of whole samples, in place (serial):
     Xa ← X + Π_{B(0,ε)}((Xa − X) + coef·D(g)), then clip to [lo, hi] if clip.
@@ -356,68 +381,91 @@ def _c4_accumulate(A, proj, y, types, codes, i0, P, k, m, scale, o):
 
 
 @_jit
-def _pass(s, want, X, Xa, W2, y, P, k, m, act, b, F, losses, Zbuf, acc, work, G, gx, ball, c4):
-    """Slot s of one chunked pass over the batch: per chunk, GEMM (z = X Wᵀ) →
+def _pass(s0, s1, t, fold, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zbuf, acc, work, G,
+          Gtot, gx, ball, c4):
+    """Slots s0 … s1 − 1 of the S slots of one chunked pass over the batch, in this
+    order, run by thread t (whose buffers they use): per chunk, GEMM (z = X Wᵀ) →
     _activate → what ``want`` asks for.  The one driver of every fast path.
 
     want  WANT_F        F only (N3);
-          WANT_G2       also G[s] += Aᵀ X (G2 partial, via work[s] (k·m, d));
+          WANT_G2       also G[t] = Σ_chunks Aᵀ X (slot s's G2 partial: the slot's first
+                        chunk's GEMM straight into G[t], the others via work[t] (k·m, d));
           WANT_G3       also gx = A W (G3);
           WANT_SLOPES   gx (n·P, k·m) ← σ'(z) (N2);  WANT_A: gx ← A (G1 × N2) — these two
                         return a full array, so the chunk is computed in place in gx;
           WANT_C4, WANT_G2_C4   C3/C4 (and G2) from ONE backward pass: proj = X [U; V]ᵀ
-                        (GEMM) → _c4_accumulate into out[s].  C3 is −step·G2 projected on
-                        u_j / v_j, so the step's own A serves both (the training loop logs
-                        C4 at every step: a separate pass cost as much again as G2);
+                        (GEMM) → _c4_accumulate into out[t] (zeroed at the slot's start).
+                        C3 is −step·G2 projected on u_j / v_j, so the step's own A serves
+                        both (the training loop logs C4 at every step: a separate pass
+                        cost as much again as G2);
           WANT_ASCENT   T2: all K steps of one chunk (GEMM → _activate → GEMM (G3, into
-                        work[s] (b·P, d)) → _step on Xa) before the next chunk, so the
+                        work[t] (b·P, d)) → _step on Xa) before the next chunk, so the
                         chunk stays in cache; Xa (n·P, d) updated in place.
+    fold: after each slot, add its partials to the totals here (Gtot ← G[t] for slot 0,
+    Gtot += G[t] after; out likewise) — when one thread runs all slots in order;
+    otherwise ``run_slots`` calls the driver's fold in slot order.
     act = (qcase, q − 1, 1/q, ρ, 1/ρ);  ball = (K, ±γ, ε, norm code, plain, lo, hi, clip)
     (ascent only);  c4 = (patch types (n, P), codes (3,), [U; V] (2k, d), step/n,
-    proj (S, b·P, 2k), out (S, 2, 2, 3, k, m)) (C4 only).  Arguments a pass does not
-    use are small dummies of the same types, so ONE compiled kernel serves every
-    call: numba re-optimises and re-emits everything a kernel calls, for each
-    kernel, and three kernels cost ~1 s more to compile on the first run.
-    Slot s handles chunks s, s+S, s+2S, … of b samples each with its own buffers
-    Zbuf[s], acc[s], work[s] and partials G[s], out[s] (S = Zbuf.shape[0]; slots are
-    fixed by the shapes, not by the threads), so results do not depend on which
-    thread runs which slot.
+    proj (T, b·P, 2k), out (T, 1, 12·k·m), out total (1, 12·k·m)) (C4 only).
+    Arguments a pass does not use are small dummies of the same types, so ONE
+    compiled kernel serves every call: numba re-optimises and re-emits everything a
+    kernel calls, for each kernel, and three kernels cost ~1 s more to compile on
+    the first run.
+    Slot s handles chunks s, s+S, s+2S, … of b samples each, in the buffers of the
+    thread t that runs it: Zbuf[t], acc[t], work[t], proj[t] (each chunk overwrites
+    what it reads of them) and the partials G[t], out[t] (made anew by each slot and
+    added to the totals before the thread's next slot).  T of each, T the threads of
+    the call; slots are fixed by the shapes, not by the threads, so results do not
+    depend on which thread runs which slot.
     """
     n = F.shape[0]
-    S = Zbuf.shape[0]
     nch = (n + b - 1) // b
     qcase, qm1, inv_q, rho, inv_rho = act
     Wt = W2.T
     mode = _MODE_F if want == WANT_F else _MODE_SLOPES if want == WANT_SLOPES else _MODE_BACKWARD
     full = want == WANT_SLOPES or want == WANT_A
-    for c in range(s, nch, S):
-        i0 = c * b
-        i1 = min(n, i0 + b)
-        r0, r1 = i0 * P, i1 * P
-        Zc = gx[r0:r1] if full else Zbuf[s, : r1 - r0]
-        if want == WANT_ASCENT:
-            steps, coef, eps, norm, plain, lo, hi, clip = ball
-            gc = work[s, : r1 - r0]
-            for _ in range(steps):
-                _gemm(Xa[r0:r1], Wt, Zc)
-                _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                          F[i0:i1], losses[i0:i1], acc[s])
-                _gemm(Zc, W2, gc)                                    # G3
-                _step(Xa[r0:r1], X[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
-            continue
-        _gemm(X[r0:r1], Wt, Zc)                                      # pre-activations
-        _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
-                  F[i0:i1], losses[i0:i1], acc[s])
-        if want == WANT_G2 or want == WANT_G2_C4:
-            _gemm(Zc.T, X[r0:r1], work[s])                           # G2 partial
-            _add_into(G[s], work[s])
-        elif want == WANT_G3:
-            _gemm(Zc, W2, gx[r0:r1])                                 # G3
-        if want == WANT_C4 or want == WANT_G2_C4:
-            types, codes, UV, scale, proj, out = c4
-            pc = proj[s, : r1 - r0]
-            _gemm(X[r0:r1], UV.T, pc)                                # ⟨x, u_j⟩, ⟨x, v_j⟩
-            _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale, out[s])
+    g2 = want == WANT_G2 or want == WANT_G2_C4
+    wc4 = want == WANT_C4 or want == WANT_G2_C4
+    types, codes, UV, scale, proj, out, out_tot = c4
+    for s in range(s0, s1):
+        if wc4:
+            _zero(out[t])
+        for c in range(s, nch, S):
+            i0 = c * b
+            i1 = min(n, i0 + b)
+            r0, r1 = i0 * P, i1 * P
+            Zc = gx[r0:r1] if full else Zbuf[t, : r1 - r0]
+            if want == WANT_ASCENT:
+                steps, coef, eps, norm, plain, lo, hi, clip = ball
+                gc = work[t, : r1 - r0]
+                for _ in range(steps):
+                    _gemm(Xa[r0:r1], Wt, Zc)
+                    _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                              F[i0:i1], losses[i0:i1], acc[t])
+                    _gemm(Zc, W2, gc)                                # G3
+                    _step(Xa[r0:r1], X[r0:r1], gc, P, coef, eps, norm, plain, lo, hi, clip)
+                continue
+            _gemm(X[r0:r1], Wt, Zc)                                  # pre-activations
+            _activate(Zc, y[i0:i1], P, k, m, qcase, qm1, inv_q, rho, inv_rho, mode,
+                      F[i0:i1], losses[i0:i1], acc[t])
+            if g2:
+                if c == s:
+                    _gemm(Zc.T, X[r0:r1], G[t])                      # G2 partial
+                else:
+                    _gemm(Zc.T, X[r0:r1], work[t])
+                    _add_into(G[t], work[t])
+            elif want == WANT_G3:
+                _gemm(Zc, W2, gx[r0:r1])                             # G3
+            if wc4:
+                pc = proj[t, : r1 - r0]
+                _gemm(X[r0:r1], UV.T, pc)                            # ⟨x, u_j⟩, ⟨x, v_j⟩
+                _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale,
+                               out[t].reshape((2, 2, 3, k, m)))
+        if fold:
+            if g2:
+                _fold_into(Gtot, G[t], s == 0)
+            if wc4:
+                _fold_into(out_tot, out[t], s == 0)
 
 
 # ---------------------------------------------------------------- drivers
@@ -458,7 +506,9 @@ def chunk_samples(P: int, km: int, d: int, itemsize: int = 8) -> int:
 
 
 def _layout(n, P, d, km, dt):
-    """(samples per chunk b, number of slots S) — fixed by the sizes, never by the threads."""
+    """(samples per chunk b, number of slots S) — fixed by the sizes, never by the
+    threads: S = min(SLOTS, chunks), the chunks rounded up to a multiple of S (same
+    number of chunks per slot, b shrunk to match)."""
     if n == 0:
         return 1, 1
     b = max(1, min(n, chunk_samples(P, km, d, np.dtype(dt).itemsize)))
@@ -469,13 +519,34 @@ def _layout(n, P, d, km, dt):
     return b, S
 
 
-def _sum_slots(partials):
-    """Σ_s partials[s], added in slot order (in place into partials[0]): the
-    fixed order that keeps G2 and C4 independent of the thread count."""
-    tot = partials[0]
-    for s in range(1, partials.shape[0]):
-        tot += partials[s]
-    return tot
+@contextmanager
+def _slot_count(slots: int):
+    """Within the block, cut kernel calls into at most ``slots`` slots instead of
+    ``SLOTS`` (for ``python -m reffeat.bench --slots-compare``, which measures what
+    the fixed slot count costs; results then differ in their last bits from the
+    library's).  Not for concurrent use: it rebinds the module's ``SLOTS``."""
+    global SLOTS
+    if isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1:
+        raise ValueError(f"slots must be an integer >= 1 (got {slots!r})")
+    old, SLOTS = SLOTS, int(slots)
+    try:
+        yield
+    finally:
+        SLOTS = old
+
+
+def _slot_sum(*pairs):
+    """``run_slots``'s fold for (partials (T, …), total) pairs, when the slots run on
+    several threads: total = slot 0's partial, then += slot 1's, += slot 2's, …
+    (called in slot order; what ``_pass`` does itself when one thread runs them
+    all): the fixed order that keeps G2 and C4 independent of the thread count."""
+    def fold(s, t):
+        for part, tot in pairs:
+            if s == 0:
+                tot[...] = part[t]
+            else:
+                tot += part[t]
+    return fold
 
 
 def _dummies(dt):
@@ -484,34 +555,37 @@ def _dummies(dt):
     one = np.zeros((1, 1), dtype=dt)
     ball = (0, 0.0, 0.0, 0, False, 0.0, 0.0, False)
     c4 = (np.zeros((1, 1), dtype=np.int64), np.zeros(3, dtype=np.int64), one, 0.0,
-          np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 2, 2, 3, 1, 1), dtype=dt))
+          np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 1, 12), dtype=dt), np.zeros((1, 12), dtype=dt))
     return one, np.zeros((1, 1, 1), dtype=dt), ball, c4
 
 
 def _fused_call(W, X, y, q, rho, want):
-    """``want`` WANT_F … WANT_A of ``_pass`` → (F, losses, G2 slot partials, G3/σ'/A or None)."""
+    """``want`` WANT_F … WANT_A of ``_pass`` → (F, losses, Σ of the G2 slot partials
+    (k·m, d) or None, G3/σ'/A or None)."""
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
+    T = slot_threads(S)
     yy = _labels(y, n, k) if y is not None else np.zeros(n, dtype=np.int64)
     F = np.empty((n, k), dtype=dt)
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, c4 = _dummies(dt)
     full = want in (WANT_SLOPES, WANT_A)
     # WANT_SLOPES / WANT_A return the full array: chunks land in it, the slot buffers are dummies
-    Zbuf = np.empty((S, 1, 1) if full else (S, b * P, km), dtype=dt)
-    acc = np.empty((S, km), dtype=dt)
-    G = np.zeros((S, km, d), dtype=dt) if want == WANT_G2 else one3
-    work = np.empty((S, km, d), dtype=dt) if want == WANT_G2 else one3
+    Zbuf = np.empty((T, 1, 1) if full else (T, b * P, km), dtype=dt)
+    acc = np.empty((T, km), dtype=dt)
+    G = np.zeros((T, km, d), dtype=dt) if want == WANT_G2 else one3
+    work = np.empty((T, km, d), dtype=dt) if want == WANT_G2 else one3
+    Gtot = np.empty((km, d), dtype=dt) if want == WANT_G2 else one
     gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
-    run_slots(_pass, S, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, F, losses, Zbuf, acc,
-               work, G, gx, ball, c4)
+    run_slots(_pass, S, T, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, S, F, losses, Zbuf,
+              acc, work, G, Gtot, gx, ball, c4, fold=_slot_sum((G, Gtot)) if want == WANT_G2 else None)
     if want == WANT_G3:
-        return F, losses, G, gx.reshape(n, P, d)
+        return F, losses, None, gx.reshape(n, P, d)
     if full:
-        return F, losses, G, gx.reshape(n, P, k, m)
-    return F, losses, G, None
+        return F, losses, None, gx.reshape(n, P, k, m)
+    return F, losses, Gtot if want == WANT_G2 else None, None
 
 
 def forward(W, X, q, rho):
@@ -538,7 +612,7 @@ def grad_w(W, X, y, q, rho):
     k, m, d = W.shape
     n = X.shape[0]
     _, losses, G, _ = _fused_call(W, X, y, q, rho, WANT_G2)
-    return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d)
+    return float(losses.mean()), (G / n).reshape(k, m, d)
 
 
 def grad_x(W, X, y, q, rho):
@@ -572,14 +646,15 @@ def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     km = k * m
     Xa = np.ascontiguousarray(Xa, dtype=dt)            # shape of X (made by attacks._apply)
     b, S = _layout(n, P, d, km, dt)
+    T = slot_threads(S)
     lo, hi, do_clip = (0.0, 0.0, False) if clip is None else (float(clip[0]), float(clip[1]), True)
     ball = (int(steps), float(sign) * float(gamma), float(eps), _NORM_CODES[norm],
             ascent == "plain", lo, hi, do_clip)
     one, one3, _, c4 = _dummies(dt)
-    run_slots(_pass, S, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
-               _qargs(q, rho), b, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
-               np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
-               np.empty((S, b * P, d), dtype=dt), one3, one, ball, c4)
+    run_slots(_pass, S, T, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
+              _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
+              np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
+              np.empty((T, b * P, d), dtype=dt), one3, one, one, ball, c4)
     return Xa
 
 
@@ -588,23 +663,27 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     X, Xf, W2, (n, P, d, k, m), dt = _prep(W, X)
     km = k * m
     b, S = _layout(n, P, d, km, dt)
+    T = slot_threads(S)
     types = np.ascontiguousarray(patch_types, dtype=np.int64)     # shapes: metrics._check_c4
     codes = np.array([ROBUST, NONROBUST, NOISE], dtype=np.int64)
     UV = np.ascontiguousarray(np.concatenate([U, V]), dtype=dt)      # (2k, d)
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, _ = _dummies(dt)
-    G = np.zeros((S, km, d), dtype=dt) if want_g else one3
-    out = np.zeros((S, 2, 2, 3, k, m), dtype=dt)
-    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((S, b * P, 2 * k), dtype=dt), out)
-    run_slots(_pass, S, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k, m,
-               _qargs(q, rho), b, np.empty((n, k), dtype=dt), losses,
-               np.empty((S, b * P, km), dtype=dt), np.empty((S, km), dtype=dt),
-               np.empty((S, km, d), dtype=dt) if want_g else one3, G, one, ball, c4)
-    tot = _sum_slots(out)
+    G = np.zeros((T, km, d), dtype=dt) if want_g else one3
+    out = np.zeros((T, 1, 12 * km), dtype=dt)                       # (2, 2, 3, k, m) per slot
+    out_tot = np.empty((1, 12 * km), dtype=dt)
+    Gtot = np.empty((km, d), dtype=dt) if want_g else one
+    fold = _slot_sum((G, Gtot), (out, out_tot)) if want_g else _slot_sum((out, out_tot))
+    c4 = (types, codes, UV, float(step) / max(n, 1), np.empty((T, b * P, 2 * k), dtype=dt), out, out_tot)
+    run_slots(_pass, S, T, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k,
+              m, _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), losses,
+              np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
+              np.empty((T, km, d), dtype=dt) if want_g else one3, G, Gtot, one, ball, c4, fold=fold)
+    tot = out_tot.reshape(2, 2, 3, k, m)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:
         return parts
-    return float(losses.mean()), (_sum_slots(G) / n).reshape(k, m, d), parts
+    return float(losses.mean()), (Gtot / n).reshape(k, m, d), parts
 
 
 def c4_decomposition(W, X, y, patch_types, U, V, q, rho, step):

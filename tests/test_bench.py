@@ -47,3 +47,32 @@ def test_compile_probe_reports_cold_and_warm():
         assert math.isfinite(res[what]["total_wall_s"]) and res[what]["total_wall_s"] > 0
     assert res["warm"]["total_cpu_s"] < res["cold"]["total_cpu_s"], res
     assert "_pass" in res["cold"]["compiled"] and res["warm"]["compiled"] == [], res
+
+
+def test_slots_compare_contract(capsys, monkeypatch):
+    """``--slots-compare``: at 1 and 2 threads, ratio = median of the per-round
+    time(SLOTS) / time(OLD_SLOTS); the §12 family's largest verify size is a config;
+    the thread setting is restored after."""
+    from reffeat import kernels
+    monkeypatch.setattr(bench, "WARM_S", 0.02)
+    monkeypatch.setattr(bench, "SLOTS_ROUNDS", 3)
+    before = kernels.threads()
+    assert bench.main(["--json", "--config", "theorem", "--reps", "5", "--no-compile-probe",
+                       "--slots-compare"]) == 0
+    assert kernels.threads() == before and kernels.SLOTS == 16
+    res = json.loads(capsys.readouterr().out)
+    (c,) = res["configs"]
+    assert (c["name"], c["n"], c["P"], c["d"], c["k"], c["m"]) == ("theorem", 50, 64, 132, 4, 16)
+    cmp = res["slots_compare"]
+    assert (cmp["slots"], cmp["old_slots"]) == (16, 2)
+    assert [row["threads"] for row in cmp["by_threads"]] == [1, 2]
+    for row in cmp["by_threads"]:
+        t = row["configs"]["theorem"]
+        assert t["layout_slots"] == {"16": 13, "2": 2}        # 13 chunks of 4 samples
+        for what in ("st", "at"):
+            ratios = sorted(a / b for a, b in t[f"{what}_rounds_s"])
+            assert len(ratios) == 3 and t[f"ratio_{what}"] == pytest.approx(ratios[1])
+            assert math.isfinite(t[f"ratio_{what}"]) and t[f"ratio_{what}"] > 0
+            assert math.isfinite(t[f"ratio_min_{what}"]) and t[f"ratio_min_{what}"] > 0
+    assert cmp["max_ratio"] == max(t[f"ratio_{w}"] for row in cmp["by_threads"]
+                                   for t in row["configs"].values() for w in ("st", "at"))

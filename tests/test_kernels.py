@@ -202,18 +202,25 @@ l, gx = model.grad_x_and_loss(W, X, y, 3.0, 1.0)
 Xa = attacks.attack(W, X, y, q=3.0, rho=1.0, eps=0.1, steps=5, step_size=0.03, clip=(0, 1))
 types = rng.integers(0, 3, (61, 16)); U = rng.standard_normal((10, 49)); V = rng.standard_normal((10, 49))
 _, _, (c4g, c4p) = metrics.grad_w_and_c4(W, X, y, types, U, V, 3.0, 1.0, 0.5)
-print(json.dumps({"threads": kernels.threads(), "L": L, "G": G.ravel().tolist(),
+# the default's size: 50 chunks on all SLOTS slots, several chunks per slot
+Wb = rng.standard_normal((4, 16, 36)) / 6; Xb = rng.standard_normal((200, 64, 36)); yb = rng.integers(0, 4, 200)
+Lb, Gb = model.grad_w(Wb, Xb, yb, 2.0, 1.0)
+Xab = attacks.attack(Wb, Xb, yb, q=2.0, rho=1.0, eps=0.2, steps=2, step_size=0.1)
+print(json.dumps({"threads": kernels.threads(), "slots": kernels._layout(200, 64, 36, 64, np.float64)[1],
+                  "L": L, "G": G.ravel().tolist(),
                   "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist(),
-                  "c4": c4g.ravel().tolist() + c4p.ravel().tolist()}))
+                  "c4": c4g.ravel().tolist() + c4p.ravel().tolist(),
+                  "Lb": Lb, "Gb": Gb.ravel().tolist(), "Xab": Xab.ravel()[::11].tolist()}))
 """
 
 
 def test_results_do_not_depend_on_threads_or_cores():
-    """Bit-identical results with 1 and 2 threads (NUMBA_NUM_THREADS), with the
-    library's own default, and on a machine reporting 64 cores: the work split
-    depends only on the shapes."""
+    """Bit-identical results with 1, 2 and 3 threads (NUMBA_NUM_THREADS; 3 does not
+    divide the slots), with the library's own default, and on a machine reporting
+    64 cores: the work split depends only on the shapes."""
     outs = {}
     for name, threads, arg in (("1 thread", "1", "configured"), ("2 threads", "2", "configured"),
+                               ("3 threads", "3", "configured"),
                                ("default", None, "unconfigured"), ("64 cores", None, "cpu64")):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         for var in ("REFFEAT_BACKEND", "REFFEAT_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
@@ -224,9 +231,10 @@ def test_results_do_not_depend_on_threads_or_cores():
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr[-2000:]
         outs[name] = json.loads(res.stdout)
-    assert outs["1 thread"]["threads"] == 1 and outs["2 threads"]["threads"] == 2
+    assert [outs[f"{t} thread{'s' * (t > 1)}"]["threads"] for t in (1, 2, 3)] == [1, 2, 3]
+    assert outs["1 thread"]["slots"] == kernels.SLOTS        # the big case uses every slot
     for name, out in outs.items():
-        for key in ("L", "G", "gx", "Xa", "c4"):
+        for key in ("L", "G", "gx", "Xa", "c4", "Lb", "Gb", "Xab"):
             assert out[key] == outs["1 thread"][key], \
                 f"{key}: {name} differs from 1 thread (max abs diff " \
                 f"{np.max(np.abs(np.subtract(out[key], outs['1 thread'][key]))):.2e})"
@@ -401,3 +409,50 @@ def test_cache_does_not_depend_on_where_the_package_is(tmp_path):
     assert outs[0]["dir"] == outs[1]["dir"] and outs[0]["dir"].startswith(str(tmp_path / "cache"))
     assert outs[0]["misses"] == 1, outs[0]
     assert outs[1] == {**outs[1], "hits": 1, "misses": 0}, f"second copy compiled again: {outs[1]}"
+
+
+def test_slot_count_override_is_scoped():
+    """``kernels._slot_count`` (the bench's SLOTS-vs-2 comparison) changes the slot
+    count only inside its block, and the fast paths still equal the reference."""
+    assert kernels._layout(200, 64, 36, 64, np.float64)[1] == min(kernels.SLOTS, 50)
+    with kernels._slot_count(2):
+        assert kernels._layout(200, 64, 36, 64, np.float64)[1] == 2
+        _, W, X, y = _problem(7, 41, 5, 4, 3, 6)
+        _check_all(W, X, y, 3.0, 1.0)
+    assert kernels.SLOTS == 16 and kernels._layout(200, 64, 36, 64, np.float64)[1] == 16
+    with pytest.raises(ValueError, match="slots must be an integer >= 1"):
+        with kernels._slot_count(0):
+            pass
+
+
+def test_run_slots_folds_in_slot_order_and_propagates_errors():
+    """``_threads.run_slots`` with 3 threads: every slot runs once, the folds come in
+    slot order whatever order the slots finish in, and an error in one slot is raised
+    (the threads waiting for their turn to fold do not hang)."""
+    import time
+
+    from reffeat import _threads
+    kernels.configure_threads(3)
+    try:
+        ran, folded = [], []
+
+        def kern(s0, s1, t, fold_here):
+            assert (s1, fold_here) == (s0 + 1, False)
+            time.sleep(0.002 * ((7 * s0) % 5))          # slots finish out of order
+            ran.append(s0)
+
+        _threads.run_slots(kern, 16, 3, fold=lambda s, t: folded.append(s))
+        assert sorted(ran) == list(range(16)) and folded == list(range(16))
+        covered = []                                    # no partials: blocks of slots per call
+        _threads.run_slots(lambda s0, s1, t, f: covered.extend(range(s0, s1)), 16, 3)
+        assert sorted(covered) == list(range(16))
+
+        def bad(s0, s1, t, fold_here):
+            time.sleep(0.001 * (s0 % 3))
+            if s0 == 5:
+                raise RuntimeError("slot 5 failed")
+
+        with pytest.raises(RuntimeError, match="slot 5 failed"):
+            _threads.run_slots(bad, 16, 3, fold=lambda s, t: None)
+    finally:
+        kernels.configure_threads()

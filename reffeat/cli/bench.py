@@ -1,15 +1,18 @@
 """``python -m reffeat.bench``: speed of one training step of the fast (numba)
 backend against the numpy reference, and against the machine's own GEMM.
 
-For three problem sizes — ``default`` (``Config()``: n=200, P=64, d=36, k=4,
+For four problem sizes — ``default`` (``Config()``: n=200, P=64, d=36, k=4,
 m=16, on the SPEC's synthetic data), ``mnist`` (n=128 batch, P=16, d=49, k=10,
-m=50) and ``cifar`` (n=128, P=16, d=192, k=10, m=50; images in [0, 1]) — it
+m=50), ``cifar`` (n=128, P=16, d=192, k=10, m=50; images in [0, 1]) and
+``theorem`` (§12: ``presets.theorem_family(128)``, the family's largest size
+verify runs: q=3, n=50, P=64, d=132, k=4, m=16, its own ε, ρ, η) — it
 times, as the median of ``--reps`` back-to-back repetitions after a 0.25 s warm
 spell (``_median_time``; the ST and AT steps and their reference twins in 3
 alternating rounds, step = median of the round medians, speed-up = median of the
 per-round ratios):
 
-* ST step (T1): G2 at the clean batch and the update W − ηG (q, ρ, η of ``Config()``);
+* ST step (T1): G2 at the clean batch and the update W − ηG (q, ρ, η of ``Config()``;
+  of the preset for ``theorem``);
 * AT step (T3, one-step ℓ∞ attack, K=1, γ=ε): T2 then G2 at X^adv, update;
 * PGD-10 AT step: T2 with K=10, γ=ε/4, random start, then G2, update;
 * the same AT step with the numpy reference (``backend="reference"``);
@@ -29,6 +32,16 @@ step time: the kernels the default run uses are compiled in a fresh process into
 an empty cache directory (what the first run after installing pays) and loaded
 from it by a second process (``compile``); the first calls of this process
 (cache loads, or compiles if the cache was empty) are reported too.
+
+``--slots-compare`` adds what the fixed number of work slots costs
+(``kernels.SLOTS`` = 16, which keeps the bits the same for 1..16 threads,
+against the 2 slots it replaced): for each config, at 1 and at 2 kernel
+threads, the ST and AT steps with 16 and with 2 slots (``kernels._slot_count``)
+alternate call by call (``_interleaved_times``: both see the same load) in
+``SLOTS_ROUNDS`` rounds (which one goes first alternates); the ratio is the
+median of the per-round ratios median time(16) / median time(2) (also given:
+the ratio of the fastest calls, which a burst of load on a shared machine
+cannot slow down), and the peak memory of one AT step is given for both.
 
 ``--json`` prints one JSON object instead of the table.
 """
@@ -55,7 +68,11 @@ CONFIGS = {
     "default": (200, 64, 36, 4, 16, 0.2, None),
     "mnist": (128, 16, 49, 10, 50, 0.1, (0.0, 1.0)),
     "cifar": (128, 16, 192, 10, 50, 4 / 255, (0.0, 1.0)),
+    "theorem": None,             # presets.theorem_family(THEOREM_D_N): shapes and ε of the preset
 }
+#: d_N of the ``theorem`` config: the §12 family's largest size in verify's section
+#: "Toward the theorems' regime" (``reffeat.verify.region``)
+THEOREM_D_N = 128
 #: q, ρ, η of every timed step: the SPEC defaults (``Config()``), not numbers of their own
 Q, RHO, ETA = Config().q, Config().rho, Config().eta
 
@@ -64,6 +81,11 @@ Q, RHO, ETA = Config().q, Config().rho, Config().eta
 WARM_S = 0.25
 #: rounds of alternating fast / reference measurements per config (see ``bench_config``).
 ROUNDS = 3
+#: rounds of alternating 16-slot / 2-slot measurements (see ``slots_compare``).
+SLOTS_ROUNDS = 7
+#: the slot count ``kernels.SLOTS`` replaced, and the thread counts it is compared at
+OLD_SLOTS = 2
+COMPARE_THREADS = (1, 2)
 
 
 def _median_time(fn, reps: int) -> float:
@@ -103,38 +125,45 @@ def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
 
 
 def _problem(name: str):
+    """(W, X, y, eps, clip, (q, ρ, η)) of a config."""
     from ..train import problem
+    if name in ("default", "theorem"):
+        if name == "default":
+            cfg = Config()
+        else:
+            from ..presets import theorem_family
+            cfg = theorem_family(THEOREM_D_N)
+        prob = problem(cfg)
+        X, y, _ = prob.train
+        W = prob.W0 * (30.0 * Config().sigma0 / cfg.sigma0)   # a mid-training scale: σ not all in one piece
+        return W, np.ascontiguousarray(X), y, cfg.eps, None, (cfg.q, cfg.rho, cfg.eta)
     n, P, d, k, m, eps, clip = CONFIGS[name]
     rng = seeding.rng(0, "bench", 1)
-    if name == "default":
-        prob = problem(Config())
-        X, y, _ = prob.train
-        W = prob.W0 * 30.0                           # a mid-training scale: σ not all in one piece
-    else:
-        X = rng.random((n, P, d))
-        y = rng.integers(0, k, n)
-        W = rng.standard_normal((k, m, d)) / np.sqrt(d)
-    return W, np.ascontiguousarray(X), y, eps, clip
+    X = rng.random((n, P, d))
+    y = rng.integers(0, k, n)
+    W = rng.standard_normal((k, m, d)) / np.sqrt(d)
+    return W, np.ascontiguousarray(X), y, eps, clip, (Q, RHO, ETA)
 
 
-def _steps(W, X, y, eps, clip, backend):
+def _steps(W, X, y, eps, clip, backend, qre=(Q, RHO, ETA)):
     from ..attacks import attack
     from ..model import grad_w
+    q, rho, eta = qre
 
     def st():
-        _, G = grad_w(W, X, y, q=Q, rho=RHO, backend=backend)
-        return W - ETA * G
+        _, G = grad_w(W, X, y, q=q, rho=rho, backend=backend)
+        return W - eta * G
 
     def at():
-        Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=1, clip=clip, backend=backend)
-        _, G = grad_w(W, Xa, y, q=Q, rho=RHO, backend=backend)
-        return W - ETA * G
+        Xa = attack(W, X, y, q=q, rho=rho, eps=eps, steps=1, clip=clip, backend=backend)
+        _, G = grad_w(W, Xa, y, q=q, rho=rho, backend=backend)
+        return W - eta * G
 
     def pgd10():
-        Xa = attack(W, X, y, q=Q, rho=RHO, eps=eps, steps=10, step_size=eps / 4,
+        Xa = attack(W, X, y, q=q, rho=rho, eps=eps, steps=10, step_size=eps / 4,
                     random_start=True, rng=seeding.rng(0, "bench", 2), clip=clip, backend=backend)
-        _, G = grad_w(W, Xa, y, q=Q, rho=RHO, backend=backend)
-        return W - ETA * G
+        _, G = grad_w(W, Xa, y, q=q, rho=rho, backend=backend)
+        return W - eta * G
 
     return st, at, pgd10
 
@@ -208,12 +237,101 @@ def compile_time() -> dict:
     return out
 
 
+def _peak_mem(fn) -> int:
+    """tracemalloc peak above the baseline during one call of fn (bytes)."""
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return int(peak)
+
+
+def _interleaved_times(fns, reps: int) -> list[list[float]]:
+    """Wall times of each of ``fns``, called in turn (f0, f1, …, f0, f1, …):
+    ``reps`` timed calls of each, after ``WARM_S`` seconds (and at least two turns)
+    of the same calls untimed.  Alternating call by call, the functions compared
+    share whatever load the (shared) machine has at the time."""
+    t_end = time.perf_counter() + WARM_S
+    turns = 0
+    while turns < 2 or time.perf_counter() < t_end:
+        for fn in fns:
+            fn()
+        turns += 1
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return times
+
+
+def _with_slots(fn, slots: int):
+    from .. import kernels
+
+    def call():
+        with kernels._slot_count(slots):
+            return fn()
+    return call
+
+
+def slots_compare(names, reps: int, rounds: int | None = None) -> dict:
+    """What ``kernels.SLOTS`` costs against OLD_SLOTS, measured in this process: for
+    each thread count in COMPARE_THREADS and each config, the ST and AT steps with
+    SLOTS and with OLD_SLOTS slots timed call by call in turn (``_interleaved_times``)
+    in ``rounds`` rounds (default SLOTS_ROUNDS; which goes first alternates); ratio =
+    median over rounds of time(SLOTS) / time(OLD_SLOTS) (> 1: the fixed 16 slots
+    cost time).  The thread setting is restored after."""
+    from .. import kernels
+    rounds = SLOTS_ROUNDS if rounds is None else rounds
+    before = kernels.threads()
+    out: dict = {"slots": int(kernels.SLOTS), "old_slots": OLD_SLOTS, "rounds": rounds, "by_threads": []}
+    try:
+        for t in COMPARE_THREADS:
+            used = kernels.configure_threads(t)["threads"]
+            row: dict = {"threads": used, "configs": {}}
+            for name in names:
+                W, X, y, eps, clip, qre = _problem(name)
+                st, at, _ = _steps(W, X, y, eps, clip, "numba", qre)
+                res: dict = {"layout_slots": {}}
+                for slots in (kernels.SLOTS, OLD_SLOTS):
+                    with kernels._slot_count(slots):
+                        st(), at()                                 # warm-up (and the layout)
+                        res["layout_slots"][str(slots)] = int(kernels._layout(
+                            X.shape[0], X.shape[1], X.shape[2], W.shape[0] * W.shape[1], np.float64)[1])
+                        res[f"peak_mem_at_bytes_{slots}"] = _peak_mem(at)
+                for what, fn in (("st", st), ("at", at)):
+                    new, old = _with_slots(fn, kernels.SLOTS), _with_slots(fn, OLD_SLOTS)
+                    pairs, mins = [], [np.inf, np.inf]
+                    for r in range(rounds):
+                        if r % 2 == 0:
+                            tn, to = _interleaved_times([new, old], reps)
+                        else:
+                            to, tn = _interleaved_times([old, new], reps)
+                        pairs.append((float(np.median(tn)), float(np.median(to))))
+                        mins = [min(mins[0], min(tn)), min(mins[1], min(to))]
+                    res[f"ratio_min_{what}"] = float(mins[0] / mins[1])
+                    res[f"{what}_rounds_s"] = pairs
+                    res[f"{what}_step_s"] = float(np.median([a for a, _ in pairs]))
+                    res[f"{what}_step_old_s"] = float(np.median([b for _, b in pairs]))
+                    res[f"ratio_{what}"] = float(np.median([a / b for a, b in pairs]))
+                row["configs"][name] = res
+            out["by_threads"].append(row)
+    finally:
+        kernels.configure_threads(before)
+    out["max_ratio"] = float(max(c[f"ratio_{w}"] for row in out["by_threads"]
+                                 for c in row["configs"].values() for w in ("st", "at")))
+    return out
+
+
 def bench_config(name: str, reps: int, gemm: list, ref_reps: int | None = None) -> dict:
-    W, X, y, eps, clip = _problem(name)
+    W, X, y, eps, clip, qre = _problem(name)
     n, P, d = X.shape
     k, m, _ = W.shape
-    st, at, pgd = _steps(W, X, y, eps, clip, "numba")
-    rst, rat, _ = _steps(W, X, y, eps, clip, "reference")
+    st, at, pgd = _steps(W, X, y, eps, clip, "numba", qre)
+    rst, rat, _ = _steps(W, X, y, eps, clip, "reference", qre)
     t0 = time.perf_counter()
     st(), at(), pgd()                                # warm-up (compiles or loads the cache)
     first = time.perf_counter() - t0
@@ -242,25 +360,21 @@ def bench_config(name: str, reps: int, gemm: list, ref_reps: int | None = None) 
     out["first_call_overhead_s"] = max(0.0, first - second)   # numba compile / cache load
     if clip is not None:                                      # real-image sizes: the float32 option
         W32, X32 = W.astype(np.float32), X.astype(np.float32)
-        _, at32, _ = _steps(W32, X32, y, eps, clip, "numba")
+        _, at32, _ = _steps(W32, X32, y, eps, clip, "numba", qre)
         at32()
         out["at_step_f32_s"] = _median_time(at32, reps)
         out["speedup_f32_at"] = out["at_step_s"] / out["at_step_f32_s"]
         G32, G64 = at32(), at()
         out["f32_rel_err_update"] = float(np.abs(G32 - G64).max() / np.abs(G64).max())
     # peak memory of one fast AT step (tracemalloc sees every numpy buffer)
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tracemalloc.reset_peak()
-    at()
-    out["peak_mem_bytes"] = int(tracemalloc.get_traced_memory()[1] - base)
-    tracemalloc.stop()
+    out["peak_mem_bytes"] = _peak_mem(at)
     out["input_plus_weights_bytes"] = int(X.nbytes + W.nbytes)
     out["peak_mem_ratio"] = out["peak_mem_bytes"] / out["input_plus_weights_bytes"]
     return out
 
 
-def run(names=None, reps: int = 7, ref_reps: int | None = None, compile_probe: bool = True) -> dict:
+def run(names=None, reps: int = 7, ref_reps: int | None = None, compile_probe: bool = True,
+        compare_slots: bool = False) -> dict:
     from .. import kernels
     threads = kernels.configure_threads()
     names = list(CONFIGS) if not names else names
@@ -274,6 +388,7 @@ def run(names=None, reps: int = 7, ref_reps: int | None = None, compile_probe: b
     for c in configs:
         c["peak_fraction_st"] = c["gflops_st"] / g
         c["peak_fraction_at"] = c["gflops_at"] / g
+    compare = slots_compare(names, reps) if compare_slots else None
     return {
         "gemm_gflops": g,
         "gemm_gflops_samples": gemm,
@@ -285,6 +400,7 @@ def run(names=None, reps: int = 7, ref_reps: int | None = None, compile_probe: b
         "env": {key: os.environ.get(key) for key in
                 ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "slots_compare": compare,
         "bench_wall_s": time.perf_counter() - t0,
     }
 
@@ -311,6 +427,23 @@ def format_table(res: dict) -> str:
                          f"{c['f32_rel_err_update']:.1e})")
     lines.append(f"numba first calls in this run (compile or cache load): {res['numba_compile_or_load_s']:.2f} s "
                  f"(cache hits {res['numba_cache']['hits']}, misses {res['numba_cache']['misses']})")
+    cmp = res.get("slots_compare")
+    if cmp:
+        lines.append(f"work slots {cmp['slots']} vs {cmp['old_slots']}: step time ratio "
+                     f"time({cmp['slots']}) / time({cmp['old_slots']}), median of {cmp['rounds']} "
+                     f"alternating rounds (after 'slots': the slot counts the config's layout uses); "
+                     f"AT-step peak memory {cmp['slots']} vs {cmp['old_slots']} slots")
+        new, old = cmp["slots"], cmp["old_slots"]
+        for row in cmp["by_threads"]:
+            for name, c in row["configs"].items():
+                ls = c["layout_slots"]
+                mem_new, mem_old = c[f"peak_mem_at_bytes_{new}"], c[f"peak_mem_at_bytes_{old}"]
+                lines.append(
+                    f"  threads {row['threads']} {name:8s} ST {c['ratio_st']:.3f} AT {c['ratio_at']:.3f} "
+                    f"(fastest calls: ST {c['ratio_min_st']:.3f} AT {c['ratio_min_at']:.3f}) "
+                    f"(AT {1e3 * c['at_step_s']:.2f} vs {1e3 * c['at_step_old_s']:.2f} ms; slots "
+                    f"{ls[str(new)]} vs {ls[str(old)]}; peak {mem_new / 1e6:.2f} vs {mem_old / 1e6:.2f} MB)")
+        lines.append(f"  largest ratio {cmp['max_ratio']:.3f}")
     comp = res.get("compile")
     if comp:
         for what, label in (("cold", "compile, empty cache"), ("warm", "load from cache")):
@@ -341,8 +474,12 @@ def main(argv, policy) -> int:
     p.add_argument("--no-compile-probe", action="store_true",
                    help="skip measuring the kernels' compile time in an empty cache (two "
                         "extra processes, ~10-30 s)")
+    p.add_argument("--slots-compare", action="store_true",
+                   help="also time every config with 16 and with 2 work slots at 1 and 2 threads "
+                        "(what the fixed kernels.SLOTS costs; see the module docstring)")
     args = p.parse_args(argv)
-    res = run(args.config, args.reps, args.ref_reps, compile_probe=not args.no_compile_probe)
+    res = run(args.config, args.reps, args.ref_reps, compile_probe=not args.no_compile_probe,
+              compare_slots=args.slots_compare)
     print(json.dumps(res) if args.json else format_table(res))
     return 0
 
