@@ -5,6 +5,7 @@ the machine's memory, ``cli.common.check_memory``)."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection
 
 from ..config import Config
@@ -62,7 +63,8 @@ def synthetic(cfg: Config, modes: Collection[str] = MODES, trace: bool = False) 
     W = cfg.k * cfg.m * cfg.d * f
     c4 = 2 * len(modes) * cfg.T * 6 * cfg.k * cfg.m * f
     work = max(2.75 * X_train, evaluation(cfg))
-    total = X_train + X_test + types + work + 20 * W + c4 + 4 * kernels.CHUNK_BYTES * kernels.SLOTS
+    chunks = 4 * kernels.CHUNK_BYTES * min(kernels.SLOTS, os.cpu_count() or 1)   # chunk buffers per thread
+    total = X_train + X_test + types + work + 20 * W + c4 + chunks
     if trace:
         L = cfg.T // cfg.log_every + 2
         nP = cfg.n_train * cfg.P

@@ -154,8 +154,8 @@ def fig_family(res: dict, path: str) -> str:
     for ax in (a1, a2):
         ax.set_xticks(d, [str(int(x)) for x in d])
         ax.minorticks_off()
-    n_seeds = min(by[x]["n"] for x in by)
-    fig.suptitle(f"q = 3 family theorem_family(d_N): seeds 0–{n_seeds - 1} per size, ℓ∞ threat", fontsize=10)
+    n_runs = min(by[x]["n"] for x in by)
+    fig.suptitle(f"q = 3 family theorem_family(d_N): seeds 0–{n_runs - 1} per size, ℓ∞ threat", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
