@@ -44,7 +44,10 @@ def _header(res: dict, cmd: str) -> list:
     wall = res.get("wall_s")
     return [f"Command: `{cmd}`" + (f" (as run: `{prov['command']}`)" if prov.get("command") else ""),
             f"at commit {str(prov.get('commit') or '?')[:12]}{' (dirty)' if prov.get('dirty') else ''}; "
-            f"seeds 0–{res.get('seeds_done', res.get('seeds', 0)) - 1} of each row"
+            "seeds 0 to n − 1 of each row (n in the table; the run goes in rounds of "
+            f"{', '.join(map(str, region.ROUNDS))} seeds, every row before any gets more, and was "
+            f"{'stopped' if res.get('seeds_done', 0) < res.get('seeds', 0) else 'run'} with "
+            f"{res.get('seeds', '?')} as its target)"
             + (f"; wall time {wall / 60:.1f} min (one process, one job at a time, REFFEAT_THREADS=1, "
                "2-core machine shared with other work)" if wall else "") + ".", ""]
 
