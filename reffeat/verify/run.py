@@ -190,7 +190,8 @@ def build_parser():
 
 
 _ARRAY_KEYS = {"pref": ("phi_over_gamma",), "susc": ("robust_acc", "clean_acc"),
-               "atsucc": ("at_robust_acc", "phi_ratio", "st_phi", "st_gamma", "at_gamma", "blew_up", "P4")}
+               "atsucc": ("at_robust_acc", "phi_ratio", "st_phi", "st_gamma", "at_gamma", "blew_up", "P4",
+                          "at_certified_acc", "rc6_met")}
 
 
 def load_results(path):
@@ -213,7 +214,8 @@ def load_results(path):
     if phase:
         for part, keys in _ARRAY_KEYS.items():
             for k in keys:
-                phase[part][k] = np.asarray(phase[part][k], dtype=float)
+                if k in phase[part]:                     # older results lack E5 / RC6
+                    phase[part][k] = np.asarray(phase[part][k], dtype=float)
     return d.get("mode", "full"), claims_res, records, phase, d.get("variants"), d.get("timings", {})
 
 
@@ -311,9 +313,14 @@ def _strip(records):
     return out
 
 
-def write_results(path, mode, timings, claims_res, records, phase, var, figs):
+def write_results(path, mode, timings, claims_res, records, phase, var, figs, computed_by=None):
+    """results.json; ``computed_by``: the provenance of the run that computed the
+    numbers, kept when the file is only rebuilt (``--from-results``), with the
+    rebuilding run's own provenance beside it as ``rebuilt_by``."""
     from reffeat import provenance
-    results = {"mode": mode, "timings": timings, "provenance": provenance.record(),
+    here = provenance.record()
+    results = {"mode": mode, "timings": timings, "provenance": computed_by or here,
+               **({"rebuilt_by": here} if computed_by else {}),
                "claims": {reg: {n: r.to_dict() for n, r in d.items()} for reg, d in claims_res.items()},
                "records": _strip(records), "phase": phase, "variants": var,
                "figures": {k: _rel(v) for k, v in figs.items()}}
@@ -404,8 +411,11 @@ def main(argv, policy) -> int:
         text += "\n".join(sec for _, mod in TRACE_SECTIONS
                           if (sec := mod.section_from_json(src_dir, fig_dir, _rel)))
         atomic_write_bytes(report_path, text.encode())
+        import json as _json
+        with open(args.from_results) as fh:
+            computed_by = _json.load(fh).get("provenance")
         write_results(os.path.join(os.path.dirname(report_path), "results.json"), mode, timings,
-                      claims_res, records, phase, var, figs)
+                      claims_res, records, phase, var, figs, computed_by=computed_by)
         print(f"rebuilt {report_path}, its results.json and {len(figs)} figures from {args.from_results}")
         return 1 if failed_figs else 0
     results_path = os.path.join(os.path.dirname(report_path), "results.json")

@@ -158,6 +158,14 @@ def build_report(mode, claims_res, records, phase, var, figs, timings, expected_
                 f"{'; claims P1–P4, M1, M2 re-evaluated with the current criteria' if recheck else ''})."
                 if rebuilt_from else "") + "\n")
     if claims_res:
+        L.append(f"Regimes of the claim checks in this report: {', '.join(f'`{r}`' for r in claims_res)}.\n")
+    missing = [name for name, there in (("claim checks (`--only claims`)", bool(claims_res)),
+                                        ("phase diagrams (`--only phase`)", bool(phase)),
+                                        ("algorithm-variant table (`--only variants`)", bool(var))) if not there]
+    if missing:
+        L.append("Not in this report (not run into this folder): " + "; ".join(missing)
+                 + ". Each is one `--only` run into the same `--out`.\n")
+    if claims_res:
         L.append("## Summary of verdicts\n")
         L.append("Each cell: seeds on which the claim holds (thresholds of SPEC V1, "
                  "`reffeat.claims`), the fraction, its 95% Wilson interval and the V1 word: "
