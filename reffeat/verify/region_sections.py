@@ -48,8 +48,8 @@ def _header(res: dict, cmd: str) -> list:
             f"{', '.join(map(str, region.ROUNDS))} seeds, every row before any gets more, and was "
             f"{'stopped' if res.get('seeds_done', 0) < res.get('seeds', 0) else 'run'} with "
             f"{res.get('seeds', '?')} as its target)"
-            + (f"; wall time {wall / 60:.1f} min (one process, one job at a time, REFFEAT_THREADS=1, "
-               "2-core machine shared with other work)" if wall else "") + ".", ""]
+            + (f"; wall time {wall / 60:.1f} min (REFFEAT_THREADS=1, on a 2-core machine shared with "
+               "other work)" if wall else "") + ".", ""]
 
 
 def _row_claims(s: dict, version: str) -> str:
