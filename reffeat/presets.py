@@ -172,7 +172,11 @@ def theorem_family(d_N: int, sigma0_root: float = SIGMA0_ROOT) -> Config:
     eta = float(f"{ETA_FRACTION * _regime.eta_max(cfg):.3g}")
     cfg = cfg.replace(eta=eta)
     t = _regime.takeoff_times(cfg)
-    T = int(math.ceil(T_FACTOR * max(t["st_phi"], t["at_gamma"]) / 100.0) * 100)
+    slowest = max(t["st_phi"], t["at_gamma"])
+    if not math.isfinite(slowest):               # e.g. d_N = 8: a coefficient never takes off (RC4)
+        raise ValueError(f"d_N must be an integer >= 16 for theorem_family: at d_N = {d_N} RC4's "
+                         f"take-off time is infinite, so no T exists (got d_N = {d_N})")
+    T = int(math.ceil(T_FACTOR * slowest / 100.0) * 100)
     return cfg.replace(T=T, log_every=max(1, T // 10))
 
 

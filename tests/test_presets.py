@@ -101,3 +101,13 @@ def test_family_version_2_changes_only_sigma0_and_the_times(d_N):
     assert all(c.met for c in regime.conditions(v2))
     changed = {k for k, a in v1.to_dict().items() if a != getattr(v2, k)}
     assert changed == {"sigma0", "T", "log_every"} and v2.T > v1.T
+
+
+def test_theorem_family_refuses_a_size_without_take_off():
+    """d_N = 8 has no finite RC4 take-off at q = 3: one ValueError naming d_N (was OverflowError)."""
+    import pytest
+
+    from reffeat import presets
+    with pytest.raises(ValueError, match="d_N"):
+        presets.theorem_family(8)
+    assert presets.theorem_family(16).T > 0
