@@ -87,7 +87,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
 
 
 # ---------------------------------------------------------------- §12 the family
-#: the sizes d_N of the family (doubling); ``theorem_family`` accepts any d_N ≥ 8
+#: the sizes d_N of the family (doubling); ``theorem_family`` accepts any d_N ≥ 16
 THEOREM_SIZES = (32, 64, 128, 256, 512)
 #: ε‖v‖₁ = C_EPS·β for every member (RC2 with a 25% margin, uniformly in d_N)
 C_EPS = 1.25
@@ -161,10 +161,10 @@ def theorem_family(d_N: int, sigma0_root: float = SIGMA0_ROOT) -> Config:
 
     ``sigma0_root``: σ_0·sqrt(d_N), SIGMA0_ROOT (version 1, the registered family) or
     SIGMA0_ROOT_V2 (version 2, after v1's measured residual Φ). ValueError for a d_N
-    that is not an integer ≥ 8.
+    that is not an integer ≥ 16 (d_N = 8 has no finite RC4 take-off).
     """
-    if not isinstance(d_N, int) or isinstance(d_N, bool) or d_N < 8:
-        raise ValueError(f"d_N must be an integer >= 8 (got {d_N!r})")
+    if not isinstance(d_N, int) or isinstance(d_N, bool) or d_N < 16:
+        raise ValueError(f"d_N must be an integer >= 16 (got {d_N!r})")
     base: dict = dict(_FAMILY_FIXED, d_N=d_N, eps=C_EPS * _FAMILY_FIXED["beta"] / math.sqrt(d_N),
                 sigma_xi=NOISE_NORM / math.sqrt(d_N - _FAMILY_FIXED["k"]),
                 sigma0=sigma0_root / math.sqrt(d_N))
