@@ -35,7 +35,7 @@ from reffeat.claims import claims
 from reffeat.experiments.synthetic import run_seed
 from reffeat.regime import rc6_reach
 
-from .common import as_runner, eval_rng
+from .common import BAB_BUDGET, as_runner, eval_rng
 
 SWEEP_BASE = {"n_train": 40, "n_test": 100, "eval_restarts": 0}
 
@@ -119,18 +119,13 @@ def _summ(ev: dict) -> dict:
     return {k: float(ev[k]) for k in keys}
 
 
-#: E5's branch-and-bound rounds in the AT-success grid (a cost cap, as verify.rc6's;
-#: E5 is sound at any budget, a smaller one certifies less)
-AT_POINT_BAB_BUDGET = 2
-
-
 def at_point(cfg: Config) -> dict:
     """AT and ST of one config (same data and W^{(0)}), both evaluated under cfg's threat;
-    AT's certified robust accuracy (E5, ``AT_POINT_BAB_BUDGET``) and RC6 at AT's final W."""
+    AT's certified robust accuracy (E5 at ``common.BAB_BUDGET``) and RC6 at AT's final W."""
     cfg = _quiet(cfg).replace(log_every=max(1, cfg.T // 10))
     prob = problem(cfg)
     run = run_seed(cfg, ("at",), prob=prob, track_c4=False,      # the one per-seed pipeline
-                   evaluate_options={"bab_budget": AT_POINT_BAB_BUDGET})["at"]
+                   evaluate_options={"bab_budget": BAB_BUDGET})["at"]
     res = run.result
     at = _summ(run.evaluation)
     at["certified_robust_acc"] = float(run.evaluation.get("certified_robust_acc", math.nan))

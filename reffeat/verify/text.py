@@ -22,7 +22,7 @@ from reffeat.regime import conditions as regime_conditions
 from . import m1, m2, m3, p1, p2, p3, p4
 from . import report as R
 from . import sweeps as S
-from .common import describe_regime, seed_stats
+from .common import BAB_BUDGET, describe_regime, seed_stats
 
 CLAIM_MODULES = (p1, p2, p3, p4, m1, m2, m3)
 #: the regime whose claims decide the exit status and lead the report
@@ -236,7 +236,7 @@ def build_report(mode, claims_res, records, phase, var, figs, timings, expected_
         L.append(f"Grid ε ∈ {list(at['eps'])} × α/ε ∈ {list(at['alpha_ratio'])} (α = ratio·ε; "
                  f"{len(at['seeds'])} seeds per cell; regime {describe_regime(Config(**at['base']))}). Panels: AT's "
                  "robust accuracy attacked (E2, an upper bound) and certified (E5 at branch-and-bound budget "
-                 f"{S.AT_POINT_BAB_BUDGET}, a lower bound), and the fraction of seeds where P4 holds. Lines: "
+                 f"{BAB_BUDGET}, a lower bound), and the fraction of seeds where P4 holds. Lines: "
                  "RC2's ε√d_N = β and RC6's boundary.\n")
         L.append(_atsucc_text(at))
         if "atsucc" in figs:
