@@ -76,6 +76,13 @@ def report_usage_error(exc: BaseException, stream=None) -> int:
     return EXIT_USAGE
 
 
+def runner_option_message(exc: BaseException) -> str | None:
+    """The jobs Runner's refusal of its scheduler/workers ("scheduler must be …") named
+    as the command's option ("--scheduler must be …"); None for any other error."""
+    msg = str(exc)
+    return f"--{msg}" if isinstance(exc, ValueError) and msg.startswith(("scheduler ", "workers ")) else None
+
+
 def configure_threads() -> dict | None:
     """The commands' one explicit set-up of the compute threads
     (``reffeat.kernels.configure_threads``: REFFEAT_THREADS / NUMBA_NUM_THREADS /

@@ -54,6 +54,7 @@ from .common import (
     option,
     output_dirs,
     report_usage_error,
+    runner_option_message,
 )
 
 WORKERS = Interval(Integral, 1, 256)
@@ -264,8 +265,8 @@ def main(argv, policy) -> int:
             import_distributed()
     except (UsageError, ValueError) as exc:
         dirs.undo()
-        if isinstance(exc, ValueError) and str(exc).startswith(("scheduler ", "workers ")):
-            raise UsageError(f"--{exc}") from None      # the Runner's words, named as the option
+        if (named := runner_option_message(exc)) is not None:
+            raise UsageError(named) from None          # the Runner's words, named as the option
         raise
     try:
         metrics = check_metrics(args.metric, spec["modes"]) if args.metric else [

@@ -40,7 +40,17 @@ import numpy as np
 
 from reffeat import Config
 from reffeat.claims import CLAIMS as P_CLAIMS
-from reffeat.cli.common import OutputLock, Parser, UsageError, command, input_file, option, output_dir, output_dirs
+from reffeat.cli.common import (
+    OutputLock,
+    Parser,
+    UsageError,
+    command,
+    input_file,
+    option,
+    output_dir,
+    output_dirs,
+    runner_option_message,
+)
 from reffeat.constraints import Interval
 from reffeat.jobs import Runner
 from reffeat.jobs.executors import import_distributed
@@ -430,10 +440,7 @@ def main(argv, policy) -> int:
         if runner.kind in ("local-cluster", "address"):
             import_distributed()
     except ValueError as exc:
-        msg = str(exc)
-        if msg.startswith(("scheduler", "workers")):      # the Runner's words: name the option
-            msg = "--" + msg
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {runner_option_message(exc) or exc}", file=sys.stderr)
         return 2
     if progress:
         print(f"[verify] jobs run on {runner.describe()}; result store {runner.store}", file=progress)
