@@ -138,27 +138,25 @@ def fig_family(res: dict, path: str) -> str:
         a1.errorbar(d * dx, fr, yerr=np.clip([fr - lo_hi[:, 0], lo_hi[:, 1] - fr], 0, None), fmt=mk, capsize=3,
                     label=f"all claims hold ({v})")
     a1.axhline(REGION_MIN / REGION_OF, color="grey", lw=1, ls=":", label="goal: 19 of 20 seeds")
-    a1.set_xscale("log", base=2)
-    a1.set_ylim(-0.05, 1.05)
-    a1.set_xlabel("non-robust dimension $d_N$")
     a1.set_ylabel("fraction of seeds")
-    a1.legend(fontsize=8, loc="center", bbox_to_anchor=(0.5, 0.77))
     a1.set_title("claims P1–P4 (95% Wilson intervals)", fontsize=10)
     for key, lab, mk, dx in (("at_robust_acc", "AT attacked (E2, upper bound)", "o-", 1 / 1.05),
                              ("at_certified_acc", "AT certified (E5, lower bound)", "s--", 1.05)):
         y = np.array([(by[x].get(key) or {}).get("mean", np.nan) for x in by], float)
         a2.plot(d * dx, y, mk, label=lab)
-    a2.set_xscale("log", base=2)
-    a2.set_ylim(-0.05, 1.05)
-    a2.set_xlabel("non-robust dimension $d_N$")
     a2.set_ylabel("robust accuracy (mean over seeds)")
-    a2.legend(fontsize=8, loc="center", bbox_to_anchor=(0.5, 0.77))
     a2.set_title("AT's robust accuracy at $\\varepsilon = 1.25/\\sqrt{d_N}$", fontsize=10)
-    for ax in (a1, a2):
+    for ax in (a1, a2):                          # the axes both panels share
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("non-robust dimension $d_N$")
+        ax.legend(fontsize=8, loc="center", bbox_to_anchor=(0.5, 0.77))
         ax.set_xticks(d, [str(int(x)) for x in d])
         ax.minorticks_off()
-    n_runs = min(by[x]["n"] for x in by)
-    fig.suptitle(f"q = 3 family theorem_family(d_N): seeds 0–{n_runs - 1} per size, ℓ∞ threat", fontsize=10)
+    ns = [by[x]["n"] for x in by]
+    per = f"seeds 0–{ns[0] - 1} per size" if len(set(ns)) == 1 else \
+        "seeds 0 to n−1 per size, n = " + ", ".join(map(str, ns))
+    fig.suptitle(f"q = 3 family theorem_family(d_N): {per}, ℓ∞ threat", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
