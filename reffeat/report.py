@@ -557,6 +557,20 @@ def _mean_sd(st: dict | None) -> str:
     return f"{st['mean']:.3f}" + (f" ± {st['std']:.3f}" if st.get("std") is not None else "")
 
 
+def _real_head(results: dict, which: str, count: str) -> Report:
+    """A real-image report's title, subtitle and smoke-test banner (one seed or several:
+    ``which`` names them in the title, ``count`` follows "SPEC R1–R5" in the subtitle)."""
+    c = results.get("config", {})
+    ds = _DATASET_NAMES.get(c.get("dataset"), str(c.get("dataset", "")))
+    smoke = "SMOKE TEST — " if results.get("smoke_test") else ""
+    rep = Report(f"{smoke}reffeat real-image run — {ds}, {which}",
+                 f"ST vs AT on real images (SPEC R1–R5){count}; written "
+                 f"{_dt.datetime.now().isoformat(timespec='seconds')}, "
+                 f"wall time {_fmt(results.get('wall_time'), 1)} s.")
+    _smoke_banner(rep, results)
+    return rep
+
+
 def _smoke_banner(rep: Report, results: dict) -> None:
     if results.get("smoke_test"):
         rep.paragraph("SMOKE TEST (--quick): a tiny run (1 epoch on a few dozen images, 2-step attacks) "
@@ -670,14 +684,8 @@ def real_report(results: dict, out_dir: str, captions: dict | None = None,
     if results.get("kind") == "real-seeds":
         return _real_seeds_report(results, out_dir, captions, command)
     c = results.get("config", {})
-    ds = _DATASET_NAMES.get(c.get("dataset"), str(c.get("dataset", "")))
     seed = c.get("seed", results.get("seed"))
-    smoke = "SMOKE TEST — " if results.get("smoke_test") else ""
-    rep = Report(f"{smoke}reffeat real-image run — {ds}, seed {seed}",
-                 f"ST vs AT on real images (SPEC R1–R5); written "
-                 f"{_dt.datetime.now().isoformat(timespec='seconds')}, "
-                 f"wall time {_fmt(results.get('wall_time'), 1)} s.")
-    _smoke_banner(rep, results)
+    rep = _real_head(results, f"seed {seed}", "")
     if results.get("stopped"):
         rep.paragraph(f"This run stopped early ({results['stopped']}); the numbers below are those of "
                       f"the stages it finished: {', '.join(results.get('stages_done', [])) or 'none'}.", "fails")
@@ -834,14 +842,8 @@ def _real_seeds_report(results: dict, out_dir: str, captions: dict | None, comma
     """``--seeds N``: set-up, the headline as mean ± sd over the seeds with every seed's
     value, the figures, the config, every summarised number and the runs."""
     c = results.get("config", {})
-    ds = _DATASET_NAMES.get(c.get("dataset"), str(c.get("dataset", "")))
     seeds = results.get("seeds_done") or results.get("seeds") or []
-    smoke = "SMOKE TEST — " if results.get("smoke_test") else ""
-    rep = Report(f"{smoke}reffeat real-image run — {ds}, seeds {_seeds_text(seeds)}",
-                 f"ST vs AT on real images (SPEC R1–R5), {len(seeds)} seeds; written "
-                 f"{_dt.datetime.now().isoformat(timespec='seconds')}, "
-                 f"wall time {_fmt(results.get('wall_time'), 1)} s.")
-    _smoke_banner(rep, results)
+    rep = _real_head(results, f"seeds {_seeds_text(seeds)}", f", {len(seeds)} seeds")
     if results.get("stopped"):
         rep.paragraph(f"This run stopped early ({results['stopped']}); seeds finished: "
                       f"{_seeds_text(seeds) if seeds else 'none'}.", "fails")
