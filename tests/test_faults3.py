@@ -100,16 +100,23 @@ def _wait_line(proc, text, timeout=300):
     raise AssertionError(f"the run never printed {text!r}")
 
 
+def _sigterm_after(proc, text) -> str:
+    """SIGTERM once the run printed ``text``; its stderr, after checking it exited 143
+    without a traceback."""
+    _wait_line(proc, text)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err, err
+    return err
+
+
 def test_sigterm_during_evaluation_keeps_the_finished_training(tmp_path):
     """ST's last step logged: its evaluation runs; the signal is recorded, ST is
     evaluated and written, AT stops at its first step; exit 143."""
     out = tmp_path / "o"
     proc = _spawn(out, "--set", "T=2", "--set", "n_test=2000", "--set", "eval_K=60", "--mode", "both")
-    _wait_line(proc, "[st] step     2")
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err, err
+    _sigterm_after(proc, "[st] step     2")
     s = strict_json(out / "summary.json")
     assert s["interrupted"] is True
     assert s["st"]["stopped"] is None and s["st"]["steps_done"] == 2      # the finished training, kept
@@ -476,11 +483,7 @@ def test_sigterm_during_real_training_keeps_results_and_writes_the_report(tiny_m
             "--no-lenses"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=str(tmp_path))
-    _wait_line(proc, "epoch 1/")
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err, err
+    _sigterm_after(proc, "epoch 1/")
     res = strict_json(out / "results.json")
     assert res["stopped"] == "interrupted" and "data" in res["stages_done"]
     assert (out / "report.html").exists()
