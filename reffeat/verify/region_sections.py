@@ -48,8 +48,10 @@ def _header(res: dict, cmd: str) -> list:
             f"{', '.join(map(str, region.ROUNDS))} seeds, every row before any gets more, and was "
             f"{'stopped' if res.get('seeds_done', 0) < res.get('seeds', 0) else 'run'} with "
             f"{res.get('seeds', '?')} as its target)"
-            + (f"; wall time {wall / 60:.1f} min (REFFEAT_THREADS=1, on a 2-core machine shared with "
-               "other work)" if wall else "") + ".", ""]
+            + (f"; wall time of the invocation that finished it {wall / 60:.1f} min (REFFEAT_THREADS=1, "
+               "on a 2-core machine shared with other work; seed-runs that an earlier, stopped invocation "
+               "left in the result store are not in it — the last column gives each seed's own time)"
+               if wall else "") + ".", ""]
 
 
 def _row_claims(s: dict, version: str) -> str:
