@@ -252,3 +252,23 @@ def test_claim_cli_exit_status(capsys):
     out = capsys.readouterr().out
     assert "P1:" in out and "holds per seed" in out
     assert rc == 1, "after 2 steps ST cannot have learned Φ: P1 must fail"
+
+
+def test_parts_provenance_per_part_and_from_legacy_files():
+    """Each part of results.json keeps the provenance of the invocation that computed
+    it; a file from before that record gives its one provenance to the part its
+    ``--only`` names (every timed part for a full run), the rest unattributed; the
+    header names each part's commit."""
+    from reffeat.verify.run import parts_provenance
+    from reffeat.verify.text import _wall_text
+    a = {"commit": "a" * 40, "dirty": False, "command": "python -m reffeat.verify --only phase --out v"}
+    timings = {"claims": 10.0, "phase diagrams": 20.0, "total": 30.0}
+    assert parts_provenance({"provenance": a, "timings": timings}) == {"phase diagrams": a}
+    full = dict(a, command="python -m reffeat.verify --out v")
+    assert parts_provenance({"provenance": full, "timings": timings}) == {"claims": full, "phase diagrams": full}
+    b = dict(a, commit="b" * 40)
+    kept = {"claims": b, "phase diagrams": a}
+    assert parts_provenance({"provenance": a, "timings": timings, "parts_provenance": kept}) == kept
+    assert parts_provenance({"timings": timings}) == {}
+    text = _wall_text(timings, True, {"phase diagrams": a})
+    assert "phase diagrams 20 s (commit aaaaaaa)" in text and "claims 10 s," in text

@@ -204,6 +204,44 @@ _ARRAY_KEYS = {"pref": ("phi_over_gamma",), "susc": ("robust_acc", "clean_acc"),
                           "at_certified_acc", "rc6_met")}
 
 
+#: the header's name (``timings`` key) of each ``--only`` part
+PART_KEYS = {"claims": "claims", "phase": "phase diagrams", "variants": "variants",
+             **{name: name for name, _ in TRACE_SECTIONS}}
+
+
+def parts_provenance(d: dict) -> dict:
+    """{part (``timings`` key): provenance of the invocation that computed it} of a
+    results.json dict.  Files written before this record was kept have one
+    ``provenance``, that of the last invocation that computed into them: it is given
+    to the part that invocation's ``--only`` names (to every part for a full run),
+    and the other parts stay unattributed."""
+    parts = d.get("parts_provenance")
+    if isinstance(parts, dict):
+        return dict(parts)
+    prov = d.get("provenance") or {}
+    words = str(prov.get("command") or "").split()
+    only = words[words.index("--only") + 1] if "--only" in words[:-1] else "all"
+    if only == "all":
+        return {k: prov for k in d.get("timings", {}) if k != "total"} if prov else {}
+    return {PART_KEYS[only]: prov} if only in PART_KEYS and prov else {}
+
+
+def _with_section_provenance(parts: dict, timings: dict, src_dir: str) -> dict:
+    """``parts`` with the timed trace sections it lacks (rc6, invariants, …) taken from
+    their own JSON in ``src_dir``: the run that computed a section records itself
+    there (the section's result first: a wrapped result keeps its own run's record)."""
+    from .common import read_section_json
+    out = dict(parts)
+    for name, _ in TRACE_SECTIONS:
+        if name in timings and name not in out:
+            stored = read_section_json(src_dir, f"{name}.json") or {}
+            res = stored.get("result")
+            prov = (res.get("provenance") if isinstance(res, dict) else None) or stored.get("provenance")
+            if prov:
+                out[name] = prov
+    return out
+
+
 def load_results(path):
     """Inverse of the results.json written by main(): (mode, claims_res, records, phase, var, timings)."""
     import json
@@ -323,14 +361,18 @@ def _strip(records):
     return out
 
 
-def write_results(path, mode, timings, claims_res, records, phase, var, figs, computed_by=None):
+def write_results(path, mode, timings, claims_res, records, phase, var, figs, computed_by=None,
+                  parts=None):
     """results.json; ``computed_by``: the provenance of the run that computed the
     numbers, kept when the file is only rebuilt (``--from-results``), with the
-    rebuilding run's own provenance beside it as ``rebuilt_by``."""
+    rebuilding run's own provenance beside it as ``rebuilt_by``; ``parts``: the
+    provenance of each part (``parts_provenance``), as each ``--only`` run that
+    computed into the folder recorded it."""
     from reffeat import provenance
     here = provenance.record()
     results = {"mode": mode, "timings": timings, "provenance": computed_by or here,
                **({"rebuilt_by": here} if computed_by else {}),
+               "parts_provenance": parts or {},
                "claims": {reg: {n: r.to_dict() for n, r in d.items()} for reg, d in claims_res.items()},
                "records": _strip(records), "phase": phase, "variants": var,
                "figures": {k: _rel(v) for k, v in figs.items()}}
@@ -413,26 +455,34 @@ def main(argv, policy) -> int:
         _REPORT_PATH[0] = report_path
         figs, failed_figs = _figures(mode, claims_res, records, phase, var, fig_dir)
         expected_ok = not quick_failures(claims_res) if mode == "quick" and claims_res else None
+        import json as _json
+        with open(args.from_results) as fh:
+            computed = _json.load(fh)
+        computed_by = computed.get("provenance")
+        parts = _with_section_provenance(parts_provenance(computed), timings,
+                                         os.path.dirname(os.path.abspath(args.from_results)))
         text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok,
-                            rebuilt_from=os.path.basename(args.from_results), recheck=args.recheck)
+                            rebuilt_from=os.path.basename(args.from_results), recheck=args.recheck,
+                            parts=parts)
         # the sections with their own JSON beside the results file (invariants, scaling,
         # neighbourhood, family, rc6): re-rendered from it, nothing recomputed
         src_dir = os.path.dirname(os.path.abspath(args.from_results))
         text += "\n".join(sec for _, mod in TRACE_SECTIONS
                           if (sec := mod.section_from_json(src_dir, fig_dir, _rel)))
         atomic_write_bytes(report_path, text.encode())
-        import json as _json
-        with open(args.from_results) as fh:
-            computed_by = _json.load(fh).get("provenance")
         write_results(os.path.join(os.path.dirname(report_path), "results.json"), mode, timings,
-                      claims_res, records, phase, var, figs, computed_by=computed_by)
+                      claims_res, records, phase, var, figs, computed_by=computed_by, parts=parts)
         print(f"rebuilt {report_path}, its results.json and {len(figs)} figures from {args.from_results}")
         return 1 if failed_figs else 0
     results_path = os.path.join(os.path.dirname(report_path), "results.json")
+    parts: dict = {}
     if args.only != "all" and os.path.exists(results_path):
         # one section: merge it into the results.json already in DIR (the other sections are kept)
         _m, claims_res, records, phase, var, timings = load_results(results_path)
         timings = {k: v for k, v in timings.items() if k != "total"}
+        import json as _json
+        with open(results_path) as fh:
+            parts = _with_section_provenance(parts_provenance(_json.load(fh)), timings, out_dir)
     try:
         runner = Runner(scheduler=args.scheduler, workers=args.workers, progress=progress,
                         store=os.path.abspath(args.store or os.path.join(out_dir, "store")),
@@ -478,11 +528,15 @@ def main(argv, policy) -> int:
           f"{tot['retried']} rerun after a worker died ({runner.describe()}; store {runner.store})")
     figs, failed_figs = _figures(mode, claims_res, records, phase, var, fig_dir)
     timings["total"] = time.perf_counter() - t_all
+    from reffeat import provenance as _provenance
+    here = _provenance.record()
+    parts.update({key: here for key in timings if key != "total"
+                  and (args.only == "all" or PART_KEYS.get(args.only) == key)})
     expected_ok = not quick_failures(claims_res) if mode == "quick" and claims_res else None
-    text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok)
+    text = build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok, parts=parts)
     text += "\n".join(sec for sec in sections if sec)
     atomic_write_bytes(report_path, text.encode())
-    write_results(results_path, mode, timings, claims_res, records, phase, var, figs)
+    write_results(results_path, mode, timings, claims_res, records, phase, var, figs, parts=parts)
     print(f"wrote {report_path} and {len(figs)} figures in {fig_dir} ({timings['total']:.0f} s)")
     for reg, d in claims_res.items():
         for n, r in d.items():
