@@ -156,8 +156,9 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
     kernel(s, s + 1, t, FOLD_LATER, …); then ``fold(s, t)`` adds slot s's partials to the
     totals in slot order (fold(s, ·) only after fold(s − 1, ·) returned; the thread
     waits for its turn), so a slot's partials live in its thread's buffer: memory
-    for T partials, not S.  Without ``fold`` (no partials) a thread takes
-    ⌈S / (_BLOCKS_PER_THREAD·T)⌉ slots at a time (fewer kernel calls, each with its
+    for T partials, not S.  Without ``fold`` (no partials) the slots are cut into
+    min(S, _BLOCKS_PER_THREAD·T) blocks of consecutive slots whose sizes differ by at
+    most one, and a thread takes the next block (fewer kernel calls, each with its
     Python overhead; still shared evenly).  With ``per_slot`` (the caller made S
     partials, slot s's in buffer s) the threads take blocks the same way, calling
     kernel(s0, s1, t, FOLD_PER_SLOT, …), and once all have returned ``fold(s, s)``
@@ -175,18 +176,22 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
         cond = threading.Condition()
         state = {"next": 0, "folded": 0, "failed": False}
         later = fold is not None and not per_slot        # fold slot by slot, in the threads
-        grab = 1 if later else -(-S // (_BLOCKS_PER_THREAD * T))
+        # blocks of consecutive slots, their sizes differing by at most one (13 slots on 2
+        # threads: 3, 3, 3, 4 — not 4, 4, 4, 1, which leaves one thread 8 of the 13)
+        nb = S if later else min(S, _BLOCKS_PER_THREAD * T)
+        bounds = [(i * S) // nb for i in range(nb + 1)]
         how = FOLD_PER_SLOT if per_slot else FOLD_LATER
 
         def work(t: int) -> None:
             try:
                 while True:
                     with cond:
-                        s = state["next"]
-                        state["next"] += grab
-                        if state["failed"] or s >= S:
+                        i = state["next"]
+                        state["next"] += 1
+                        if state["failed"] or i >= nb:
                             return
-                    kernel(s, min(S, s + grab), t, how, *args)
+                    s = bounds[i]
+                    kernel(s, bounds[i + 1], t, how, *args)
                     if not later:
                         continue
                     assert fold is not None

@@ -101,7 +101,9 @@ CHUNK_BYTES = 1 << 20
 #: the S partials of a call get a buffer each (one kernel call per block of slots
 #: instead of one per slot: ``run_slots``'s ``per_slot``) when together they take at
 #: most this many bytes and several threads run; otherwise one buffer per thread
-PER_SLOT_BYTES = 2 << 20
+#: (above it, making and adding S fresh partials after the threads cost more than
+#: the calls saved: the mnist and theorem steps of the bench, 2026-12-04)
+PER_SLOT_BYTES = 1 << 19
 
 _MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2         # what _activate leaves in Z
 #: what a ``_pass`` computes (its ``want``; WANT_F … WANT_A are also ``_fused_call``'s)
