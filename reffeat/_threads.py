@@ -30,8 +30,15 @@ import numpy as np
 #: ``python -m reffeat.bench --slots-compare``, docs/performance.md).
 SLOTS = 16
 
-#: blocks of slots per thread in a call without partials (``run_slots``)
+#: blocks of slots per thread in a call without partials, or with one partial
+#: per slot (``run_slots``)
 _BLOCKS_PER_THREAD = 2
+
+#: what a kernel called by ``run_slots`` does with its slots' partials (its
+#: fourth argument): leave them in the thread's buffer for ``fold`` (FOLD_LATER),
+#: add them to the totals itself after each slot (FOLD_HERE: one thread runs all
+#: slots in order), or leave slot s's in buffer s for ``fold`` (FOLD_PER_SLOT)
+FOLD_LATER, FOLD_HERE, FOLD_PER_SLOT = 0, 1, 2
 
 _threads: int | None = None     # None: not configured yet (configure_threads() on first call)
 _pool: ThreadPoolExecutor | None = None
@@ -137,20 +144,25 @@ def slot_threads(S: int) -> int:
 
 
 def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
-              fold: Callable[[int, int], None] | None = None) -> None:
+              fold: Callable[[int, int], None] | None = None, per_slot: bool = False) -> None:
     """The S slots of a kernel call on at most T threads.  ``kernel(s0, s1, t,
-    fold_here, *args)`` runs slots s0 … s1 − 1 in order with the buffers of thread t
-    (t < T) and, if ``fold_here``, adds each slot's partials to the totals itself.
+    how, *args)`` runs slots s0 … s1 − 1 in order with the buffers of thread t
+    (t < T) and, if ``how`` is FOLD_HERE, adds each slot's partials to the totals
+    itself.
 
-    One thread (T = 1 or no pool): one call, kernel(0, S, 0, True, …).  Several: this
+    One thread (T = 1 or no pool): one call, kernel(0, S, 0, FOLD_HERE, …).  Several: this
     thread and T − 1 of the pool's each take the next slot not yet taken (slots in
     increasing order, so they are shared evenly whatever their number) and call
-    kernel(s, s + 1, t, False, …); then ``fold(s, t)`` adds slot s's partials to the
+    kernel(s, s + 1, t, FOLD_LATER, …); then ``fold(s, t)`` adds slot s's partials to the
     totals in slot order (fold(s, ·) only after fold(s − 1, ·) returned; the thread
     waits for its turn), so a slot's partials live in its thread's buffer: memory
-    for T partials, not S.  Without ``fold`` (no partials) a thread takes
-    ⌈S / (_BLOCKS_PER_THREAD·T)⌉ slots at a time (fewer kernel calls, each with its
-    Python overhead; still shared evenly).  Each slot writes only its own rows, and
+    for T partials, not S.  Without ``fold`` (no partials) the slots are cut into
+    min(S, _BLOCKS_PER_THREAD·T) blocks of consecutive slots whose sizes differ by at
+    most one, and a thread takes the next block (fewer kernel calls, each with its
+    Python overhead; still shared evenly).  With ``per_slot`` (the caller made S
+    partials, slot s's in buffer s) the threads take blocks the same way, calling
+    kernel(s0, s1, t, FOLD_PER_SLOT, …), and once all have returned ``fold(s, s)``
+    runs for s = 0 … S − 1 here: the same additions in the same order as above.  Each slot writes only its own rows, and
     a thread's buffers only between the start of one of its slots and that slot's
     fold, so the result is the same whichever thread runs which slot."""
     if _threads is None:
@@ -159,23 +171,30 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
     T = max(1, min(int(T), int(S), _threads or 1))
     with Blas():
         if pool is None or T == 1:
-            kernel(0, S, 0, True, *args)
+            kernel(0, S, 0, FOLD_HERE, *args)
             return
         cond = threading.Condition()
         state = {"next": 0, "folded": 0, "failed": False}
-        grab = 1 if fold is not None else -(-S // (_BLOCKS_PER_THREAD * T))
+        later = fold is not None and not per_slot        # fold slot by slot, in the threads
+        # blocks of consecutive slots, their sizes differing by at most one (13 slots on 2
+        # threads: 3, 3, 3, 4 — not 4, 4, 4, 1, which leaves one thread 8 of the 13)
+        nb = S if later else min(S, _BLOCKS_PER_THREAD * T)
+        bounds = [(i * S) // nb for i in range(nb + 1)]
+        how = FOLD_PER_SLOT if per_slot else FOLD_LATER
 
         def work(t: int) -> None:
             try:
                 while True:
                     with cond:
-                        s = state["next"]
-                        state["next"] += grab
-                        if state["failed"] or s >= S:
+                        i = state["next"]
+                        state["next"] += 1
+                        if state["failed"] or i >= nb:
                             return
-                    kernel(s, min(S, s + grab), t, False, *args)
-                    if fold is None:
+                    s = bounds[i]
+                    kernel(s, bounds[i + 1], t, how, *args)
+                    if not later:
                         continue
+                    assert fold is not None
                     with cond:
                         while state["folded"] != s and not state["failed"]:
                             cond.wait()
@@ -197,6 +216,9 @@ def run_slots(kernel: Callable[..., Any], S: int, T: int, *args: Any,
         finally:
             for f in futures:
                 f.result()
+        if per_slot and fold is not None:
+            for s in range(S):                  # slot order, as the threads' folds above
+                fold(s, s)
 
 
 # ---------------------------------------------------------------- numba kernels

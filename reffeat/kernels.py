@@ -48,7 +48,12 @@ thread; the pool and the OpenBLAS control live in ``reffeat._threads``), each
 taking the next free slot.  The buffers are per thread (T sets), the partials
 included: a slot's partial is made in its thread's buffer and added to the total
 before the thread takes another slot, waiting until the slots before it have
-been added (``run_slots``'s ``fold``), so memory does not grow with S.  There is no
+been added (``run_slots``'s ``fold``), so memory does not grow with S.  When the
+S partials together are small (≤ ``PER_SLOT_BYTES``: the synthetic sizes) and
+several threads run, each slot has a partial of its own instead: a thread runs a
+block of slots in one kernel call, and the partials are added in slot order
+after the threads are done — the same additions in the same order, so the same
+bits, with one kernel call per block instead of one per slot.  There is no
 numba ``parallel=True``: its compile cost (seconds per kernel) is paid on every
 first run, and a fixed set of slots needs no parfor scheduling.
 
@@ -80,7 +85,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import _kcache
-from ._threads import SLOTS, configure_threads, run_slots, slot_threads, threads
+from ._threads import FOLD_HERE, FOLD_PER_SLOT, SLOTS, configure_threads, run_slots, slot_threads, threads
 
 __all__ = ["CHUNK_ROWS", "CHUNK_BYTES", "SLOTS", "WANT_F", "WANT_G2", "WANT_G3", "WANT_SLOPES", "WANT_A",
            "WANT_C4", "WANT_G2_C4", "WANT_ASCENT", "cache_dir", "configure_threads", "threads",
@@ -93,6 +98,12 @@ __all__ = ["CHUNK_ROWS", "CHUNK_BYTES", "SLOTS", "WANT_F", "WANT_G2", "WANT_G3",
 #: often, more rows leave L2 (bench measurements: README).
 CHUNK_ROWS = 256
 CHUNK_BYTES = 1 << 20
+#: the S partials of a call get a buffer each (one kernel call per block of slots
+#: instead of one per slot: ``run_slots``'s ``per_slot``) when together they take at
+#: most this many bytes and several threads run; otherwise one buffer per thread
+#: (above it, making and adding S fresh partials after the threads cost more than
+#: the calls saved: the mnist and theorem steps of the bench, 2026-12-04)
+PER_SLOT_BYTES = 1 << 19
 
 _MODE_F, _MODE_SLOPES, _MODE_BACKWARD = 0, 1, 2         # what _activate leaves in Z
 #: what a ``_pass`` computes (its ``want``; WANT_F … WANT_A are also ``_fused_call``'s)
@@ -401,9 +412,12 @@ def _pass(s0, s1, t, fold, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zb
           WANT_ASCENT   T2: all K steps of one chunk (GEMM → _activate → GEMM (G3, into
                         work[t] (b·P, d)) → _step on Xa) before the next chunk, so the
                         chunk stays in cache; Xa (n·P, d) updated in place.
-    fold: after each slot, add its partials to the totals here (Gtot ← G[t] for slot 0,
-    Gtot += G[t] after; out likewise) — when one thread runs all slots in order;
-    otherwise ``run_slots`` calls the driver's fold in slot order.
+    fold: FOLD_HERE — after each slot, add its partials to the totals here (Gtot ←
+    G[t] for slot 0, Gtot += G[t] after; out likewise), when one thread runs all
+    slots in order; FOLD_LATER — ``run_slots`` calls the driver's fold in slot order,
+    the partials in the thread's G[t], out[t]; FOLD_PER_SLOT — likewise, but slot s's
+    partials go to G[s], out[s] (the driver allocated S of them), so one call can
+    run a block of slots.
     act = (qcase, q − 1, 1/q, ρ, 1/ρ);  ball = (K, ±γ, ε, norm code, plain, lo, hi, clip)
     (ascent only);  c4 = (patch types (n, P), codes (3,), [U; V] (2k, d), step/n,
     proj (T, b·P, 2k), out (T, 1, 12·k·m), out total (1, 12·k·m)) (C4 only).
@@ -428,8 +442,9 @@ def _pass(s0, s1, t, fold, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zb
     wc4 = want == WANT_C4 or want == WANT_G2_C4
     types, codes, UV, scale, proj, out, out_tot = c4
     for s in range(s0, s1):
+        pi = s if fold == FOLD_PER_SLOT else t                      # this slot's partials
         if wc4:
-            _zero(out[t])
+            _zero(out[pi])
         for c in range(s, nch, S):
             i0 = c * b
             i1 = min(n, i0 + b)
@@ -450,22 +465,22 @@ def _pass(s0, s1, t, fold, want, X, Xa, W2, y, P, k, m, act, b, S, F, losses, Zb
                       F[i0:i1], losses[i0:i1], acc[t])
             if g2:
                 if c == s:
-                    _gemm(Zc.T, X[r0:r1], G[t])                      # G2 partial
+                    _gemm(Zc.T, X[r0:r1], G[pi])                     # G2 partial
                 else:
                     _gemm(Zc.T, X[r0:r1], work[t])
-                    _add_into(G[t], work[t])
+                    _add_into(G[pi], work[t])
             elif want == WANT_G3:
                 _gemm(Zc, W2, gx[r0:r1])                             # G3
             if wc4:
                 pc = proj[t, : r1 - r0]
                 _gemm(X[r0:r1], UV.T, pc)                            # ⟨x, u_j⟩, ⟨x, v_j⟩
                 _c4_accumulate(Zc, pc, y, types, codes, i0, P, k, m, scale,
-                               out[t].reshape((2, 2, 3, k, m)))
-        if fold:
+                               out[pi].reshape((2, 2, 3, k, m)))
+        if fold == FOLD_HERE:
             if g2:
-                _fold_into(Gtot, G[t], s == 0)
+                _fold_into(Gtot, G[pi], s == 0)
             if wc4:
-                _fold_into(out_tot, out[t], s == 0)
+                _fold_into(out_tot, out[pi], s == 0)
 
 
 # ---------------------------------------------------------------- drivers
@@ -503,6 +518,16 @@ def chunk_samples(P: int, km: int, d: int, itemsize: int = 8) -> int:
     CHUNK_BYTES (at least one sample)."""
     rows = min(CHUNK_ROWS, CHUNK_BYTES // (itemsize * (km + 2 * d)))
     return max(1, rows // P)
+
+
+def _partials(S, T, per_slot_bytes):
+    """(number of partial buffers, per_slot) for a call of S slots on T threads,
+    each slot's partials taking ``per_slot_bytes``: S buffers (one per slot) when
+    several threads run more slots than threads and all S fit in
+    ``PER_SLOT_BYTES``, else T (one per thread).  Either way the partials are
+    added in slot order: the result does not depend on the choice."""
+    per_slot = 1 < T < S and S * per_slot_bytes <= PER_SLOT_BYTES
+    return (S, True) if per_slot else (T, False)
 
 
 def _layout(n, P, d, km, dt):
@@ -574,13 +599,15 @@ def _fused_call(W, X, y, q, rho, want):
     # WANT_SLOPES / WANT_A return the full array: chunks land in it, the slot buffers are dummies
     Zbuf = np.empty((T, 1, 1) if full else (T, b * P, km), dtype=dt)
     acc = np.empty((T, km), dtype=dt)
-    G = np.zeros((T, km, d), dtype=dt) if want == WANT_G2 else one3
+    NP, per_slot = _partials(S, T, km * d * np.dtype(dt).itemsize) if want == WANT_G2 else (T, False)
+    G = np.zeros((NP, km, d), dtype=dt) if want == WANT_G2 else one3
     work = np.empty((T, km, d), dtype=dt) if want == WANT_G2 else one3
     Gtot = np.empty((km, d), dtype=dt) if want == WANT_G2 else one
     gx = np.empty({WANT_G3: (n * P, d), WANT_SLOPES: (n * P, km), WANT_A: (n * P, km)}[want],
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
     run_slots(_pass, S, T, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, S, F, losses, Zbuf,
-              acc, work, G, Gtot, gx, ball, c4, fold=_slot_sum((G, Gtot)) if want == WANT_G2 else None)
+              acc, work, G, Gtot, gx, ball, c4, fold=_slot_sum((G, Gtot)) if want == WANT_G2 else None,
+              per_slot=per_slot)
     if want == WANT_G3:
         return F, losses, None, gx.reshape(n, P, d)
     if full:
@@ -669,8 +696,9 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     UV = np.ascontiguousarray(np.concatenate([U, V]), dtype=dt)      # (2k, d)
     losses = np.zeros(n, dtype=dt)
     one, one3, ball, _ = _dummies(dt)
-    G = np.zeros((T, km, d), dtype=dt) if want_g else one3
-    out = np.zeros((T, 1, 12 * km), dtype=dt)                       # (2, 2, 3, k, m) per slot
+    NP, per_slot = _partials(S, T, (km * d * want_g + 12 * km) * np.dtype(dt).itemsize)
+    G = np.zeros((NP, km, d), dtype=dt) if want_g else one3
+    out = np.zeros((NP, 1, 12 * km), dtype=dt)                      # (2, 2, 3, k, m) per slot
     out_tot = np.empty((1, 12 * km), dtype=dt)
     Gtot = np.empty((km, d), dtype=dt) if want_g else one
     fold = _slot_sum((G, Gtot), (out, out_tot)) if want_g else _slot_sum((out, out_tot))
@@ -678,7 +706,8 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
     run_slots(_pass, S, T, WANT_G2_C4 if want_g else WANT_C4, Xf, one, W2, _labels(y, n, k), P, k,
               m, _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), losses,
               np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
-              np.empty((T, km, d), dtype=dt) if want_g else one3, G, Gtot, one, ball, c4, fold=fold)
+              np.empty((T, km, d), dtype=dt) if want_g else one3, G, Gtot, one, ball, c4, fold=fold,
+              per_slot=per_slot)
     tot = out_tot.reshape(2, 2, 3, k, m)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:

@@ -207,6 +207,7 @@ Wb = rng.standard_normal((4, 16, 36)) / 6; Xb = rng.standard_normal((200, 64, 36
 Lb, Gb = model.grad_w(Wb, Xb, yb, 2.0, 1.0)
 Xab = attacks.attack(Wb, Xb, yb, q=2.0, rho=1.0, eps=0.2, steps=2, step_size=0.1)
 print(json.dumps({"threads": kernels.threads(), "slots": kernels._layout(200, 64, 36, 64, np.float64)[1],
+                  "per_slot": kernels._partials(kernels.SLOTS, 2, 64 * 36 * 8)[1],
                   "L": L, "G": G.ravel().tolist(),
                   "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist(),
                   "c4": c4g.ravel().tolist() + c4p.ravel().tolist(),
@@ -233,6 +234,7 @@ def test_results_do_not_depend_on_threads_or_cores():
         outs[name] = json.loads(res.stdout)
     assert [outs[f"{t} thread{'s' * (t > 1)}"]["threads"] for t in (1, 2, 3)] == [1, 2, 3]
     assert outs["1 thread"]["slots"] == kernels.SLOTS        # the big case uses every slot
+    assert outs["1 thread"]["per_slot"]     # ... and at 2 or 3 threads one partial per slot
     for name, out in outs.items():
         for key in ("L", "G", "gx", "Xa", "c4", "Lb", "Gb", "Xab"):
             assert out[key] == outs["1 thread"][key], \

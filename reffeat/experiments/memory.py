@@ -64,6 +64,7 @@ def synthetic(cfg: Config, modes: Collection[str] = MODES, trace: bool = False) 
     c4 = 2 * len(modes) * cfg.T * 6 * cfg.k * cfg.m * f
     work = max(2.75 * X_train, evaluation(cfg))
     chunks = 4 * kernels.CHUNK_BYTES * min(kernels.SLOTS, os.cpu_count() or 1)   # chunk buffers per thread
+    chunks += kernels.PER_SLOT_BYTES                # one partial per slot, when they are this small
     total = X_train + X_test + types + work + 20 * W + c4 + chunks
     if trace:
         L = cfg.T // cfg.log_every + 2
