@@ -544,6 +544,14 @@ def _layout(n, P, d, km, dt):
     return b, S
 
 
+def _slot_rows(n, P, b, S):
+    """Patch rows of each of the S slots (S,) when chunks of b samples (the last one
+    shorter) are dealt to the slots (chunk c to slot c mod S): what ``run_slots``
+    shares among the threads."""
+    full, rest = divmod(n, b)                   # full chunks 0 … full − 1, then one of rest
+    return tuple(P * (b * ((full - s + S - 1) // S) + (rest if full % S == s else 0)) for s in range(S))
+
+
 @contextmanager
 def _slot_count(slots: int):
     """Within the block, cut kernel calls into at most ``slots`` slots instead of
@@ -607,7 +615,7 @@ def _fused_call(W, X, y, q, rho, want):
                   dtype=dt) if want in (WANT_G3, WANT_SLOPES, WANT_A) else one
     run_slots(_pass, S, T, want, Xf, one, W2, yy, P, k, m, _qargs(q, rho), b, S, F, losses, Zbuf,
               acc, work, G, Gtot, gx, ball, c4, fold=_slot_sum((G, Gtot)) if want == WANT_G2 else None,
-              per_slot=per_slot)
+              per_slot=per_slot, rows=_slot_rows(n, P, b, S))
     if want == WANT_G3:
         return F, losses, None, gx.reshape(n, P, d)
     if full:
@@ -681,7 +689,7 @@ def ascent_run(W, X, y, q, rho, eps, norm, steps, gamma, Xa, ascent, clip, sign)
     run_slots(_pass, S, T, WANT_ASCENT, Xf, Xa.reshape(n * P, d), W2, _labels(y, n, k), P, k, m,
               _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), np.empty(n, dtype=dt),
               np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
-              np.empty((T, b * P, d), dtype=dt), one3, one, one, ball, c4)
+              np.empty((T, b * P, d), dtype=dt), one3, one, one, ball, c4, rows=_slot_rows(n, P, b, S))
     return Xa
 
 
@@ -707,7 +715,7 @@ def _grad_c4_call(W, X, y, patch_types, U, V, q, rho, step, want_g):
               m, _qargs(q, rho), b, S, np.empty((n, k), dtype=dt), losses,
               np.empty((T, b * P, km), dtype=dt), np.empty((T, km), dtype=dt),
               np.empty((T, km, d), dtype=dt) if want_g else one3, G, Gtot, one, ball, c4, fold=fold,
-              per_slot=per_slot)
+              per_slot=per_slot, rows=_slot_rows(n, P, b, S))
     tot = out_tot.reshape(2, 2, 3, k, m)
     parts = (np.ascontiguousarray(tot[:, 0]), np.ascontiguousarray(tot[:, 1]))
     if not want_g:

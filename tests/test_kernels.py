@@ -206,12 +206,19 @@ _, _, (c4g, c4p) = metrics.grad_w_and_c4(W, X, y, types, U, V, 3.0, 1.0, 0.5)
 Wb = rng.standard_normal((4, 16, 36)) / 6; Xb = rng.standard_normal((200, 64, 36)); yb = rng.integers(0, 4, 200)
 Lb, Gb = model.grad_w(Wb, Xb, yb, 2.0, 1.0)
 Xab = attacks.attack(Wb, Xb, yb, q=2.0, rho=1.0, eps=0.2, steps=2, step_size=0.1)
+# the bench's mnist and cifar sizes: the ascent's blocks of slots (10 and 15 slots, short last chunk)
+Xm = attacks.attack(W, rng.random((128, 16, 49)), rng.integers(0, 10, 128), q=3.0, rho=1.0, eps=0.1,
+                    clip=(0, 1))
+Wc = rng.standard_normal((10, 50, 192)) / 14
+Xc = attacks.attack(Wc, rng.random((128, 16, 192)), rng.integers(0, 10, 128), q=3.0, rho=1.0, eps=0.02,
+                    steps=2, step_size=0.01, clip=(0, 1))
 print(json.dumps({"threads": kernels.threads(), "slots": kernels._layout(200, 64, 36, 64, np.float64)[1],
                   "per_slot": kernels._partials(kernels.SLOTS, 2, 64 * 36 * 8)[1],
                   "L": L, "G": G.ravel().tolist(),
                   "gx": gx.ravel()[::7].tolist(), "Xa": Xa.ravel()[::7].tolist(),
                   "c4": c4g.ravel().tolist() + c4p.ravel().tolist(),
-                  "Lb": Lb, "Gb": Gb.ravel().tolist(), "Xab": Xab.ravel()[::11].tolist()}))
+                  "Lb": Lb, "Gb": Gb.ravel().tolist(), "Xab": Xab.ravel()[::11].tolist(),
+                  "Xm": Xm.ravel()[::5].tolist(), "Xc": Xc.ravel()[::13].tolist()}))
 """
 
 
@@ -236,7 +243,7 @@ def test_results_do_not_depend_on_threads_or_cores():
     assert outs["1 thread"]["slots"] == kernels.SLOTS        # the big case uses every slot
     assert outs["1 thread"]["per_slot"]     # ... and at 2 or 3 threads one partial per slot
     for name, out in outs.items():
-        for key in ("L", "G", "gx", "Xa", "c4", "Lb", "Gb", "Xab"):
+        for key in ("L", "G", "gx", "Xa", "c4", "Lb", "Gb", "Xab", "Xm", "Xc"):
             assert out[key] == outs["1 thread"][key], \
                 f"{key}: {name} differs from 1 thread (max abs diff " \
                 f"{np.max(np.abs(np.subtract(out[key], outs['1 thread'][key]))):.2e})"
@@ -425,6 +432,53 @@ def test_slot_count_override_is_scoped():
     with pytest.raises(ValueError, match="slots must be an integer >= 1"):
         with kernels._slot_count(0):
             pass
+
+
+def test_slot_blocks_share_the_rows_evenly(monkeypatch):
+    """Calls without per-thread partials deal the slots in blocks of consecutive
+    slots (``_threads.slot_blocks``): every slot in exactly one block; with equal
+    slots no thread runs more than ⌈S/T⌉ of them (S ≤ SLOTS, 2 ≤ T ≤ S; the
+    bench's mnist ascent, 10 slots on 2 threads, was cut 2, 3, 2, 3 and one thread
+    ran 6); on the layouts' own rows per slot (a short last chunk) the last thread
+    finishes no later than with either even cut in slot order; ``run_slots`` calls
+    the kernel on exactly these blocks."""
+    from reffeat import _threads
+    for S in range(1, kernels.SLOTS + 1):
+        for T in range(2, S + 1):
+            nb = min(S, _threads._BLOCKS_PER_THREAD * T)
+            blocks = _threads.slot_blocks((1,) * S, nb, T)
+            assert len(blocks) == nb and sorted(s for b in blocks for s in range(*b)) == list(range(S))
+            assert all(s0 < s1 for s0, s1 in blocks)
+            assert _threads._finish((1,) * S, blocks, T) == -(-S // T), (S, T, blocks)
+    for n in range(1, 300, 7):
+        for P, km, d in [(16, 500, 49), (16, 500, 192), (64, 64, 36), (64, 16, 132)]:
+            b, S = kernels._layout(n, P, d, km, np.float64)
+            rows = kernels._slot_rows(n, P, b, S)
+            assert sum(rows) == n * P
+            for T in range(2, min(S, 4) + 1):
+                nb = min(S, _threads._BLOCKS_PER_THREAD * T)
+                even = [[(i * S) // nb for i in range(nb + 1)],
+                        [i * (S // nb) + min(i, S % nb) for i in range(nb + 1)]]
+                best = min(_threads._finish(rows, [(c[i], c[i + 1]) for i in range(nb)], T) for c in even)
+                assert _threads._finish(rows, _threads.slot_blocks(rows, nb, T), T) <= best
+    mnist = kernels._slot_rows(128, 16, *kernels._layout(128, 16, 49, 500, np.float64))
+    cifar = kernels._slot_rows(128, 16, *kernels._layout(128, 16, 192, 500, np.float64))
+    assert mnist == (208,) * 9 + (176,) and cifar == (144,) * 14 + (32,)
+    assert _threads._finish(mnist, _threads.slot_blocks(mnist, 4, 2), 2) == 5 * 208
+    assert _threads._finish(cifar, _threads.slot_blocks(cifar, 4, 2), 2) == 7 * 144 + 32
+    kernels.configure_threads(2)
+    try:
+        calls = []
+        _threads.run_slots(lambda s0, s1, t, f: calls.append((s0, s1)), 10, 2, rows=mnist)
+        assert sorted(calls) == sorted(_threads.slot_blocks(mnist, 4, 2))
+        seen = []                                       # the ascent passes its rows per slot
+        monkeypatch.setattr(kernels, "run_slots", lambda *a, **kw: seen.append(kw.get("rows")))
+        X = np.random.default_rng(0).random((128, 16, 49))
+        kernels.ascent_run(np.ones((10, 50, 49)), X, np.zeros(128, dtype=int), 3.0, 1.0, 0.1, "linf", 1,
+                           0.1, X.copy(), "sign", None, 1.0)
+        assert seen == [mnist]
+    finally:
+        kernels.configure_threads()
 
 
 def test_run_slots_folds_in_slot_order_and_propagates_errors():
