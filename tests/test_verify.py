@@ -272,3 +272,18 @@ def test_parts_provenance_per_part_and_from_legacy_files():
     assert parts_provenance({"timings": timings}) == {}
     text = _wall_text(timings, True, {"phase diagrams": a})
     assert "phase diagrams 20 s (commit aaaaaaa)" in text and "claims 10 s," in text
+
+
+def test_section_command_line_names_the_run_its_commit_and_wall_time():
+    """The phase section's first line: the --only command, the command as run and its
+    commit where recorded, and the part's wall time; without a record only the command."""
+    from reffeat.verify.text import _part_command
+    a = {"commit": "c" * 40, "dirty": False,
+         "command": "python -m reffeat.verify --only phase --workers 2 --out v"}
+    line = _part_command("phase diagrams", "phase", {"phase diagrams": 120.0}, {"phase diagrams": a},
+                         " (all three)")
+    assert line.startswith("Command: `python -m reffeat.verify --only phase --out DIR` (as run: "
+                           "`python -m reffeat.verify --only phase --workers 2 --out v`)")
+    assert "at commit cccccccccccc;" in line and "2.0 min (all three)." in line
+    assert _part_command("phase diagrams", "phase", {}, None) == \
+        "Command: `python -m reffeat.verify --only phase --out DIR`.\n"

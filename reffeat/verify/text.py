@@ -152,6 +152,21 @@ def _wall_text(timings: dict, rebuilt: bool = False, provenance: dict | None = N
     return txt + ". "
 
 
+def _part_command(key: str, only: str, timings: dict, provenance: dict | None, what: str = "") -> str:
+    """A section's command line: the ``--only`` run that recomputes it, the command as
+    run and its commit where ``provenance`` (part → provenance record) has them, and
+    the part's wall time from ``timings``."""
+    rec = (provenance or {}).get(key) or {}
+    txt = f"Command: `python -m reffeat.verify --only {only} --out DIR`"
+    if rec.get("command"):
+        txt += f" (as run: `{rec['command']}`)"
+    if rec.get("commit"):
+        txt += f" at commit {str(rec['commit'])[:12]}{', dirty' if rec.get('dirty') else ''}"
+    if timings.get(key) is not None:
+        txt += f"; wall time of the invocation that computed it {float(timings[key]) / 60:.1f} min{what}"
+    return txt + ".\n"
+
+
 def build_report(mode, claims_res, records, phase, var, figs, timings, expected_ok=None,
                  rebuilt_from=None, recheck=False, parts=None) -> str:
     L = []
@@ -218,6 +233,7 @@ def build_report(mode, claims_res, records, phase, var, figs, timings, expected_
                 L.append(f"![{fname}]({_rel(figs[key])})\n")
     if phase:
         L.append("## Phase diagrams\n")
+        L.append(_part_command("phase diagrams", "phase", timings, parts, " (the three diagrams together)"))
         L.append(STATIC["phase_intro"])
         pr = phase["pref"]
         agr = S.preference_agreement(pr)
