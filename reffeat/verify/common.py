@@ -369,3 +369,19 @@ def read_section_json(out_dir: str, name: str) -> dict | None:
         return None
     with open(path) as fh:
         return decode(json.load(fh))
+
+
+# ---------------------------------------------------------------- a section's provenance in words
+def commit_text(prov: dict | None, width: int = 12) -> str:
+    """A provenance record's commit, cut to ``width`` hex digits, with ", dirty" when the
+    tree had uncommitted changes; "" when the record names no commit."""
+    prov = prov or {}
+    c = prov.get("commit")
+    return f"{str(c)[:width]}{', dirty' if prov.get('dirty') else ''}" if c else ""
+
+
+def command_text(cmd: str, prov: dict | None) -> str:
+    """A section's first words: the command that recomputes it and, where the provenance
+    record has it, the command as it was run."""
+    run = (prov or {}).get("command")
+    return f"Command: `{cmd}`" + (f" (as run: `{run}`)" if run else "")

@@ -21,7 +21,7 @@ from reffeat.plots import pyplot as _plt
 from reffeat.plots import save_figure
 
 from . import region
-from .common import read_section_json, write_section_json
+from .common import command_text, commit_text, read_section_json, write_section_json
 
 #: the §11 criterion: every neighbour holds on at least this many of 20 seeds
 REGION_MIN, REGION_OF = 19, 20
@@ -42,8 +42,8 @@ def _stat(d, key="mean") -> str:
 def _header(res: dict, cmd: str) -> list:
     prov = res.get("provenance") or {}
     wall = res.get("wall_s")
-    return [f"Command: `{cmd}`" + (f" (as run: `{prov['command']}`)" if prov.get("command") else ""),
-            f"at commit {str(prov.get('commit') or '?')[:12]}{' (dirty)' if prov.get('dirty') else ''}; "
+    return [command_text(cmd, prov),
+            f"at commit {commit_text(prov) or '?'}; "
             "seeds 0 to n − 1 of each row (n in the table; the run goes in rounds of "
             f"{', '.join(map(str, region.ROUNDS))} seeds, every row before any gets more, and was "
             f"{'stopped' if res.get('seeds_done', 0) < res.get('seeds', 0) else 'run'} with "

@@ -22,7 +22,7 @@ from reffeat.regime import conditions as regime_conditions
 from . import m1, m2, m3, p1, p2, p3, p4
 from . import report as R
 from . import sweeps as S
-from .common import BAB_BUDGET, describe_regime, seed_stats
+from .common import BAB_BUDGET, command_text, commit_text, describe_regime, seed_stats
 
 CLAIM_MODULES = (p1, p2, p3, p4, m1, m2, m3)
 #: the regime whose claims decide the exit status and lead the report
@@ -140,8 +140,8 @@ def _wall_text(timings: dict, rebuilt: bool = False, provenance: dict | None = N
     provenance = provenance or {}
 
     def commit(k):
-        c = (provenance.get(k) or {}).get("commit")
-        return f" (commit {str(c)[:7]}{', dirty' if provenance[k].get('dirty') else ''})" if c else ""
+        c = commit_text(provenance.get(k), 7)
+        return f" (commit {c})" if c else ""
     parts = {k: v for k, v in timings.items() if k != "total"}
     txt = (f"The last invocation that computed into this folder took {timings.get('total', 0):.0f} s of wall time"
            if rebuilt else f"This invocation took {timings.get('total', 0):.0f} s of wall time")
@@ -156,12 +156,11 @@ def _part_command(key: str, only: str, timings: dict, provenance: dict | None, w
     """A section's command line: the ``--only`` run that recomputes it, the command as
     run and its commit where ``provenance`` (part → provenance record) has them, and
     the part's wall time from ``timings``."""
-    rec = (provenance or {}).get(key) or {}
-    txt = f"Command: `python -m reffeat.verify --only {only} --out DIR`"
-    if rec.get("command"):
-        txt += f" (as run: `{rec['command']}`)"
-    if rec.get("commit"):
-        txt += f" at commit {str(rec['commit'])[:12]}{', dirty' if rec.get('dirty') else ''}"
+    rec = (provenance or {}).get(key)
+    txt = command_text(f"python -m reffeat.verify --only {only} --out DIR", rec)
+    commit = commit_text(rec)
+    if commit:
+        txt += f" at commit {commit}"
     if timings.get(key) is not None:
         txt += f"; wall time of the invocation that computed it {float(timings[key]) / 60:.1f} min{what}"
     return txt + ".\n"
